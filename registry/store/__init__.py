@@ -1,0 +1,1 @@
+"""Metadata storage of the Document Registry (DESIGN.md section 4)."""

@@ -1,0 +1,218 @@
+"""Generic ebRIM 3.0 objects (OASIS ebRIM 3.0 section 2-4), parsed from and written to XML.
+
+This layer knows nothing of XDS: it holds every attribute, slot, name, classification and
+external identifier of a registry object so that what a Document Source registered is what a
+Document Consumer gets back (ITI TF-2 3.18.4.1.3.7: LeafClass answers carry the full objects).
+The XDS meaning is given by :mod:`xds.metadata`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from .vocabulary import NS_RIM, NS_LCM, q
+from .xmlsafe import parse_bytes
+
+RIM = "{%s}" % NS_RIM
+
+
+@dataclass
+class LocalizedString:
+    value: str
+    lang: str | None = None
+    charset: str | None = None
+
+
+@dataclass
+class Slot:
+    name: str
+    values: list[str] = field(default_factory=list)
+    slot_type: str | None = None
+
+
+@dataclass
+class VersionInfo:
+    version_name: str | None = None
+    comment: str | None = None
+
+
+@dataclass
+class RegistryObject:
+    """Common part of every ebRIM RegistryObject; ``tag`` is the element's local name."""
+    tag: str
+    id: str
+    attributes: dict[str, str] = field(default_factory=dict)
+    slots: list[Slot] = field(default_factory=list)
+    name: list[LocalizedString] | None = None
+    description: list[LocalizedString] | None = None
+    version_info: VersionInfo | None = None
+    classifications: list["RegistryObject"] = field(default_factory=list)
+    external_identifiers: list["RegistryObject"] = field(default_factory=list)
+    content_version_info: VersionInfo | None = None
+    """Only ExtrinsicObject has it (ebRIM 3.0 ExtrinsicObjectType)."""
+
+    def get(self, attribute: str, default: str | None = None) -> str | None:
+        return self.attributes.get(attribute, default)
+
+    def slot(self, name: str) -> Slot | None:
+        for s in self.slots:
+            if s.name == name:
+                return s
+        return None
+
+    def slot_values(self, name: str) -> list[str]:
+        s = self.slot(name)
+        return list(s.values) if s else []
+
+    def slot_value(self, name: str) -> str | None:
+        values = self.slot_values(name)
+        return values[0] if values else None
+
+    def name_text(self) -> str | None:
+        return self.name[0].value if self.name else None
+
+    def description_text(self) -> str | None:
+        return self.description[0].value if self.description else None
+
+
+# ----------------------------------------------------------------------------- parsing
+
+def _international(el: etree._Element | None) -> list[LocalizedString] | None:
+    if el is None:
+        return None
+    return [LocalizedString(ls.get("value", ""), ls.get("{http://www.w3.org/XML/1998/namespace}lang"),
+                            ls.get("charset"))
+            for ls in el.iterchildren(RIM + "LocalizedString")]
+
+
+def _version(el: etree._Element | None) -> VersionInfo | None:
+    if el is None:
+        return None
+    return VersionInfo(el.get("versionName"), el.get("comment"))
+
+
+def parse_slot(el: etree._Element) -> Slot:
+    values: list[str] = []
+    vl = el.find(RIM + "ValueList")
+    if vl is not None:
+        values = [v.text or "" for v in vl.iterchildren(RIM + "Value")]
+    return Slot(el.get("name", ""), values, el.get("slotType"))
+
+
+def parse_object(el: etree._Element) -> RegistryObject:
+    """Read one ebRIM 3.0 registry object element (ExtrinsicObject, RegistryPackage, ...)."""
+    tag = etree.QName(el).localname
+    obj = RegistryObject(tag=tag, id=el.get("id", ""), attributes={k: v for k, v in el.attrib.items() if k != "id"})
+    for child in el:
+        if not isinstance(child.tag, str):
+            continue
+        ctag = child.tag
+        if ctag == RIM + "Slot":
+            obj.slots.append(parse_slot(child))
+        elif ctag == RIM + "Name":
+            obj.name = _international(child)
+        elif ctag == RIM + "Description":
+            obj.description = _international(child)
+        elif ctag == RIM + "VersionInfo":
+            obj.version_info = _version(child)
+        elif ctag == RIM + "ContentVersionInfo":
+            obj.content_version_info = _version(child)
+        elif ctag == RIM + "Classification":
+            obj.classifications.append(parse_object(child))
+        elif ctag == RIM + "ExternalIdentifier":
+            obj.external_identifiers.append(parse_object(child))
+    return obj
+
+
+def parse_object_list(el: etree._Element) -> list[RegistryObject]:
+    """Children of a ``rim:RegistryObjectList`` in document order (ObjectRefs included)."""
+    return [parse_object(c) for c in el if isinstance(c.tag, str) and c.tag.startswith(RIM)]
+
+
+# ----------------------------------------------------------------------------- writing
+
+def _write_international(parent: etree._Element, tag: str, strings: list[LocalizedString] | None) -> None:
+    if strings is None:
+        return
+    el = etree.SubElement(parent, RIM + tag)
+    for s in strings:
+        ls = etree.SubElement(el, RIM + "LocalizedString")
+        if s.charset is not None:
+            ls.set("charset", s.charset)
+        if s.lang is not None:
+            ls.set("{http://www.w3.org/XML/1998/namespace}lang", s.lang)
+        ls.set("value", s.value)
+
+
+def write_slot(parent: etree._Element, slot: Slot) -> etree._Element:
+    el = etree.SubElement(parent, RIM + "Slot", name=slot.name)
+    if slot.slot_type is not None:
+        el.set("slotType", slot.slot_type)
+    vl = etree.SubElement(el, RIM + "ValueList")
+    for v in slot.values:
+        etree.SubElement(vl, RIM + "Value").text = v
+    return el
+
+
+def to_element(obj: RegistryObject, parent: etree._Element | None = None,
+               overrides: dict[str, str | None] | None = None) -> etree._Element:
+    """Write ``obj`` in the element order of the ebRIM 3.0 schema.
+
+    ``overrides`` replaces attributes for this write only (the current ``status`` of a stored
+    entry, the ``home`` community id of a query answer) without touching the object.
+    """
+    attrs = {"id": obj.id, **obj.attributes}
+    for k, v in (overrides or {}).items():
+        if v is None:
+            attrs.pop(k, None)
+        else:
+            attrs[k] = v
+    tag = RIM + obj.tag
+    el = etree.Element(tag, nsmap={"rim": NS_RIM}) if parent is None else etree.SubElement(parent, tag)
+    for k, v in attrs.items():
+        el.set(k, v)
+    for s in obj.slots:
+        write_slot(el, s)
+    _write_international(el, "Name", obj.name)
+    _write_international(el, "Description", obj.description)
+    if obj.version_info is not None:
+        vi = etree.SubElement(el, RIM + "VersionInfo")
+        if obj.version_info.version_name is not None:
+            vi.set("versionName", obj.version_info.version_name)
+        if obj.version_info.comment is not None:
+            vi.set("comment", obj.version_info.comment)
+    for c in obj.classifications:
+        to_element(c, el)
+    for e in obj.external_identifiers:
+        to_element(e, el)
+    if obj.content_version_info is not None:
+        vi = etree.SubElement(el, RIM + "ContentVersionInfo")
+        if obj.content_version_info.version_name is not None:
+            vi.set("versionName", obj.content_version_info.version_name)
+        if obj.content_version_info.comment is not None:
+            vi.set("comment", obj.content_version_info.comment)
+    return el
+
+
+def object_list_element(objects: list[RegistryObject], parent: etree._Element | None = None) -> etree._Element:
+    tag = RIM + "RegistryObjectList"
+    el = etree.Element(tag, nsmap={"rim": NS_RIM}) if parent is None else etree.SubElement(parent, tag)
+    for o in objects:
+        to_element(o, el)
+    return el
+
+
+def submit_objects_request(objects: list[RegistryObject]) -> etree._Element:
+    """An ``lcm:SubmitObjectsRequest`` holding ``objects`` (ITI TF-2 3.42.4.1.2)."""
+    root = etree.Element(q(NS_LCM, "SubmitObjectsRequest"), nsmap={"lcm": NS_LCM, "rim": NS_RIM})
+    object_list_element(objects, root)
+    return root
+
+
+def to_bytes(obj: RegistryObject, overrides: dict[str, str | None] | None = None) -> bytes:
+    return etree.tostring(to_element(obj, overrides=overrides))
+
+
+def from_bytes(data: bytes) -> RegistryObject:
+    return parse_object(parse_bytes(data))
