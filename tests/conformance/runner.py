@@ -240,9 +240,10 @@ class Run:
                  "AssignedPatientId": rec.assigned_pids}.get(u.section)
         if table is None:
             raise StepFailure(f"unknown UseId section {u.section!r}")
-        if u.id not in table:
+        try:
+            return table[u.id]
+        except KeyError:
             raise StepFailure(f"{test_id}/{sec}/{u.step} recorded no {u.section} for {u.id!r}")
-        return table[u.id]
 
     # --- steps -------------------------------------------------------------
     def run_step(self, test: kit.KitTest, section: kit.Section, step: kit.Step,
