@@ -221,6 +221,9 @@ class Run:
         syms = {
             "$patientid$": patient,
             "$patient_id$": patient,
+            # the toolkit fills $repuid$ from the site configuration unless a
+            # UseReport provides it
+            "$repuid$": self.repository_unique_id,
             "$DATE$": now.strftime("%Y%m%d"),
             "$now$": now.strftime("%Y%m%d%H%M%S"),
             "$lastyear$": (now - dt.timedelta(days=365)).strftime("%Y%m%d%H%M%S"),
