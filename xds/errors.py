@@ -38,6 +38,7 @@ class ErrorCode(str, Enum):
     MISSING_HOME_COMMUNITY_ID = "XDSMissingHomeCommunityId"
     PARTIAL_FOLDER_CONTENT_NOT_PROCESSED = "XDSPartialFolderContentNotProcessed"
     PARTIAL_REPLACE_CONTENT_NOT_PROCESSED = "XDSPartialReplaceContentNotProcessed"
+    REGISTRY_DEPRECATED_DOCUMENT_ERROR = "XDSRegistryDeprecatedDocumentError"
     UNRESOLVED_REFERENCE = "UnresolvedReferenceException"
 
 

@@ -1,0 +1,90 @@
+"""Configuration: defaults, then a TOML file, then ``XDS_*`` environment variables, then flags.
+
+The only process-wide state of the project. Every ``xds`` command and the server read the same
+``Settings`` so that a command and a running server share one store (``--data-dir``,
+``--database-url``).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REPOSITORY_UNIQUE_ID = "1.3.6.1.4.1.21367.2017.2.3.52"
+DEFAULT_HOME_COMMUNITY_ID = "urn:oid:1.3.6.1.4.1.21367.2017.2.6.52"
+
+
+@dataclass
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    repository_unique_id: str = DEFAULT_REPOSITORY_UNIQUE_ID
+    home_community_id: str = DEFAULT_HOME_COMMUNITY_ID
+    max_request_bytes: int = 100 * 1024 * 1024
+    max_query_results: int = 10_000
+    check_patient_ids: bool = True
+    """The DMP's rule: a record exists only once created (``xds patients add``); off for a test domain."""
+    registry_url: str = ""
+    """Empty: the repository registers in-process. Else the ITI-42 endpoint of a remote registry."""
+    value_sets: dict[str, list[str]] = field(default_factory=dict)
+    """Affinity-domain value sets: attribute name -> SVS XML files (TF-3 4.2.3.2, codes from the domain)."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    threads: int = 8
+
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(Path(self.data_dir) / 'registry.db').resolve()}"
+
+    @property
+    def documents_dir(self) -> Path:
+        return Path(self.data_dir) / "documents"
+
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    if kind in (bool, "bool"):
+        return value if isinstance(value, bool) else str(value).strip().lower() in _BOOL_TRUE
+    if kind in (int, "int"):
+        return int(value)
+    if kind in (Path, "Path"):
+        return Path(value)
+    if name == "value_sets":
+        if isinstance(value, str):
+            import json
+            value = json.loads(value)
+        return {k: [v] if isinstance(v, str) else list(v) for k, v in dict(value).items()}
+    return value
+
+
+def load_settings(config_file: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Build the settings; ``overrides`` (from command-line flags) whose value is None are ignored."""
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    types = {f.name: f.type for f in fields(Settings)}
+    path = config_file or env.get("XDS_CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        for key, value in data.get("xds", data).items():
+            key = key.replace("-", "_")
+            if key not in types:
+                raise ValueError(f"unknown setting '{key}' in {path}")
+            setattr(settings, key, _coerce(key, types[key], value))
+    for name, kind in types.items():
+        value = env.get("XDS_" + name.upper())
+        if value not in (None, ""):
+            setattr(settings, name, _coerce(name, kind, value))
+    for name, value in overrides.items():
+        if value is not None:
+            if name not in types:
+                raise ValueError(f"unknown setting '{name}'")
+            setattr(settings, name, _coerce(name, types[name], value))
+    return settings

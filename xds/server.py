@@ -1,0 +1,67 @@
+"""``xds serve``: gunicorn with gthread workers (DESIGN.md section 3: 6,223 req/s on the echo).
+
+The schema is migrated once in the master before workers fork; each worker builds its own
+engines and actors (``load`` runs after the fork).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from gunicorn.app.base import BaseApplication
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, settings: Settings, options: dict) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from .app import create_app
+        return create_app(self.settings)
+
+
+def endpoint_urls(settings: Settings) -> dict[str, str]:
+    base = f"http://{settings.host}:{settings.port}"
+    return {"registry": f"{base}/registry", "repository": f"{base}/repository"}
+
+
+def gunicorn_options(settings: Settings) -> dict:
+    return {
+        "bind": f"{settings.host}:{settings.port}",
+        "worker_class": "gthread",
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "timeout": 300,
+        "graceful_timeout": 20,
+        "keepalive": 30,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "xds",
+    }
+
+
+def serve(settings: Settings) -> int:
+    from registry.store.db import Database
+
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url())
+    db.migrate()
+    db.dispose()
+    urls = endpoint_urls(settings)
+    print("DMP-XDS listening:", flush=True)
+    print(f"  registry   (ITI-42, ITI-18)  {urls['registry']}   WSDL {urls['registry']}?wsdl", flush=True)
+    print(f"  repository (ITI-41, ITI-43)  {urls['repository']}   WSDL {urls['repository']}?wsdl", flush=True)
+    print(f"  data dir {Path(settings.data_dir).resolve()}  database {settings.effective_database_url()}", flush=True)
+    _Gunicorn(settings, gunicorn_options(settings)).run()
+    return 0
