@@ -265,3 +265,25 @@ def test_50mb_mtom_part_is_spooled_to_disk():
     assert peak < 8 * 1024 * 1024, f"peak Python allocation {peak} bytes grows with the part size"
     # the temporary file is released once the request is over
     assert seen["att"]._file.closed
+
+
+def test_concurrent_requests_are_independent(app, recorder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int):
+        data = os.urandom(50_000 + i) + b"\r\n"
+        body = mtom_request(doc_include(f"Doc{i}", f"cid:d{i}"),
+                            [({"Content-Type": "application/octet-stream", "Content-ID": f"<d{i}>"}, data)])
+        if i % 3 == 0:  # interleave bad requests
+            body = body[:-40]
+        res = call(app, body, content_type=mtom_ct())
+        return i, data, res.status
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(40)))
+    for i, _, status in results:
+        assert status == (400 if i % 3 == 0 else 200)
+    received = {doc_id: att.data_copy for seen in recorder.seen for doc_id, att in seen}
+    for i, data, status in results:
+        if status == 200:
+            assert received[f"Doc{i}"] == data

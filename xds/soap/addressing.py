@@ -44,9 +44,11 @@ def read_addressing(header: etree._Element | None) -> AddressingHeaders:
     """The WS-Addressing properties of a request; faults per WS-Addressing 1.0 SOAP binding §6."""
     found: dict[str, list[etree._Element]] = {}
     if header is not None:
+        prefix = "{" + NS_WSA + "}"
         for block in header:
-            if isinstance(block.tag, str) and block.tag.startswith("{" + NS_WSA + "}"):
-                found.setdefault(etree.QName(block).localname, []).append(block)
+            tag = block.tag
+            if isinstance(tag, str) and tag.startswith(prefix):
+                found.setdefault(tag[len(prefix):], []).append(block)
     for name in _SINGLETONS:
         if len(found.get(name, ())) > 1:
             raise SoapFault(
