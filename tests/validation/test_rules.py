@@ -596,3 +596,10 @@ def test_every_rule_has_a_test():
     assert len({r.name for r in RULES}) == len(RULES)
     uncited = [r.name for r in RULES if not ("TF-" in r.doc or "ebRIM" in r.doc)]
     assert not uncited, f"rules whose docstring cites no section: {uncited}"
+
+
+def test_object_ref_to_replaced_entry_is_not_in_the_message():
+    """An rim:ObjectRef names a registry object; an RPLC may target it (TF-3 4.2.2.2; ebRIM 3.0 2.4)."""
+    objs = Parts().objects()
+    objs.append(RegistryObject("ObjectRef", EXISTING_DOC))
+    assert list(validate_submission(Submission.from_objects(objs))) == []

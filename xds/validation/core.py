@@ -60,7 +60,8 @@ class Context:
               value_sets: "ValueSets | None" = None) -> "Context":
         objects: dict[str, RegistryObject] = {}
         for o in sub.objects:
-            objects.setdefault(o.id, o)
+            if o.tag != "ObjectRef":  # a reference to a registry object, not part of the submission
+                objects.setdefault(o.id, o)
         ctx = cls(transaction, value_sets, objects)
         ctx.documents = list(zip(sub.documents, _in_order(sub.objects, "ExtrinsicObject",
                                                           [d.entry_uuid for d in sub.documents])))
