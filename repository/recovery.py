@@ -1,0 +1,62 @@
+"""Start-up sweep: settle what a crash left between "bytes stored" and "registry answered".
+
+* staged files (a crash while a document streamed in) are deleted;
+* each ``pending`` index row is asked about at the registry: if the registry knows the uniqueId
+  with the same hash, the registration went through before the crash and the row becomes
+  ``committed``; otherwise the row is deleted, and the bytes with it when no row uses them.
+
+If the registry cannot be asked (remote and unreachable) the rows stay pending, unretrievable,
+for the next sweep. Run it before the workers start (``older_than=0``); on several hosts sharing
+one store, give ``older_than`` a margin above the registry timeout so that submissions in flight
+elsewhere are left alone.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import update
+
+from .index import COMMITTED, PENDING, DocumentIndex, documents
+from .registry_client import RegistryGateway
+from .store import DocumentStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    staged_removed: int = 0
+    committed: int = 0
+    removed: int = 0
+    undecided: int = 0
+
+
+def sweep(store: DocumentStore, index: DocumentIndex, registry: RegistryGateway, older_than: float = 0.0,
+          batch: int = 500, max_batches: int = 10_000) -> SweepReport:
+    from .transactions import Repository
+
+    report = SweepReport(staged_removed=store.sweep_staging(older_than))
+    releaser = Repository(store, index, registry, repository_unique_id="")
+    for _ in range(max_batches):
+        rows = index.pending(older_than=older_than, limit=batch)
+        if not rows:
+            break
+        known = registry.registered_hashes([r.unique_id for r in rows])
+        if known is None:
+            report.undecided += len(rows)
+            log.warning("sweep: registry not reachable; %d pending documents left for the next sweep", len(rows))
+            break
+        for r in rows:
+            if r.unique_id in known and (known[r.unique_id] in (None, r.ref.sha1)):
+                with index.db.write() as conn:
+                    conn.execute(update(documents)
+                                 .where(documents.c.unique_id == r.unique_id, documents.c.state == PENDING)
+                                 .values(state=COMMITTED))
+                report.committed += 1
+            else:
+                releaser.release(r.unique_id, r.ref, txn=None)
+                report.removed += 1
+    if report.committed or report.removed or report.staged_removed:
+        log.info("repository sweep: %s", report)
+    return report

@@ -1,0 +1,206 @@
+"""Document bytes: the ``DocumentStore`` interface and its content-addressed folder implementation.
+
+A document is written in two steps so that the transactions can keep the index and the bytes
+consistent whatever happens (DESIGN.md section 4):
+
+1. ``stage(chunks)`` streams the bytes into a private staging object while computing SHA-1 (the
+   XDS ``hash``), SHA-256 (the content address) and the size. Nothing is visible yet.
+2. ``place(staged)`` makes the bytes durable under their content address. Same bytes, same
+   address: a document stored twice takes the room of one.
+
+``guard(address)`` serialises, for one address, "record a reference, then place" against "drop a
+reference, then delete the bytes if no reference is left"; without it a rollback could delete
+bytes another submission has just referenced. The folder store uses ``flock`` on striped lock
+files (good for every process on one host); an S3-compatible store would use a database advisory
+lock instead, and nothing in the transactions changes.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ContextManager, Protocol
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 64 * 1024
+LOCK_STRIPES = 256
+
+
+@dataclass(frozen=True)
+class ContentRef:
+    """Where a document's bytes are, and what they are."""
+    address: str
+    """Lower-case hex SHA-256 of the bytes."""
+    sha1: str
+    """Lower-case hex SHA-1 of the bytes (the XDS DocumentEntry ``hash``, ITI TF-3 4.2.3.2.12)."""
+    size: int
+
+
+@dataclass
+class StagedContent:
+    """Bytes written and hashed, not yet placed; ``handle`` is the store's own token."""
+    ref: ContentRef
+    handle: object
+
+
+class DocumentStore(Protocol):
+    """What the ITI-41 and ITI-43 transactions need from a place that keeps bytes."""
+
+    def stage(self, chunks: Iterable[bytes]) -> StagedContent:
+        """Write and hash the bytes; they are not retrievable until ``place``."""
+
+    def place(self, staged: StagedContent) -> None:
+        """Make staged bytes durable under their address (idempotent for the same bytes)."""
+
+    def discard(self, staged: StagedContent) -> None:
+        """Forget staged bytes that will not be placed."""
+
+    def put(self, chunks: Iterable[bytes]) -> ContentRef:
+        """``stage`` then ``place``."""
+
+    def exists(self, ref: ContentRef) -> bool: ...
+
+    def open(self, ref: ContentRef) -> Iterator[bytes]:
+        """The bytes, chunk by chunk."""
+
+    def delete(self, ref: ContentRef) -> None:
+        """Remove the bytes (no error if they are already gone)."""
+
+    def guard(self, address: str) -> ContextManager[None]:
+        """Mutual exclusion for reference changes of one address (see the module docstring)."""
+
+    def sweep_staging(self, older_than: float = 0.0) -> int:
+        """Remove staged objects left by a crash; returns how many."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileSystemStore:
+    """Content-addressed folder: ``objects/ab/cd/abcd...`` (SHA-256), staging in ``staging/``.
+
+    Placing is ``os.replace`` of a fsynced staging file followed by a fsync of the target folder,
+    so a placed document survives a power cut and a reader never sees half a file.
+    """
+
+    def __init__(self, root: str | os.PathLike, fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.staging = self.root / "staging"
+        self.locks = self.root / "locks"
+        self.fsync = fsync
+        for d in (self.objects, self.staging, self.locks):
+            d.mkdir(parents=True, exist_ok=True)
+        self._thread_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+
+    # -- paths
+    def path(self, address: str) -> Path:
+        if len(address) != 64 or any(c not in "0123456789abcdef" for c in address):
+            raise ValueError(f"not a content address: {address!r}")
+        return self.objects / address[:2] / address[2:4] / address
+
+    # -- writing
+    def stage(self, chunks: Iterable[bytes]) -> StagedContent:
+        sha1 = hashlib.sha1()
+        sha256 = hashlib.sha256()
+        size = 0
+        tmp = self.staging / f"{uuid.uuid4().hex}.part"
+        try:
+            with open(tmp, "xb", buffering=0) as fh:
+                for chunk in chunks:
+                    if not chunk:
+                        continue
+                    sha1.update(chunk)
+                    sha256.update(chunk)
+                    size += len(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[fh.write(view):]
+                if self.fsync:
+                    os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return StagedContent(ContentRef(sha256.hexdigest(), sha1.hexdigest(), size), tmp)
+
+    def place(self, staged: StagedContent) -> None:
+        tmp = Path(staged.handle)
+        target = self.path(staged.ref.address)
+        if target.exists():
+            tmp.unlink(missing_ok=True)  # same bytes already there: stored once
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+        if self.fsync:
+            _fsync_dir(target.parent)
+
+    def discard(self, staged: StagedContent) -> None:
+        Path(staged.handle).unlink(missing_ok=True)
+
+    def put(self, chunks: Iterable[bytes]) -> ContentRef:
+        staged = self.stage(chunks)
+        self.place(staged)
+        return staged.ref
+
+    # -- reading
+    def exists(self, ref: ContentRef) -> bool:
+        return self.path(ref.address).exists()
+
+    def open(self, ref: ContentRef) -> Iterator[bytes]:
+        """Chunks of the document; the file is opened at once, so a missing file fails here."""
+        fh = open(self.path(ref.address), "rb")
+
+        def chunks() -> Iterator[bytes]:
+            with fh:
+                while chunk := fh.read(CHUNK_SIZE):
+                    yield chunk
+        return chunks()
+
+    # -- deleting
+    def delete(self, ref: ContentRef) -> None:
+        target = self.path(ref.address)
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return
+        if self.fsync:
+            _fsync_dir(target.parent)
+
+    @contextmanager
+    def guard(self, address: str) -> Iterator[None]:
+        stripe = int(address[:2], 16) % LOCK_STRIPES
+        with self._thread_locks[stripe]:  # flock is per open file: threads need their own lock
+            fd = os.open(self.locks / f"{stripe:02x}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+
+    def sweep_staging(self, older_than: float = 0.0) -> int:
+        removed = 0
+        limit = time.time() - older_than
+        for p in self.staging.iterdir():
+            try:
+                if p.stat().st_mtime <= limit:
+                    p.unlink()
+                    removed += 1
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    log.warning("could not remove staged file %s: %s", p, exc)
+        return removed

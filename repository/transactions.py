@@ -1,0 +1,263 @@
+"""The Document Repository actor, transport-free: ITI-41 provide-and-register, ITI-43 retrieve.
+
+ITI-41 (ITI TF-2 3.41.4.1.3), in this order, so that no document the registry does not know
+survives in the repository:
+
+1. match documents and DocumentEntries; refuse a message with a document missing either way,
+   duplicate uniqueIds or ids (nothing is written);
+2. stream each document into staging while hashing it; refuse empty documents and a
+   submitter's hash or size that differ from the bytes (staging discarded);
+3. set ``size``, ``hash`` and ``repositoryUniqueId`` on each DocumentEntry;
+4. per document, under the store's guard for its address: insert a ``pending`` index row,
+   then place the bytes durably (fsync file and folder, atomic rename);
+5. register with ITI-42; on Success mark the rows ``committed``; on anything else (error
+   answer, unreachable registry, exception) delete the rows and every byte no row uses.
+
+A crash after step 4 leaves ``pending`` rows: :func:`repository.recovery.sweep` settles them
+against the registry at the next start.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from xds.errors import ErrorCode, ErrorList
+from xds.metadata import DocumentEntry
+from xds.rim import RegistryObject, Slot
+from xds.vocabulary import DOC, ResponseStatus
+
+from .index import COMMITTED, PENDING, DocumentIndex, IndexRow
+from .registry_client import RegistryAnswer, RegistryGateway
+from .store import ContentRef, DocumentStore, StagedContent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DocumentPart:
+    """One ``xdsb:Document``: its id and a way to read its bytes chunk by chunk."""
+    id: str
+    chunks: Callable[[], Iterable[bytes]]
+
+
+@dataclass
+class DocumentRequest:
+    repository_unique_id: str
+    document_unique_id: str
+    home_community_id: str | None = None
+
+
+@dataclass
+class RetrieveResult:
+    errors: ErrorList
+    found: list[tuple[DocumentRequest, IndexRow]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if not self.errors.has_errors:
+            return ResponseStatus.SUCCESS
+        return ResponseStatus.PARTIAL_SUCCESS if self.found else ResponseStatus.FAILURE
+
+
+def _failure(errors: ErrorList) -> RegistryAnswer:
+    return RegistryAnswer(ResponseStatus.FAILURE, errors)
+
+
+def _set_slot(o: RegistryObject, name: str, value: str) -> None:
+    s = o.slot(name)
+    if s is None:
+        o.slots.append(Slot(name, [value]))
+    else:
+        s.values = [value]
+
+
+@dataclass
+class _Claim:
+    unique_id: str
+    ref: ContentRef
+
+
+class Repository:
+    def __init__(self, store: DocumentStore, index: DocumentIndex, registry: RegistryGateway,
+                 repository_unique_id: str, busy_wait: float = 10.0) -> None:
+        self.store = store
+        self.index = index
+        self.registry = registry
+        self.repository_unique_id = repository_unique_id
+        self.busy_wait = busy_wait
+
+    # ------------------------------------------------------------------ ITI-41
+
+    def provide(self, objects: list[RegistryObject], documents: list[DocumentPart]) -> RegistryAnswer:
+        errors = ErrorList()
+        entries = self._match(objects, documents, errors)
+        if errors.has_errors:
+            return _failure(errors)
+
+        staged: dict[str, StagedContent] = {}
+        try:
+            for part in documents:
+                staged[part.id] = self.store.stage(part.chunks())
+            self._check_content(entries, staged, errors)
+            if errors.has_errors:
+                return _failure(errors)
+            for doc_id, (o, _entry) in entries.items():
+                ref = staged[doc_id].ref
+                _set_slot(o, "size", str(ref.size))
+                _set_slot(o, "hash", ref.sha1)
+                _set_slot(o, "repositoryUniqueId", self.repository_unique_id)
+            txn = str(uuid.uuid4())
+            claims: list[_Claim] = []
+            try:
+                for doc_id, (o, entry) in entries.items():
+                    claim = self._claim(entry, o.get("mimeType") or "application/octet-stream",
+                                        staged.pop(doc_id), txn, errors)
+                    if claim is not None:
+                        claims.append(claim)
+                    if errors.has_errors:
+                        self._rollback(claims, txn)
+                        return _failure(errors)
+                answer = self.registry.register(objects)
+            except BaseException:
+                self._rollback(claims, txn)
+                raise
+            if not answer.success:
+                self._rollback(claims, txn)
+                return answer
+            self._commit(claims, txn)
+            return answer
+        finally:
+            for s in staged.values():
+                self.store.discard(s)
+
+    def _match(self, objects: list[RegistryObject], documents: list[DocumentPart],
+               errors: ErrorList) -> dict[str, tuple[RegistryObject, DocumentEntry]]:
+        eos = {o.id: o for o in objects if o.tag == "ExtrinsicObject"}
+        seen_docs: set[str] = set()
+        for part in documents:
+            if part.id in seen_docs:
+                errors.add(ErrorCode.REPOSITORY_METADATA_ERROR,
+                           f"xdsb:Document id {part.id} appears more than once in the message", part.id)
+            seen_docs.add(part.id)
+            if not part.id:
+                errors.add(ErrorCode.MISSING_DOCUMENT_METADATA, "xdsb:Document without an id attribute")
+            elif part.id not in eos:
+                errors.add(ErrorCode.MISSING_DOCUMENT_METADATA,
+                           f"xdsb:Document {part.id} has no DocumentEntry (ExtrinsicObject) in the metadata", part.id)
+        entries: dict[str, tuple[RegistryObject, DocumentEntry]] = {}
+        by_unique_id: dict[str, str] = {}
+        for eo_id, o in eos.items():
+            entry = DocumentEntry.from_rim(o)
+            if eo_id not in seen_docs:
+                errors.add(ErrorCode.MISSING_DOCUMENT,
+                           f"DocumentEntry {eo_id} has no xdsb:Document in the message", eo_id)
+                continue
+            if not entry.unique_id:
+                errors.add(ErrorCode.REPOSITORY_METADATA_ERROR,
+                           f"DocumentEntry {eo_id} has no uniqueId (ExternalIdentifier {DOC.UNIQUE_ID})", eo_id)
+                continue
+            if entry.unique_id in by_unique_id:
+                errors.add(ErrorCode.REPOSITORY_DUPLICATE_UNIQUE_ID_IN_MESSAGE,
+                           f"DocumentEntries {by_unique_id[entry.unique_id]} and {eo_id} have the same uniqueId "
+                           f"{entry.unique_id}", entry.unique_id)
+                continue
+            by_unique_id[entry.unique_id] = eo_id
+            entries[eo_id] = (o, entry)
+        return entries
+
+    def _check_content(self, entries, staged: dict[str, StagedContent], errors: ErrorList) -> None:
+        for doc_id, (_o, entry) in entries.items():
+            ref = staged[doc_id].ref
+            if ref.size == 0:
+                errors.add(ErrorCode.REPOSITORY_ERROR, f"document {doc_id} is empty (0 bytes)", doc_id)
+                continue
+            if entry.hash is not None and entry.hash.strip().lower() != ref.sha1:
+                errors.add(ErrorCode.REPOSITORY_METADATA_ERROR,
+                           f"DocumentEntry {doc_id}: submitted hash {entry.hash} differs from the SHA-1 of the "
+                           f"document, {ref.sha1}", doc_id)
+            # from_rim gives None for a size that is not a number: compare the slot text then.
+            o = _o
+            raw_size = o.slot_value("size")
+            if raw_size is not None and raw_size.strip() != str(ref.size):
+                errors.add(ErrorCode.REPOSITORY_METADATA_ERROR,
+                           f"DocumentEntry {doc_id}: submitted size {raw_size} differs from the size of the "
+                           f"document, {ref.size} bytes", doc_id)
+
+    def _claim(self, entry: DocumentEntry, mime_type: str, staged: StagedContent, txn: str,
+               errors: ErrorList) -> _Claim | None:
+        """Index the document as pending and place its bytes; None when nothing new was stored."""
+        uid = entry.unique_id
+        ref = staged.ref
+        deadline = time.monotonic() + self.busy_wait
+        try:
+            while True:
+                with self.store.guard(ref.address):
+                    existing = self.index.insert_pending(uid, ref, mime_type, txn)
+                    if existing is None:
+                        self.store.place(staged)
+                        return _Claim(uid, ref)
+                if existing.state == COMMITTED:
+                    if existing.ref.sha1 != ref.sha1 or existing.ref.size != ref.size:
+                        errors.add(ErrorCode.NON_IDENTICAL_HASH,
+                                   f"document uniqueId {uid} is already stored with hash {existing.ref.sha1} "
+                                   f"({existing.ref.size} bytes); this submission has {ref.sha1} ({ref.size} bytes)",
+                                   uid)
+                    return None  # same bytes already stored: the registry decides on the metadata
+                assert existing.state == PENDING
+                if time.monotonic() >= deadline:
+                    errors.add(ErrorCode.REPOSITORY_BUSY,
+                               f"document uniqueId {uid} is being stored by another submission; retry", uid)
+                    return None
+                time.sleep(0.05)
+        finally:
+            self.store.discard(staged)
+
+    def _commit(self, claims: list[_Claim], txn: str) -> None:
+        ids = [c.unique_id for c in claims]
+        for attempt in range(3):
+            try:
+                self.index.commit(ids, txn)
+                return
+            except Exception:  # noqa: BLE001 - the registry has the metadata: keep the bytes
+                log.exception("could not mark documents %s committed (attempt %d); the start-up sweep will",
+                              ids, attempt + 1)
+                time.sleep(0.1 * (attempt + 1))
+
+    def _rollback(self, claims: list[_Claim], txn: str) -> None:
+        for c in claims:
+            try:
+                self.release(c.unique_id, c.ref, txn)
+            except Exception:  # noqa: BLE001 - the sweep settles what is left pending
+                log.exception("rollback of document %s failed; left pending for the sweep", c.unique_id)
+
+    def release(self, unique_id: str, ref: ContentRef, txn: str | None) -> None:
+        """Drop a pending row and the bytes when no row uses them any more."""
+        with self.store.guard(ref.address):
+            self.index.remove_pending(unique_id, txn)
+            if self.index.references(ref.address) == 0:
+                self.store.delete(ref)
+
+    # ------------------------------------------------------------------ ITI-43
+
+    def retrieve(self, requests: list[DocumentRequest]) -> RetrieveResult:
+        errors = ErrorList()
+        result = RetrieveResult(errors)
+        ours = [r for r in requests if r.repository_unique_id == self.repository_unique_id]
+        rows = self.index.committed(sorted({r.document_unique_id for r in ours}))
+        for r in requests:
+            if r.repository_unique_id != self.repository_unique_id:
+                errors.add(ErrorCode.UNKNOWN_REPOSITORY_ID,
+                           f"repositoryUniqueId {r.repository_unique_id} is not this repository "
+                           f"({self.repository_unique_id})", r.document_unique_id)
+                continue
+            row = rows.get(r.document_unique_id)
+            if row is None:
+                errors.add(ErrorCode.DOCUMENT_UNIQUE_ID_ERROR,
+                           f"document uniqueId {r.document_unique_id} is not in this repository",
+                           r.document_unique_id)
+                continue
+            result.found.append((r, row))
+        return result
