@@ -6,6 +6,7 @@ the registry, targets of associations, lifecycle); the message-level rules live 
 """
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -114,7 +115,7 @@ class Registry:
                 raise XDSError(ErrorCode.UNKNOWN_PATIENT_ID,
                                f"the record of patient {patient} is closed: submissions are refused", ss.entry_uuid)
 
-        in_message = {o.id for o in objects}
+        in_message = {o.id for o in objects if o.tag != "ObjectRef"}
         given_uuids = [i for i in in_message if i.startswith("urn:uuid:")]
         if given_uuids:
             taken = conn.execute(select(t.registry_objects.c.uuid)
@@ -216,7 +217,8 @@ class Registry:
 
     def _store(self, conn: Connection, plan: _Plan) -> None:
         now = utc_now_dtm()
-        objects = _fold_node_classifications(_assign_uuids(plan.objects))
+        # Work on a copy: a retry after a concurrent conflict must start from the request as sent.
+        objects = _fold_node_classifications(_assign_uuids(copy.deepcopy(plan.objects)))
         folder_ids = {o.id for o in objects if o.tag == "RegistryPackage"
                       and any(c.get("classificationNode") == FOL.CLASSIFICATION_NODE for c in o.classifications)}
         rows_obj, rows_doc, rows_uid, rows_codes, rows_auth, rows_refs = [], [], [], [], [], []

@@ -7,7 +7,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-OID_RE = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+OID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$")
+"""The lexical OID of ITI TF-2x Appendix B: dotted decimal arcs without leading zeros.
+
+The ISO rule that the first arc is 0, 1 or 2 is not part of the IHE format, and real affinity
+domains (the NIST XDS Toolkit's ``129.6.58.92`` among them) use other first arcs."""
 UUID_URN_RE = re.compile(r"^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DTM_RE = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?$")
 LANGUAGE_RE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")

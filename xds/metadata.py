@@ -221,7 +221,8 @@ class DocumentEntry:
                             (REFERENCE_ID_LIST, self.reference_ids)):
             _slot(slots, name, value)
         slots += self.extra_slots
-        attrs = {"mimeType": self.mime_type or "", **_common_attrs(self, self.object_type)}
+        attrs = {"mimeType": self.mime_type} if self.mime_type else {}
+        attrs.update(_common_attrs(self, self.object_type))
         o = RegistryObject(tag="ExtrinsicObject", id=self.entry_uuid, attributes=attrs, slots=slots,
                            name=_ls(self.title), description=_ls(self.comments),
                            version_info=VersionInfo(self.version) if self.version else None)
