@@ -1,0 +1,437 @@
+"""The stored query engine: checked parameters in, registry objects out (no SOAP here).
+
+Every query starts from an index (see registry/store/schema.py):
+
+* Find* and GetAll: ``(patient_id, status)`` of document_entries / submission_sets / folders,
+  with the other filters as ``IN`` on single-valued code columns and correlated ``EXISTS`` on the
+  child tables (entry_codes, entry_authors, entry_reference_ids, keyed by entry uuid);
+* Get* by entryUUID: the primary keys; by uniqueId: the uniqueId indexes;
+* association walks: ``(source, association_type)`` and ``(target, association_type)``.
+
+The objects of the answer are then read in one ``IN (...)`` query per 500 ids from
+``registry_objects`` and returned in registration order (``seq``).
+
+Time ranges (TF-2 3.18.4.1.2.3.7, "…From" inclusive, "…To" exclusive): both the parameter and
+the stored value are taken at their first instant (``xds.hl7v2.normalize_dtm``: ``2004`` is
+``20040101000000``), then compared as 14-digit strings: ``stored >= From`` and ``stored < To``.
+So a value stored with a lower precision compares as its first instant: creationTime ``2004``
+is found by ``From=2004`` or ``From=20040101`` but not by ``From=200402``; it is found by
+``To=2005`` but not by ``To=2004``. An entry without the attribute never matches a bound on it.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from lxml import etree
+from sqlalchemy import Connection, or_, select
+
+from xds.errors import ErrorCode, ErrorList, XDSError
+from xds.hl7v2 import normalize_dtm
+from xds.responses import response_status
+from xds.vocabulary import AssocType, NS_RIM, ObjectType, q
+from xds.xmlsafe import parse_bytes
+
+from ..store import schema as t
+from .definitions import BY_NAME, QUERIES, StoredQuery
+from .params import CodeValue, Params, check_params
+
+LEAF_CLASS = "LeafClass"
+OBJECT_REF = "ObjectRef"
+RETURN_TYPES = (LEAF_CLASS, OBJECT_REF)
+CHUNK = 500
+DEFAULT_MAX_RESULTS = 10_000
+
+de, ss, fol, assoc = t.document_entries, t.submission_sets, t.folders, t.associations
+codes, authors, refs, ro = t.entry_codes, t.entry_authors, t.entry_reference_ids, t.registry_objects
+
+
+@dataclass
+class QueryResult:
+    """What a stored query answered: the objects (rim elements) in order, or the errors."""
+    errors: ErrorList = field(default_factory=ErrorList)
+    objects: list[etree._Element] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    return_type: str = LEAF_CLASS
+    query: StoredQuery | None = None
+
+    @property
+    def status(self) -> str:
+        return response_status(self.errors)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors.has_errors
+
+
+def chunks(values: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
+    values = list(dict.fromkeys(values))
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+# ----------------------------------------------------------------------------- SQL fragments
+
+def code_match(col, values: list[CodeValue]):
+    """OR of the given codes. A code given without scheme matches that code in any scheme."""
+    full = [c.key for c in values if c.scheme is not None]
+    conds = [col.in_(full)] if full else []
+    conds += [col.startswith(c.code + "^^", autoescape=True) for c in values if c.scheme is None]
+    return or_(*conds)
+
+
+def like_any(col, patterns: list[str]):
+    """SQL LIKE with the consumer's ``%`` and ``_``; a backslash is literal (TF-2 3.18.4.1.2.3.7).
+
+    Case-insensitive on both back-ends (SQLite's LIKE is, PostgreSQL gets ILIKE), so that one
+    registry answers the same whatever its database.
+    """
+    return or_(*[col.ilike(p.replace("\\", "\\\\"), escape="\\") for p in patterns])
+
+
+def time_range(p: Params, col, from_name: str, to_name: str) -> list:
+    conds = []
+    low, high = p.one(from_name), p.one(to_name)
+    if low is not None:
+        conds.append(col >= normalize_dtm(low))
+    if high is not None:
+        conds.append(col < normalize_dtm(high))
+    return conds
+
+
+def code_exists(p: Params, name: str, kind: str, owner) -> list:
+    """One EXISTS per Slot of ``name`` (AND between Slots, OR inside one)."""
+    return [select(codes.c.entry_uuid).where(codes.c.entry_uuid == owner, codes.c.kind == kind,
+                                             code_match(codes.c.code, group)).exists()
+            for group in p.groups(name) if group]
+
+
+def content_conditions(p: Params) -> list:
+    """Format, confidentiality and entry type filters on document_entries (Get*AndContents, GetAll)."""
+    conds = [de.c.object_type.in_(p.values("$XDSDocumentEntryType") or [ObjectType.STABLE_DOCUMENT])]
+    if p.has("$XDSDocumentEntryFormatCode"):
+        conds.append(code_match(de.c.format_code, p.values("$XDSDocumentEntryFormatCode")))
+    conds += code_exists(p, "$XDSDocumentEntryConfidentialityCode", "confidentiality", de.c.uuid)
+    return conds
+
+
+def document_conditions(p: Params) -> list:
+    """The FindDocuments filters (TF-2 3.18.4.1.2.3.7.1) other than the patient."""
+    conds = [de.c.status.in_(p.values("$XDSDocumentEntryStatus"))] + content_conditions(p)
+    for name, col in (("$XDSDocumentEntryClassCode", de.c.class_code),
+                      ("$XDSDocumentEntryTypeCode", de.c.type_code),
+                      ("$XDSDocumentEntryPracticeSettingCode", de.c.practice_setting_code),
+                      ("$XDSDocumentEntryHealthcareFacilityTypeCode", de.c.healthcare_facility_type_code)):
+        if p.has(name):
+            conds.append(code_match(col, p.values(name)))
+    for prefix, col in (("CreationTime", de.c.creation_time), ("ServiceStartTime", de.c.service_start_time),
+                        ("ServiceStopTime", de.c.service_stop_time)):
+        conds += time_range(p, col, f"$XDSDocumentEntry{prefix}From", f"$XDSDocumentEntry{prefix}To")
+    conds += code_exists(p, "$XDSDocumentEntryEventCodeList", "event", de.c.uuid)
+    if p.has("$XDSDocumentEntryAuthorPerson"):
+        conds.append(select(authors.c.entry_uuid).where(
+            authors.c.entry_uuid == de.c.uuid,
+            like_any(authors.c.person, p.values("$XDSDocumentEntryAuthorPerson"))).exists())
+    return conds
+
+
+# ----------------------------------------------------------------------------- execution context
+
+class _Ctx:
+    def __init__(self, conn: Connection, p: Params, max_results: int) -> None:
+        self.conn, self.p, self.max_results = conn, p, max_results
+
+    def limited(self, stmt) -> list[str]:
+        """Run a Find selection of ids, stopping one past the limit."""
+        ids = list(self.conn.execute(stmt.limit(self.max_results + 1)).scalars())
+        self.check_count(len(ids))
+        return ids
+
+    def check_count(self, n: int) -> None:
+        if n > self.max_results:
+            raise XDSError(ErrorCode.TOO_MANY_RESULTS,
+                           f"the query matches more than {self.max_results} objects, the most this registry "
+                           "returns in one answer; narrow it (time range, codes, status)")
+
+    def ids_in(self, col, values: Iterable[str], *conds, result=None) -> list:
+        """Values of ``result`` (default ``col``'s table uuid) for rows whose ``col`` is in ``values``."""
+        out: list = []
+        for chunk in chunks(values):
+            stmt = select(result if result is not None else col).where(col.in_(chunk), *conds)
+            out += self.conn.execute(stmt).scalars().all()
+        return out
+
+    def rows_in(self, columns, col, values: Iterable[str], *conds) -> list:
+        out: list = []
+        for chunk in chunks(values):
+            out += self.conn.execute(select(*columns).where(col.in_(chunk), *conds)).all()
+        return out
+
+    def documents(self, uuid_param: str = "$XDSDocumentEntryEntryUUID",
+                  uid_param: str = "$XDSDocumentEntryUniqueId") -> list[str]:
+        p = self.p
+        if p.has(uuid_param):
+            return self.ids_in(de.c.uuid, p.values(uuid_param))
+        return self.ids_in(de.c.unique_id, p.values(uid_param), result=de.c.uuid)
+
+    def package(self, table, uuid_param: str, uid_param: str) -> list[str]:
+        p = self.p
+        if p.has(uuid_param):
+            return self.ids_in(table.c.uuid, p.values(uuid_param))
+        return self.ids_in(table.c.unique_id, p.values(uid_param), result=table.c.uuid)
+
+    def filtered_documents(self, uuids: Iterable[str]) -> list[str]:
+        return self.ids_in(de.c.uuid, uuids, *content_conditions(self.p))
+
+
+# ----------------------------------------------------------------------------- the queries
+
+def find_documents(c: _Ctx) -> list[str]:
+    p = c.p
+    return c.limited(select(de.c.uuid).where(de.c.patient_id == p.one("$XDSDocumentEntryPatientId"),
+                                             *document_conditions(p)))
+
+
+def find_documents_by_reference_id(c: _Ctx) -> list[str]:
+    p = c.p
+    has_ref = select(refs.c.entry_uuid).where(refs.c.entry_uuid == de.c.uuid,
+                                              refs.c.value.in_(p.values("$XDSDocumentEntryReferenceIdList"))).exists()
+    return c.limited(select(de.c.uuid).where(de.c.patient_id == p.one("$XDSDocumentEntryPatientId"),
+                                             *document_conditions(p), has_ref))
+
+
+def find_submission_sets(c: _Ctx) -> list[str]:
+    p = c.p
+    conds = [ss.c.patient_id == p.one("$XDSSubmissionSetPatientId"),
+             ss.c.status.in_(p.values("$XDSSubmissionSetStatus"))]
+    if p.has("$XDSSubmissionSetSourceId"):
+        conds.append(ss.c.source_id.in_(p.values("$XDSSubmissionSetSourceId")))
+    conds += time_range(p, ss.c.submission_time, "$XDSSubmissionSetSubmissionTimeFrom",
+                        "$XDSSubmissionSetSubmissionTimeTo")
+    if p.has("$XDSSubmissionSetContentType"):
+        conds.append(code_match(ss.c.content_type_code, p.values("$XDSSubmissionSetContentType")))
+    if p.has("$XDSSubmissionSetAuthorPerson"):
+        conds.append(select(authors.c.entry_uuid).where(
+            authors.c.entry_uuid == ss.c.uuid,
+            like_any(authors.c.person, p.values("$XDSSubmissionSetAuthorPerson"))).exists())
+    return c.limited(select(ss.c.uuid).where(*conds))
+
+
+def find_folders(c: _Ctx) -> list[str]:
+    p = c.p
+    conds = [fol.c.patient_id == p.one("$XDSFolderPatientId"), fol.c.status.in_(p.values("$XDSFolderStatus"))]
+    conds += time_range(p, fol.c.last_update_time, "$XDSFolderLastUpdateTimeFrom", "$XDSFolderLastUpdateTimeTo")
+    conds += code_exists(p, "$XDSFolderCodeList", "folder", fol.c.uuid)
+    return c.limited(select(fol.c.uuid).where(*conds))
+
+
+def _associations_among(c: _Ctx, objects: set[str]) -> list[str]:
+    """Associations whose source is one of ``objects`` and whose target is one of them too, or is
+    such an association (a SubmissionSet's HasMember to a Folder HasMember, TF-3 4.1.4.3)."""
+    rows = c.rows_in((assoc.c.uuid, assoc.c.target), assoc.c.source, objects)
+    kept = {r.uuid for r in rows if r.target in objects}
+    kept |= {r.uuid for r in rows if r.target in kept}
+    return [r.uuid for r in rows if r.uuid in kept]
+
+
+def get_all(c: _Ctx) -> list[str]:
+    p = c.p
+    patient = p.one("$patientId")
+    docs = c.limited(select(de.c.uuid).where(de.c.patient_id == patient,
+                                             de.c.status.in_(p.values("$XDSDocumentEntryStatus")),
+                                             *content_conditions(p)))
+    sets = c.limited(select(ss.c.uuid).where(ss.c.patient_id == patient,
+                                             ss.c.status.in_(p.values("$XDSSubmissionSetStatus"))))
+    folders = c.limited(select(fol.c.uuid).where(fol.c.patient_id == patient,
+                                                 fol.c.status.in_(p.values("$XDSFolderStatus"))))
+    objects = set(docs) | set(sets) | set(folders)
+    c.check_count(len(objects))
+    return [*docs, *sets, *folders, *_associations_among(c, objects)]
+
+
+def get_documents(c: _Ctx) -> list[str]:
+    return c.documents()
+
+
+def get_folders(c: _Ctx) -> list[str]:
+    return c.package(fol, "$XDSFolderEntryUUID", "$XDSFolderUniqueId")
+
+
+def _associations_of(c: _Ctx, uuids: list[str], *conds) -> list[str]:
+    out = c.ids_in(assoc.c.source, uuids, *conds, result=assoc.c.uuid)
+    out += c.ids_in(assoc.c.target, uuids, *conds, result=assoc.c.uuid)
+    return list(dict.fromkeys(out))
+
+
+def get_associations(c: _Ctx) -> list[str]:
+    return _associations_of(c, c.p.values("$uuid"))
+
+
+def get_documents_and_associations(c: _Ctx) -> list[str]:
+    docs = c.documents()
+    return docs + _associations_of(c, docs) if docs else []
+
+
+def get_submission_sets(c: _Ctx) -> list[str]:
+    rows = c.rows_in((assoc.c.uuid, assoc.c.source), assoc.c.target, c.p.values("$uuid"),
+                     assoc.c.association_type == AssocType.HAS_MEMBER)
+    sets = set(c.ids_in(ss.c.uuid, {r.source for r in rows}))
+    return list(dict.fromkeys([r.source for r in rows if r.source in sets] +
+                              [r.uuid for r in rows if r.source in sets]))
+
+
+def get_submission_set_and_contents(c: _Ctx) -> list[str]:
+    sets = c.package(ss, "$XDSSubmissionSetEntryUUID", "$XDSSubmissionSetUniqueId")
+    if not sets:
+        return []
+    members = c.rows_in((assoc.c.uuid, assoc.c.target), assoc.c.source, sets,
+                        assoc.c.association_type == AssocType.HAS_MEMBER)
+    targets = {r.target for r in members}
+    member_assocs = c.rows_in((assoc.c.uuid, assoc.c.source, assoc.c.target), assoc.c.uuid, targets)
+    endpoints = targets | {e for r in member_assocs for e in (r.source, r.target)}
+    all_docs = set(c.ids_in(de.c.uuid, endpoints))
+    ok_docs = set(c.filtered_documents(all_docs))
+    excluded = all_docs - ok_docs
+    folders = set(c.ids_in(fol.c.uuid, targets))
+    kept_assocs = {r.uuid for r in member_assocs if r.source not in excluded and r.target not in excluded}
+    returned = (targets & ok_docs) | folders | kept_assocs
+    return [*sets, *returned, *[r.uuid for r in members if r.target in returned]]
+
+
+def get_folder_and_contents(c: _Ctx) -> list[str]:
+    folders = c.package(fol, "$XDSFolderEntryUUID", "$XDSFolderUniqueId")
+    if not folders:
+        return []
+    members = c.rows_in((assoc.c.uuid, assoc.c.target), assoc.c.source, folders,
+                        assoc.c.association_type == AssocType.HAS_MEMBER)
+    docs = set(c.filtered_documents({r.target for r in members}))
+    return [*folders, *docs, *[r.uuid for r in members if r.target in docs]]
+
+
+def get_folders_for_document(c: _Ctx) -> list[str]:
+    docs = c.documents()
+    sources = c.ids_in(assoc.c.target, docs, assoc.c.association_type == AssocType.HAS_MEMBER, result=assoc.c.source)
+    return c.ids_in(fol.c.uuid, sources)
+
+
+def get_related_documents(c: _Ctx) -> list[str]:
+    docs = c.documents()
+    if not docs:
+        return []
+    types = c.p.values("$AssociationTypes")
+    rows = []
+    for end in (assoc.c.source, assoc.c.target):
+        rows += c.rows_in((assoc.c.uuid, assoc.c.source, assoc.c.target), end, docs,
+                          assoc.c.association_type.in_(types))
+    others = {e for r in rows for e in (r.source, r.target)} - set(docs)
+    related = set(c.ids_in(de.c.uuid, others, de.c.object_type.in_(
+        c.p.values("$XDSDocumentEntryType") or [ObjectType.STABLE_DOCUMENT])))
+    kept = [r.uuid for r in rows if (r.source in docs or r.source in related) and
+            (r.target in docs or r.target in related)]
+    if not kept:
+        return []
+    return [*docs, *related, *dict.fromkeys(kept)]
+
+
+HANDLERS = {
+    "FindDocuments": find_documents,
+    "FindSubmissionSets": find_submission_sets,
+    "FindFolders": find_folders,
+    "GetAll": get_all,
+    "GetDocuments": get_documents,
+    "GetFolders": get_folders,
+    "GetAssociations": get_associations,
+    "GetDocumentsAndAssociations": get_documents_and_associations,
+    "GetSubmissionSets": get_submission_sets,
+    "GetSubmissionSetAndContents": get_submission_set_and_contents,
+    "GetFolderAndContents": get_folder_and_contents,
+    "GetFoldersForDocument": get_folders_for_document,
+    "GetRelatedDocuments": get_related_documents,
+    "FindDocumentsByReferenceId": find_documents_by_reference_id,
+}
+assert set(HANDLERS) == set(BY_NAME), "every stored query has a handler"
+
+
+# ----------------------------------------------------------------------------- answer
+
+def _object_rows(conn: Connection, uuids: list[str], with_xml: bool) -> list:
+    cols = [ro.c.seq, ro.c.uuid, ro.c.status, ro.c.patient_id] + ([ro.c.xml] if with_xml else [])
+    rows = []
+    for chunk in chunks(uuids):
+        rows += conn.execute(select(*cols).where(ro.c.uuid.in_(chunk))).all()
+    rows.sort(key=lambda r: r.seq)
+    return rows
+
+
+def _render(row, return_type: str, home: str | None) -> etree._Element:
+    if return_type == OBJECT_REF:
+        el = etree.Element(q(NS_RIM, "ObjectRef"), nsmap={"rim": NS_RIM}, id=row.uuid)
+    else:
+        el = parse_bytes(bytes(row.xml))
+        el.set("status", row.status)
+    if home:
+        el.set("home", home)
+    return el
+
+
+@contextmanager
+def _connection(source) -> Iterator[Connection]:
+    if isinstance(source, Connection):
+        with nullcontext(source) as conn:
+            yield conn
+    else:
+        with source.read() as conn:
+            yield conn
+
+
+def run_stored_query(source, query_id: str, params: dict[str, list[list[str]]], return_type: str = LEAF_CLASS,
+                     settings=None, *, max_results: int | None = None,
+                     home_community_id: str | None = None) -> QueryResult:
+    """Run one stored query (ITI TF-2 3.18.4.1.2.3.7) against the registry.
+
+    ``source``: a :class:`registry.store.db.Database` (a read transaction is opened) or an open
+    SQLAlchemy ``Connection``. ``params``: parameter name -> one list of raw ``rim:Value`` texts per
+    ``rim:Slot`` of that name, as sent. ``settings`` (``xds.config.Settings``) gives
+    ``max_query_results`` and ``home_community_id`` unless the keyword arguments do.
+    Errors are returned in ``QueryResult.errors``, never raised.
+    """
+    if max_results is None:
+        max_results = getattr(settings, "max_query_results", DEFAULT_MAX_RESULTS)
+    home = home_community_id if home_community_id is not None else getattr(settings, "home_community_id", None)
+    result = QueryResult(return_type=return_type)
+    try:
+        if return_type not in RETURN_TYPES:
+            raise XDSError(ErrorCode.REGISTRY_ERROR, f"returnType {return_type!r} is not supported: "
+                                                     "use LeafClass or ObjectRef (ITI TF-2 3.18.4.1.2.1)")
+        query = QUERIES.get((query_id or "").strip())
+        if query is None:
+            raise XDSError(ErrorCode.UNKNOWN_STORED_QUERY, f"stored query {query_id!r} is not one of the "
+                                                           "stored queries of ITI TF-2 3.18.4.1.2.3.7", query_id)
+        result.query = query
+        p = check_params(query.params, query.one_of, params)
+        community = p.one("$homeCommunityId")
+        if community is not None and home and community != home:
+            raise XDSError(ErrorCode.UNKNOWN_COMMUNITY, f"$homeCommunityId {community} is not this registry's "
+                                                        f"community ({home})", "$homeCommunityId")
+        with _connection(source) as conn:
+            ctx = _Ctx(conn, p, max_results)
+            ids = list(dict.fromkeys(HANDLERS[query.name](ctx)))
+            ctx.check_count(len(ids))
+            rows = _object_rows(conn, ids, with_xml=return_type == LEAF_CLASS)
+        if query.single_patient:
+            patients = sorted({r.patient_id for r in rows if r.patient_id})
+            if len(patients) > 1:
+                raise XDSError(ErrorCode.RESULT_NOT_SINGLE_PATIENT,
+                               f"{query.name}: the objects asked for belong to {len(patients)} patients "
+                               f"({', '.join(patients)}); a query answer concerns one patient (ITI TF-2 3.18.4.1.3)")
+        result.ids = [r.uuid for r in rows]
+        result.objects = [_render(r, return_type, home) for r in rows]
+    except XDSError as exc:
+        result.errors.extend(exc.errors)
+        result.objects, result.ids = [], []
+    return result
+
+
+def query_by_name(name: str) -> StoredQuery:
+    return BY_NAME[name]
