@@ -20,7 +20,7 @@ from xds.hl7v2 import normalize_dtm, is_dtm
 from xds.metadata import Association, DocumentEntry, Folder, Submission, SubmissionSet, new_uuid
 from xds.rim import RegistryObject, Slot, VersionInfo
 from xds.validation import ValueSets, validate_submission
-from xds.vocabulary import AssocType, FOL, ObjectType, SS, Status
+from xds.vocabulary import AssocType, FOL, Status
 
 from .store import schema as t
 from .store.db import Database
@@ -79,6 +79,7 @@ class Registry:
 
     def register(self, objects: list[RegistryObject], transaction: str = "ITI-42") -> ErrorList:
         """Validate and store one submission; the returned list holds errors and warnings."""
+        objects = rim.nest_free_standing(objects)
         sub = Submission.from_objects(objects)
         errors = validate_submission(sub, transaction=transaction, value_sets=self.value_sets)
         if errors.has_errors:
@@ -218,7 +219,7 @@ class Registry:
     def _store(self, conn: Connection, plan: _Plan) -> None:
         now = utc_now_dtm()
         # Work on a copy: a retry after a concurrent conflict must start from the request as sent.
-        objects = _fold_node_classifications(_assign_uuids(copy.deepcopy(plan.objects)))
+        objects = [o for o in _assign_uuids(copy.deepcopy(plan.objects)) if o.tag != "ObjectRef"]
         folder_ids = {o.id for o in objects if o.tag == "RegistryPackage"
                       and any(c.get("classificationNode") == FOL.CLASSIFICATION_NODE for c in o.classifications)}
         rows_obj, rows_doc, rows_uid, rows_codes, rows_auth, rows_refs = [], [], [], [], [], []
@@ -389,25 +390,6 @@ def _assign_uuids(objects: list[RegistryObject]) -> list[RegistryObject]:
     for o in objects:
         apply(o)
     return objects
-
-
-def _fold_node_classifications(objects: list[RegistryObject]) -> list[RegistryObject]:
-    """Nest the free-standing SubmissionSet/Folder node Classifications into their package.
-
-    ebRIM allows both places (TF-3 4.1.9.1); keeping them inside lets a query answer show what a
-    RegistryPackage is without a separate object.
-    """
-    packages = {o.id: o for o in objects if o.tag == "RegistryPackage"}
-    out = []
-    for o in objects:
-        target = packages.get(o.get("classifiedObject") or "") if o.tag == "Classification" else None
-        if target is not None and o.get("classificationNode") in (SS.CLASSIFICATION_NODE, FOL.CLASSIFICATION_NODE):
-            o.attributes.setdefault("objectType", ObjectType.CLASSIFICATION)
-            target.classifications.append(o)
-            continue
-        if o.tag != "ObjectRef":
-            out.append(o)
-    return out
 
 
 def _obj_row(o: RegistryObject, kind: str, patient: str | None) -> dict:

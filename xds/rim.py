@@ -203,6 +203,25 @@ def object_list_element(objects: list[RegistryObject], parent: etree._Element | 
     return el
 
 
+def nest_free_standing(objects: list[RegistryObject]) -> list[RegistryObject]:
+    """Move top-level Classifications and ExternalIdentifiers into the object they describe.
+
+    ebRIM 3.0 lets a submission carry them either inside their object or beside it (ITI TF-3
+    4.1.9.1 shows both for the SubmissionSet classification); the nested form is the one the
+    rest of the code reads, and the one query answers return.
+    """
+    by_id = {o.id: o for o in objects if o.tag not in ("Classification", "ExternalIdentifier", "ObjectRef")}
+    out = []
+    for o in objects:
+        if o.tag == "Classification" and o.get("classifiedObject") in by_id:
+            by_id[o.get("classifiedObject")].classifications.append(o)
+        elif o.tag == "ExternalIdentifier" and o.get("registryObject") in by_id:
+            by_id[o.get("registryObject")].external_identifiers.append(o)
+        else:
+            out.append(o)
+    return out
+
+
 def submit_objects_request(objects: list[RegistryObject]) -> etree._Element:
     """An ``lcm:SubmitObjectsRequest`` holding ``objects`` (ITI TF-2 3.42.4.1.2)."""
     root = etree.Element(q(NS_LCM, "SubmitObjectsRequest"), nsmap={"lcm": NS_LCM, "rim": NS_RIM})

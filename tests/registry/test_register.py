@@ -333,3 +333,19 @@ def test_concurrent_submissions_of_one_unique_id_exactly_one_wins(registry, pati
     assert sum(1 for r in results if r == []) == 1, results
     assert all(r in ([], ["XDSNonIdenticalHash"]) for r in results), results
     assert len(doc_status(registry, shared_uid)) == 1
+
+
+def test_free_standing_classifications_are_read_as_nested(registry, patient):
+    """ebRIM lets a code Classification stand beside its object (TF-3 4.1.9.1)."""
+    d = draft(patient)
+    objects = d.objects()
+    doc = objects[0]
+    class_code = next(c for c in doc.classifications if c.get("classificationScheme") ==
+                      "urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a")
+    doc.classifications.remove(class_code)
+    objects.append(class_code)
+    assert codes(registry.register(objects)) == []
+    with registry.db.read() as conn:
+        row = conn.execute(select(t.document_entries.c.class_code).where(
+            t.document_entries.c.unique_id == d.documents[0].unique_id)).scalar_one()
+    assert row == "10^^1.2.250.1.213.1.1.4.1"
