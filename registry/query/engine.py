@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from lxml import etree
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, func, or_, select
 
 from xds.errors import ErrorCode, ErrorList, XDSError
 from xds.hl7v2 import normalize_dtm
@@ -77,7 +77,8 @@ def code_match(col, values: list[CodeValue]):
     """OR of the given codes. A code given without scheme matches that code in any scheme."""
     full = [c.key for c in values if c.scheme is not None]
     conds = [col.in_(full)] if full else []
-    conds += [col.startswith(c.code + "^^", autoescape=True) for c in values if c.scheme is None]
+    # substr, not LIKE: exact and case-sensitive on both back-ends (SQLite's LIKE folds case)
+    conds += [func.substr(col, 1, len(c.code) + 2) == c.code + "^^" for c in values if c.scheme is None]
     return or_(*conds)
 
 

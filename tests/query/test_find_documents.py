@@ -45,8 +45,8 @@ def test_find_documents_code_scheme_must_match(store, db):
 
 def test_find_documents_code_without_scheme_matches_any_scheme(store, db):
     a, b = document(type_code=code("T", "1.1")), document(type_code=code("T", "2.2"))
-    c = document(type_code=code("T2", "1.1"))
-    store.submit([a, b, c])
+    c, d = document(type_code=code("T2", "1.1")), document(type_code=code("t", "1.1"))
+    store.submit([a, b, c, d])
     assert ids(find_docs(db, TypeCode="('T')")) == {a.entry_uuid, b.entry_uuid}
 
 
