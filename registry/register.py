@@ -6,12 +6,11 @@ the registry, targets of associations, lifecycle); the message-level rules live 
 """
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import BigInteger, Connection, String, cast, literal, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from xds import rim
@@ -39,6 +38,8 @@ class _Plan:
     """What a valid submission will write, worked out before the first insert."""
     objects: list[RegistryObject]
     sub: Submission
+    registered_documents: set[str] = field(default_factory=set)
+    """Document uniqueIds already in the registry (resubmissions of the same bytes)."""
     deprecate: set[str] = field(default_factory=set)
     touched_folders: set[str] = field(default_factory=set)
 
@@ -125,8 +126,7 @@ class Registry:
                 errors.add(ErrorCode.REGISTRY_METADATA_ERROR,
                            f"entryUUID {uid} is already used by an object in the registry (ebRS 3.0 5.3.1)", uid)
 
-        self._check_unique_ids(conn, sub, errors)
-        plan = _Plan(objects=objects, sub=sub)
+        plan = _Plan(objects=objects, sub=sub, registered_documents=self._check_unique_ids(conn, sub, errors))
         folders_in_message = {f.entry_uuid: f for f in sub.folders}
         external = {ref for a in sub.associations for ref in (a.source, a.target) if ref not in in_message}
         known = self._load_known(conn, external)
@@ -176,34 +176,42 @@ class Registry:
             raise XDSError.from_list(errors)
         return plan
 
-    def _check_unique_ids(self, conn: Connection, sub: Submission, errors: ErrorList) -> None:
-        ss = sub.submission_set
-        package_ids = [ss.unique_id] + [f.unique_id for f in sub.folders]
-        for table in (t.submission_sets, t.folders):
-            for uid in conn.execute(select(table.c.unique_id).where(table.c.unique_id.in_(package_ids))).scalars():
-                errors.add(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
-                           f"uniqueId {uid} is already registered (ITI TF-2 3.42.4.1.3)", uid)
+    def _check_unique_ids(self, conn: Connection, sub: Submission, errors: ErrorList) -> set[str]:
+        """uniqueIds must be new, except a document resubmitted with the same hash (NIST 12004).
+
+        One round trip for all of them; returns the document uniqueIds already registered.
+        """
+        package_ids = {sub.submission_set.unique_id} | {f.unique_id for f in sub.folders}
         doc_ids = {d.unique_id: d for d in sub.documents}
-        if doc_ids:
-            for uid in conn.execute(select(t.document_entries.c.unique_id)
-                                    .where(t.document_entries.c.unique_id.in_(package_ids))).scalars():
+        wanted = list(package_ids | doc_ids.keys())
+        none = cast(null(), String).label("hash"), cast(null(), BigInteger).label("size")
+        query = union_all(
+            select(literal("package").label("kind"), t.submission_sets.c.unique_id, *none)
+            .where(t.submission_sets.c.unique_id.in_(wanted)),
+            select(literal("package").label("kind"), t.folders.c.unique_id, *none)
+            .where(t.folders.c.unique_id.in_(wanted)),
+            select(literal("document").label("kind"), t.document_unique_ids.c.unique_id,
+                   t.document_unique_ids.c.hash, t.document_unique_ids.c.size)
+            .where(t.document_unique_ids.c.unique_id.in_(wanted)))
+        registered_documents: set[str] = set()
+        for row in conn.execute(query):
+            uid = row.unique_id
+            if row.kind == "package" or uid in package_ids:
+                owner = "a SubmissionSet or Folder" if row.kind == "package" else "a DocumentEntry"
                 errors.add(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
-                           f"uniqueId {uid} is already used by a DocumentEntry", uid)
-            rows = conn.execute(select(t.document_unique_ids).where(t.document_unique_ids.c.unique_id.in_(doc_ids))).all()
-            for row in rows:
-                doc = doc_ids[row.unique_id]
-                if (row.hash or "").lower() != (doc.hash or "").lower():
-                    errors.add(ErrorCode.NON_IDENTICAL_HASH,
-                               f"DocumentEntry {doc.entry_uuid}: uniqueId {row.unique_id} is registered with hash "
-                               f"{row.hash}, this submission has {doc.hash}", doc.entry_uuid)
-                elif row.size is not None and doc.size is not None and row.size != doc.size:
-                    errors.add(ErrorCode.NON_IDENTICAL_SIZE,
-                               f"DocumentEntry {doc.entry_uuid}: uniqueId {row.unique_id} is registered with size "
-                               f"{row.size}, this submission has {doc.size}", doc.entry_uuid)
-            for table in (t.submission_sets, t.folders):
-                for uid in conn.execute(select(table.c.unique_id).where(table.c.unique_id.in_(doc_ids))).scalars():
-                    errors.add(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
-                               f"uniqueId {uid} is already used by a SubmissionSet or Folder", uid)
+                           f"uniqueId {uid} is already used by {owner} in the registry (ITI TF-2 3.42.4.1.3)", uid)
+                continue
+            registered_documents.add(uid)
+            doc = doc_ids[uid]
+            if (row.hash or "").lower() != (doc.hash or "").lower():
+                errors.add(ErrorCode.NON_IDENTICAL_HASH,
+                           f"DocumentEntry {doc.entry_uuid}: uniqueId {uid} is registered with hash "
+                           f"{row.hash}, this submission has {doc.hash}", doc.entry_uuid)
+            elif row.size is not None and doc.size is not None and row.size != doc.size:
+                errors.add(ErrorCode.NON_IDENTICAL_SIZE,
+                           f"DocumentEntry {doc.entry_uuid}: uniqueId {uid} is registered with size "
+                           f"{row.size}, this submission has {doc.size}", doc.entry_uuid)
+        return registered_documents
 
     def _load_known(self, conn: Connection, uuids: set[str]) -> dict[str, tuple[str, str, str | None]]:
         """kind, status and patient of objects referenced from outside the submission."""
@@ -219,7 +227,7 @@ class Registry:
     def _store(self, conn: Connection, plan: _Plan) -> None:
         now = utc_now_dtm()
         # Work on a copy: a retry after a concurrent conflict must start from the request as sent.
-        objects = [o for o in _assign_uuids(copy.deepcopy(plan.objects)) if o.tag != "ObjectRef"]
+        objects = [o for o in _assign_uuids([o.copy() for o in plan.objects]) if o.tag != "ObjectRef"]
         folder_ids = {o.id for o in objects if o.tag == "RegistryPackage"
                       and any(c.get("classificationNode") == FOL.CLASSIFICATION_NODE for c in o.classifications)}
         rows_obj, rows_doc, rows_uid, rows_codes, rows_auth, rows_refs = [], [], [], [], [], []
@@ -280,13 +288,9 @@ class Registry:
                 plan.touched_folders.add(a.source)
 
         # New document uniqueIds: the primary key serialises concurrent first registrations.
-        if rows_uid:
-            existing = set(conn.execute(select(t.document_unique_ids.c.unique_id)
-                                        .where(t.document_unique_ids.c.unique_id.in_([r["unique_id"] for r in rows_uid])))
-                           .scalars())
-            fresh = [r for r in rows_uid if r["unique_id"] not in existing]
-            if fresh:
-                conn.execute(t.document_unique_ids.insert(), fresh)
+        fresh = [r for r in rows_uid if r["unique_id"] not in plan.registered_documents]
+        if fresh:
+            conn.execute(t.document_unique_ids.insert(), fresh)
         for table, rows in ((t.registry_objects, rows_obj), (t.document_entries, rows_doc),
                             (t.submission_sets, rows_ss), (t.folders, rows_fol), (t.associations, rows_assoc),
                             (t.entry_codes, rows_codes), (t.entry_authors, rows_auth),
