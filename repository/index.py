@@ -110,6 +110,10 @@ class DocumentIndex:
         if not unique_ids:
             return 0
         with self.db.write() as conn:
+            if conn.dialect.name == "postgresql":
+                # Losing this commit in a crash is harmless: the row stays pending and the start-up
+                # sweep finds the uniqueId at the registry and commits it. Saves a WAL flush per submission.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             res = conn.execute(update(documents)
                                .where(documents.c.unique_id.in_(unique_ids), documents.c.txn == txn,
                                       documents.c.state == PENDING)

@@ -144,8 +144,14 @@ class FileSystemStore:
         if target.exists():
             tmp.unlink(missing_ok=True)  # same bytes already there: stored once
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except FileNotFoundError:  # first document of this fan-out folder
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+            if self.fsync:  # the new folders' own entries must be durable too
+                _fsync_dir(target.parent.parent)
+                _fsync_dir(self.objects)
         if self.fsync:
             _fsync_dir(target.parent)
 
