@@ -57,7 +57,7 @@ def main() -> None:
                         for clients in (1, 8):
                             n = args.max_requests if documents == 1 else args.max_requests // 4
                             load = run_load(server.registry_url, bodies(server.registry_url, patients, n, documents),
-                                            clients, n, args.seconds, check=lambda r: SUCCESS in r.content)
+                                            clients, n, args.seconds, check=lambda content: SUCCESS in content)
                             rows.append([backend, documents, clients, load.requests, f"{load.rate:.0f}",
                                          f"{load.pct(50):.1f}", f"{load.pct(95):.1f}", load.failures,
                                          f"{echo_rate[clients]:.0f}", f"{load.rate / echo_rate[clients]:.3f}",

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Connection, String, cast, literal, null, select, union_all, update
+from sqlalchemy import Connection, String, bindparam, cast, literal_column, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from xds import rim
@@ -31,6 +31,14 @@ REFERENCE_ATTRIBUTES = ("classifiedObject", "registryObject", "sourceObject", "t
 
 def utc_now_dtm() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+
+
+@dataclass
+class _Lookup:
+    patient_state: str | None = None
+    packages: set[str] = field(default_factory=set)
+    documents: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    objects: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,33 +111,73 @@ class Registry:
 
     # ------------------------------------------------------------------ checks needing the registry
 
+    def _lookup(self, conn: Connection, sub: Submission, uuids: set[str]) -> "_Lookup":
+        """Everything the checks need from the registry, in one round trip.
+
+        The patient's record state, which uniqueIds are taken (and a document's registered hash
+        and size), and kind/status/patient of the objects whose UUIDs the submission names.
+        """
+        patient = sub.submission_set.patient_id
+        unique_ids = sorted({sub.submission_set.unique_id} | {f.unique_id for f in sub.folders}
+                            | {d.unique_id for d in sub.documents})
+        uuid_list = sorted(uuids)
+        values = {"patient": patient, **{f"u{i}": v for i, v in enumerate(unique_ids)},
+                  **{f"o{i}": v for i, v in enumerate(uuid_list)}}
+
+        def build():
+            text = cast(null(), String)
+            uids = [bindparam(f"u{i}") for i in range(len(unique_ids))]
+            parts = [
+                select(literal_column("'patient'"), t.patients.c.patient_id, t.patients.c.state, text, text)
+                .where(t.patients.c.patient_id == bindparam("patient")),
+                select(literal_column("'package'"), t.submission_sets.c.unique_id, text, text, text)
+                .where(t.submission_sets.c.unique_id.in_(uids)),
+                select(literal_column("'package'"), t.folders.c.unique_id, text, text, text).where(t.folders.c.unique_id.in_(uids)),
+                select(literal_column("'document'"), t.document_unique_ids.c.unique_id, t.document_unique_ids.c.hash,
+                       cast(t.document_unique_ids.c.size, String), text)
+                .where(t.document_unique_ids.c.unique_id.in_(uids)),
+            ]
+            if uuid_list:
+                parts.append(select(literal_column("'object'"), t.registry_objects.c.uuid, t.registry_objects.c.kind,
+                                    t.registry_objects.c.status, t.registry_objects.c.patient_id)
+                             .where(t.registry_objects.c.uuid.in_([bindparam(f"o{i}") for i in range(len(uuid_list))])))
+            return union_all(*parts)
+
+        found = _Lookup()
+        for kind, key, a, b, c in self.db.fetch(conn, ("lookup", len(unique_ids), len(uuid_list)), build, values):
+            if kind == "patient":
+                found.patient_state = a
+            elif kind == "package":
+                found.packages.add(key)
+            elif kind == "document":
+                found.documents[key] = (a, int(b) if b is not None else None)
+            else:
+                found.objects[key] = (a, b, c)
+        return found
+
     def _check_against_registry(self, conn: Connection, objects: list[RegistryObject], sub: Submission) -> _Plan:
         errors = ErrorList()
         ss = sub.submission_set
         assert ss is not None
         patient = ss.patient_id
+        in_message = {o.id for o in objects if o.tag != "ObjectRef"}
+        given_uuids = {i for i in in_message if i.startswith("urn:uuid:")}
+        external = {ref for a in sub.associations for ref in (a.source, a.target) if ref not in in_message}
+        found = self._lookup(conn, sub, given_uuids | external)
+
         if self.check_patient_ids:
-            row = conn.execute(select(t.patients.c.state).where(t.patients.c.patient_id == patient)).first()
-            if row is None:
+            if found.patient_state is None:
                 raise XDSError(ErrorCode.UNKNOWN_PATIENT_ID,
                                f"patient id {patient} is not known to the registry (no patient record)", ss.entry_uuid)
-            if row.state != "open":
+            if found.patient_state != "open":
                 raise XDSError(ErrorCode.UNKNOWN_PATIENT_ID,
                                f"the record of patient {patient} is closed: submissions are refused", ss.entry_uuid)
-
-        in_message = {o.id for o in objects if o.tag != "ObjectRef"}
-        given_uuids = [i for i in in_message if i.startswith("urn:uuid:")]
-        if given_uuids:
-            taken = conn.execute(select(t.registry_objects.c.uuid)
-                                 .where(t.registry_objects.c.uuid.in_(given_uuids))).scalars().all()
-            for uid in taken:
-                errors.add(ErrorCode.REGISTRY_METADATA_ERROR,
-                           f"entryUUID {uid} is already used by an object in the registry (ebRS 3.0 5.3.1)", uid)
-
-        plan = _Plan(objects=objects, sub=sub, registered_documents=self._check_unique_ids(conn, sub, errors))
+        for uid in sorted(given_uuids & found.objects.keys()):
+            errors.add(ErrorCode.REGISTRY_METADATA_ERROR,
+                       f"entryUUID {uid} is already used by an object in the registry (ebRS 3.0 5.3.1)", uid)
+        plan = _Plan(objects=objects, sub=sub, registered_documents=self._check_unique_ids(sub, found, errors))
+        known = {k: v for k, v in found.objects.items() if k in external}
         folders_in_message = {f.entry_uuid: f for f in sub.folders}
-        external = {ref for a in sub.associations for ref in (a.source, a.target) if ref not in in_message}
-        known = self._load_known(conn, external)
 
         for a in sub.associations:
             for ref in (a.source, a.target):
@@ -176,51 +224,34 @@ class Registry:
             raise XDSError.from_list(errors)
         return plan
 
-    def _check_unique_ids(self, conn: Connection, sub: Submission, errors: ErrorList) -> set[str]:
+    def _check_unique_ids(self, sub: Submission, found: "_Lookup", errors: ErrorList) -> set[str]:
         """uniqueIds must be new, except a document resubmitted with the same hash (NIST 12004).
 
-        One round trip for all of them; returns the document uniqueIds already registered.
+        Returns the document uniqueIds already registered.
         """
         package_ids = {sub.submission_set.unique_id} | {f.unique_id for f in sub.folders}
-        doc_ids = {d.unique_id: d for d in sub.documents}
-        wanted = list(package_ids | doc_ids.keys())
-        none = cast(null(), String).label("hash"), cast(null(), BigInteger).label("size")
-        query = union_all(
-            select(literal("package").label("kind"), t.submission_sets.c.unique_id, *none)
-            .where(t.submission_sets.c.unique_id.in_(wanted)),
-            select(literal("package").label("kind"), t.folders.c.unique_id, *none)
-            .where(t.folders.c.unique_id.in_(wanted)),
-            select(literal("document").label("kind"), t.document_unique_ids.c.unique_id,
-                   t.document_unique_ids.c.hash, t.document_unique_ids.c.size)
-            .where(t.document_unique_ids.c.unique_id.in_(wanted)))
+        for uid in sorted(found.packages):
+            errors.add(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
+                       f"uniqueId {uid} is already used by a SubmissionSet or Folder in the registry "
+                       "(ITI TF-2 3.42.4.1.3)", uid)
         registered_documents: set[str] = set()
-        for row in conn.execute(query):
-            uid = row.unique_id
-            if row.kind == "package" or uid in package_ids:
-                owner = "a SubmissionSet or Folder" if row.kind == "package" else "a DocumentEntry"
-                errors.add(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
-                           f"uniqueId {uid} is already used by {owner} in the registry (ITI TF-2 3.42.4.1.3)", uid)
+        for doc in sub.documents:
+            if doc.unique_id not in found.documents:
                 continue
-            registered_documents.add(uid)
-            doc = doc_ids[uid]
-            if (row.hash or "").lower() != (doc.hash or "").lower():
+            registered_documents.add(doc.unique_id)
+            registered_hash, registered_size = found.documents[doc.unique_id]
+            if (registered_hash or "").lower() != (doc.hash or "").lower():
                 errors.add(ErrorCode.NON_IDENTICAL_HASH,
-                           f"DocumentEntry {doc.entry_uuid}: uniqueId {uid} is registered with hash "
-                           f"{row.hash}, this submission has {doc.hash}", doc.entry_uuid)
-            elif row.size is not None and doc.size is not None and row.size != doc.size:
+                           f"DocumentEntry {doc.entry_uuid}: uniqueId {doc.unique_id} is registered with hash "
+                           f"{registered_hash}, this submission has {doc.hash}", doc.entry_uuid)
+            elif registered_size is not None and doc.size is not None and registered_size != doc.size:
                 errors.add(ErrorCode.NON_IDENTICAL_SIZE,
-                           f"DocumentEntry {doc.entry_uuid}: uniqueId {uid} is registered with size "
-                           f"{row.size}, this submission has {doc.size}", doc.entry_uuid)
+                           f"DocumentEntry {doc.entry_uuid}: uniqueId {doc.unique_id} is registered with size "
+                           f"{registered_size}, this submission has {doc.size}", doc.entry_uuid)
+        for uid in sorted(package_ids & found.documents.keys()):
+            errors.add(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
+                       f"uniqueId {uid} is already used by a DocumentEntry in the registry (ITI TF-2 3.42.4.1.3)", uid)
         return registered_documents
-
-    def _load_known(self, conn: Connection, uuids: set[str]) -> dict[str, tuple[str, str, str | None]]:
-        """kind, status and patient of objects referenced from outside the submission."""
-        if not uuids:
-            return {}
-        rows = conn.execute(select(t.registry_objects.c.uuid, t.registry_objects.c.kind,
-                                   t.registry_objects.c.status, t.registry_objects.c.patient_id)
-                            .where(t.registry_objects.c.uuid.in_(list(uuids)))).all()
-        return {r.uuid: (r.kind, r.status, r.patient_id) for r in rows}
 
     # ------------------------------------------------------------------ storing
 
@@ -289,14 +320,10 @@ class Registry:
 
         # New document uniqueIds: the primary key serialises concurrent first registrations.
         fresh = [r for r in rows_uid if r["unique_id"] not in plan.registered_documents]
-        if fresh:
-            conn.execute(t.document_unique_ids.insert(), fresh)
-        for table, rows in ((t.registry_objects, rows_obj), (t.document_entries, rows_doc),
-                            (t.submission_sets, rows_ss), (t.folders, rows_fol), (t.associations, rows_assoc),
-                            (t.entry_codes, rows_codes), (t.entry_authors, rows_auth),
-                            (t.entry_reference_ids, rows_refs)):
-            if rows:
-                conn.execute(table.insert(), rows)
+        self.db.insert_many(conn, [(t.document_unique_ids, fresh), (t.registry_objects, rows_obj),
+                                   (t.document_entries, rows_doc), (t.submission_sets, rows_ss),
+                                   (t.folders, rows_fol), (t.associations, rows_assoc), (t.entry_codes, rows_codes),
+                                   (t.entry_authors, rows_auth), (t.entry_reference_ids, rows_refs)])
 
         if plan.deprecate:
             self._deprecate(conn, plan.deprecate)

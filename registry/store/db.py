@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event
+from sqlalchemy.exc import IntegrityError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -41,12 +42,15 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._compiled: dict[tuple, tuple[str, tuple | None]] = {}
+        self._integrity_errors: tuple[type[Exception], ...] = ()
         if self.is_sqlite:
             self.writer = _sqlite_engine(url, immediate=True)
             self.reader = _sqlite_engine(url, immediate=False)
         else:
             self.writer = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
             self.reader = self.writer
+        self._integrity_errors = (self.writer.dialect.dbapi.IntegrityError,)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -73,6 +77,83 @@ class Database:
             command.upgrade(cfg, "head")
             if conn.in_transaction():
                 conn.commit()
+
+    def _compile(self, conn: Connection, key: tuple, build) -> tuple[str, tuple | None]:
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            stmt = build().compile(dialect=conn.dialect)
+            order = stmt.positiontup
+            compiled = (str(stmt), tuple(order) if order else None)
+            if len(self._compiled) < 4096:
+                self._compiled[key] = compiled
+        return compiled
+
+    def fetch(self, conn: Connection, key: tuple, build, values: dict) -> list[tuple]:
+        """Run the statement ``build()`` makes (compiled once per ``key``) with bound ``values``.
+
+        For hot paths only: the statement must name every parameter with ``bindparam`` and the
+        key must change whenever the statement's shape does (for example an IN list's length).
+        """
+        sql, order = self._compile(conn, key, build)
+        params = tuple(values[name] for name in order) if order else values
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def insert_rows(self, conn: Connection, table: Table, rows: list[dict]) -> None:
+        """INSERT ``rows`` into ``table``: see :meth:`insert_many`."""
+        self.insert_many(conn, [(table, rows)])
+
+    def insert_many(self, conn: Connection, batches: list[tuple[Table, list[dict]]]) -> None:
+        """INSERT rows into several tables in as few round trips as the database allows.
+
+        Each table's rows form one multi-row INSERT; on PostgreSQL all of them travel as one
+        statement (data-modifying WITH clauses run to completion whether read or not). Statements
+        are compiled by SQLAlchemy once per shape and values are always bound parameters. This
+        skips SQLAlchemy's per-execution work and most round trips: together most of the cost of
+        a registration (benchmarks/register.py).
+        """
+        batches = [(table, rows) for table, rows in batches if rows]
+        if not batches:
+            return
+        shapes = tuple((table.name, tuple(rows[0]), len(rows)) for table, rows in batches)
+        values = {f"t{n}_{i}_{j}": row[k] for n, (table, rows) in enumerate(batches)
+                  for i, row in enumerate(rows) for j, k in enumerate(rows[0])}
+
+        def statement(n: int, table: Table, rows: list[dict]):
+            keys = list(rows[0])
+            return table.insert().values([{k: bindparam(f"t{n}_{i}_{j}") for j, k in enumerate(keys)}
+                                          for i in range(len(rows))])
+
+        if self.is_sqlite:
+            for n, (table, rows) in enumerate(batches):
+                sql, order = self._compile(conn, ("insert", n, shapes[n]), lambda: statement(n, table, rows))
+                self._execute(conn, sql, order, values)
+            return
+        key = ("insert-all",) + shapes
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            parts = [str(statement(n, table, rows).compile(dialect=conn.dialect))
+                     for n, (table, rows) in enumerate(batches)]
+            sql = parts[-1] if len(parts) == 1 else (
+                "WITH " + ", ".join(f"w{n} AS ({p})" for n, p in enumerate(parts[:-1])) + " " + parts[-1])
+            compiled = (sql, None)
+            if len(self._compiled) < 4096:
+                self._compiled[key] = compiled
+        self._execute(conn, compiled[0], None, values)
+
+    def _execute(self, conn: Connection, sql: str, order: tuple | None, values: dict) -> None:
+        params = tuple(values[name] for name in order) if order else values
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, params)
+        except self._integrity_errors as exc:
+            raise IntegrityError(sql, None, exc) from exc
+        finally:
+            cursor.close()
 
     def dispose(self) -> None:
         self.writer.dispose()
