@@ -6,20 +6,23 @@ the registry, targets of associations, lifecycle); the message-level rules live 
 """
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import Connection, String, bindparam, cast, literal_column, null, select, union_all, update
+from lxml import etree
 from sqlalchemy.exc import IntegrityError
 
 from xds import rim
 from xds.errors import ErrorCode, ErrorList, XDSError
 from xds.hl7v2 import normalize_dtm, is_dtm
-from xds.metadata import Association, DocumentEntry, Folder, Submission, SubmissionSet, new_uuid
-from xds.rim import RegistryObject, Slot, VersionInfo
+from xds.metadata import Association, DocumentEntry, Submission, new_uuid
+from xds.rim import RegistryObject
 from xds.validation import ValueSets, validate_submission
-from xds.vocabulary import AssocType, FOL, Status
+from xds.vocabulary import NS_RIM, AssocType, Status
+from xds.xmlsafe import parse_bytes
 
 from .store import schema as t
 from .store.db import Database
@@ -257,65 +260,71 @@ class Registry:
 
     def _store(self, conn: Connection, plan: _Plan) -> None:
         now = utc_now_dtm()
-        # Work on a copy: a retry after a concurrent conflict must start from the request as sent.
-        objects = [o for o in _assign_uuids([o.copy() for o in plan.objects]) if o.tag != "ObjectRef"]
-        folder_ids = {o.id for o in objects if o.tag == "RegistryPackage"
-                      and any(c.get("classificationNode") == FOL.CLASSIFICATION_NODE for c in o.classifications)}
-        rows_obj, rows_doc, rows_uid, rows_codes, rows_auth, rows_refs = [], [], [], [], [], []
-        rows_ss, rows_fol, rows_assoc = [], [], []
-        for o in objects:
-            if o.tag in ("ExtrinsicObject", "RegistryPackage"):
-                o.attributes["status"] = Status.APPROVED
-                o.attributes.setdefault("lid", o.id)
-                if o.version_info is None:
-                    o.version_info = VersionInfo("1")
-            elif o.tag == "Association":
-                o.attributes["status"] = Status.APPROVED
-            if o.id in folder_ids:
-                _set_slot(o, "lastUpdateTime", now)
+        # A fresh mapping per attempt: a retry after a concurrent conflict starts from the request as sent.
+        ids = _uuid_mapping(plan.objects)
 
-        sub = Submission.from_objects(objects)
+        def m(value: str) -> str:
+            return ids.get(value, value)
+
+        sub = plan.sub
         ss = sub.submission_set
         patient = ss.patient_id
-        by_id = {o.id: o for o in objects}
+        folder_ids = {f.entry_uuid for f in sub.folders}
+        xml = {o.id: _stored_xml(o, ids, now if o.id in folder_ids else None)
+               for o in plan.objects if o.tag != "ObjectRef"}
+        folder_ids = {m(f) for f in folder_ids}
+
+        def obj_row(original_id: str, kind: str, patient_id: str | None) -> dict:
+            return {"uuid": m(original_id), "kind": kind, "patient_id": patient_id, "status": Status.APPROVED,
+                    "xml": xml[original_id]}
+
+        rows_obj, rows_doc, rows_uid, rows_codes, rows_auth, rows_refs = [], [], [], [], [], []
+        rows_ss, rows_fol, rows_assoc = [], [], []
         for d in sub.documents:
-            rows_obj.append(_obj_row(by_id[d.entry_uuid], "document", d.patient_id))
-            rows_doc.append(_document_row(d))
+            uuid = m(d.entry_uuid)
+            rows_obj.append(obj_row(d.entry_uuid, "document", d.patient_id))
+            rows_doc.append(_document_row(d, uuid, m(d.logical_id) if d.logical_id else uuid))
             rows_uid.append({"unique_id": d.unique_id, "hash": (d.hash or "").lower() or None, "size": d.size})
             for c in d.confidentiality_codes:
-                rows_codes.append({"entry_uuid": d.entry_uuid, "kind": "confidentiality", "code": c.key()})
+                rows_codes.append({"entry_uuid": uuid, "kind": "confidentiality", "code": c.key()})
             for c in d.event_codes:
-                rows_codes.append({"entry_uuid": d.entry_uuid, "kind": "event", "code": c.key()})
+                rows_codes.append({"entry_uuid": uuid, "kind": "event", "code": c.key()})
             for a in d.authors:
                 if a.person:
-                    rows_auth.append({"entry_uuid": d.entry_uuid, "person": a.person})
+                    rows_auth.append({"entry_uuid": uuid, "person": a.person})
             for r in d.reference_ids:
-                rows_refs.append({"entry_uuid": d.entry_uuid, "value": r})
+                rows_refs.append({"entry_uuid": uuid, "value": r})
         for s in sub.submission_sets:
-            rows_obj.append(_obj_row(by_id[s.entry_uuid], "submission_set", s.patient_id))
-            rows_ss.append({"uuid": s.entry_uuid, "unique_id": s.unique_id, "patient_id": s.patient_id,
+            uuid = m(s.entry_uuid)
+            rows_obj.append(obj_row(s.entry_uuid, "submission_set", s.patient_id))
+            rows_ss.append({"uuid": uuid, "unique_id": s.unique_id, "patient_id": s.patient_id,
                             "source_id": s.source_id, "status": Status.APPROVED,
-                            "submission_time": normalize_dtm(s.submission_time) if is_dtm(s.submission_time) else None,
+                            "submission_time": _time(s.submission_time),
                             "content_type_code": s.content_type_code.key() if s.content_type_code else None})
             for a in s.authors:
                 if a.person:
-                    rows_auth.append({"entry_uuid": s.entry_uuid, "person": a.person})
+                    rows_auth.append({"entry_uuid": uuid, "person": a.person})
         for f in sub.folders:
-            rows_obj.append(_obj_row(by_id[f.entry_uuid], "folder", f.patient_id))
-            rows_fol.append({"uuid": f.entry_uuid, "unique_id": f.unique_id, "patient_id": f.patient_id,
+            uuid = m(f.entry_uuid)
+            rows_obj.append(obj_row(f.entry_uuid, "folder", f.patient_id))
+            rows_fol.append({"uuid": uuid, "unique_id": f.unique_id, "patient_id": f.patient_id,
                              "last_update_time": now, "status": Status.APPROVED})
             for c in f.codes:
-                rows_codes.append({"entry_uuid": f.entry_uuid, "kind": "folder", "code": c.key()})
-        new_assocs = list(sub.associations)
-        new_assocs += self._folder_memberships_of_replacements(conn, sub, plan.deprecate, ss.entry_uuid, objects)
-        for a in new_assocs:
-            if a.entry_uuid not in by_id:
-                by_id[a.entry_uuid] = a.to_rim()
-            rows_obj.append(_obj_row(by_id[a.entry_uuid], "association", patient))
+                rows_codes.append({"entry_uuid": uuid, "kind": "folder", "code": c.key()})
+        ss_uuid = m(ss.entry_uuid)
+        associations = [Association(m(a.entry_uuid), a.association_type, m(a.source), m(a.target),
+                                    a.submission_set_status) for a in sub.associations]
+        for a in sub.associations:
+            rows_obj.append(obj_row(a.entry_uuid, "association", patient))
+        added = self._folder_memberships_of_replacements(conn, associations, plan.deprecate, ss_uuid)
+        for a in added:
+            rows_obj.append({"uuid": a.entry_uuid, "kind": "association", "patient_id": patient,
+                             "status": Status.APPROVED, "xml": rim.to_bytes(a.to_rim())})
+        for a in associations + added:
             rows_assoc.append({"uuid": a.entry_uuid, "association_type": a.association_type, "source": a.source,
                                "target": a.target, "status": Status.APPROVED,
                                "submission_set_status": a.submission_set_status})
-            if a.association_type == AssocType.HAS_MEMBER and a.source != ss.entry_uuid:
+            if a.association_type == AssocType.HAS_MEMBER and a.source != ss_uuid:
                 plan.touched_folders.add(a.source)
 
         # New document uniqueIds: the primary key serialises concurrent first registrations.
@@ -331,16 +340,17 @@ class Registry:
         if existing_folders:
             self._touch_folders(conn, existing_folders, now)
 
-    def _folder_memberships_of_replacements(self, conn: Connection, sub: Submission, replaced: set[str],
-                                            ss_id: str, objects: list[RegistryObject]) -> list[Association]:
+    def _folder_memberships_of_replacements(self, conn: Connection, associations: list[Association],
+                                            replaced: set[str], ss_id: str) -> list[Association]:
         """A replacement joins every Folder its original belonged to (ITI TF-3 4.1.6.1, NIST 12327).
 
         Each new Folder HasMember association is itself a member of the SubmissionSet, as TF-3
         4.1.4.3 requires of associations added to an existing Folder.
         """
         out: list[Association] = []
-        replacements = [a for a in sub.associations if a.is_replacement and a.target in replaced]
-        for a in replacements:
+        for a in associations:
+            if not (a.is_replacement and a.target in replaced):
+                continue
             folders = conn.execute(
                 select(t.associations.c.source)
                 .join(t.folders, t.folders.c.uuid == t.associations.c.source)
@@ -377,66 +387,84 @@ class Registry:
         rows = conn.execute(select(t.registry_objects.c.uuid, t.registry_objects.c.xml)
                             .where(t.registry_objects.c.uuid.in_(list(folder_ids)))).all()
         for row in rows:
-            o = rim.from_bytes(row.xml)
-            _set_slot(o, "lastUpdateTime", now)
+            el = parse_bytes(row.xml)
+            _set_slot_element(el, "lastUpdateTime", now)
             conn.execute(update(t.registry_objects).where(t.registry_objects.c.uuid == row.uuid)
-                         .values(xml=rim.to_bytes(o)))
+                         .values(xml=etree.tostring(el)))
 
 
-def _set_slot(o: RegistryObject, name: str, value: str) -> None:
-    s = o.slot(name)
-    if s is None:
-        o.slots.append(Slot(name, [value]))
-    else:
-        s.values = [value]
-
-
-def _assign_uuids(objects: list[RegistryObject]) -> list[RegistryObject]:
-    """Replace every symbolic id by a new UUID, in ids and in references (ITI TF-3 4.1.12.1)."""
+def _uuid_mapping(objects: list[RegistryObject]) -> dict[str, str]:
+    """A new UUID for every symbolic id of the submission (ITI TF-3 4.1.12.1)."""
     mapping: dict[str, str] = {}
 
     def collect(o: RegistryObject) -> None:
         if o.id and not o.id.startswith("urn:uuid:"):
             mapping.setdefault(o.id, new_uuid())
-        elif not o.id:
-            o.id = new_uuid()
-        for c in o.classifications + o.external_identifiers:
+        for c in o.classifications:
             collect(c)
-
-    def apply(o: RegistryObject) -> None:
-        o.id = mapping.get(o.id, o.id)
-        for attr in REFERENCE_ATTRIBUTES:
-            value = o.attributes.get(attr)
-            if value in mapping:
-                o.attributes[attr] = mapping[value]
-        if "lid" in o.attributes and o.attributes["lid"] in mapping:
-            o.attributes["lid"] = mapping[o.attributes["lid"]]
-        for c in o.classifications + o.external_identifiers:
-            if not c.attributes.get("classifiedObject") and c.tag == "Classification":
-                c.attributes["classifiedObject"] = o.id
-            apply(c)
+        for e in o.external_identifiers:
+            collect(e)
 
     for o in objects:
-        collect(o)
-    for o in objects:
-        apply(o)
-    return objects
+        if o.tag != "ObjectRef":
+            collect(o)
+    return mapping
 
 
-def _obj_row(o: RegistryObject, kind: str, patient: str | None) -> dict:
-    return {"uuid": o.id, "kind": kind, "patient_id": patient, "status": Status.APPROVED, "xml": rim.to_bytes(o)}
+_RIM = "{%s}" % NS_RIM
+_REFERENCES = ("id", "lid") + REFERENCE_ATTRIBUTES
+_BEFORE_VERSION_INFO = (_RIM + "Classification", _RIM + "ExternalIdentifier", _RIM + "ContentVersionInfo")
+
+
+def _stored_xml(o: RegistryObject, ids: dict[str, str], last_update_time: str | None) -> bytes:
+    """The object as the registry keeps it: the request's own XML, UUIDs in place of symbolic
+    ids, registry-assigned ``status``, ``lid`` and version (ebRIM 3.0 section 2.5.1), and for a
+    Folder its ``lastUpdateTime`` (TF-3 4.2.3.4.5)."""
+    el = copy.deepcopy(o.element) if o.element is not None else rim.to_element(o)
+    for e in (el, *el.iterchildren(_RIM + "Classification", _RIM + "ExternalIdentifier")):
+        if not e.get("id"):
+            e.set("id", new_uuid())
+        for attr in _REFERENCES:
+            value = e.get(attr)
+            if value is not None and value in ids:
+                e.set(attr, ids[value])
+        if e.tag == _RIM + "Classification" and not e.get("classifiedObject"):
+            e.set("classifiedObject", el.get("id"))
+    if o.tag in ("ExtrinsicObject", "RegistryPackage", "Association"):
+        el.set("status", Status.APPROVED)
+    if o.tag in ("ExtrinsicObject", "RegistryPackage"):
+        el.set("lid", el.get("lid") or el.get("id"))
+        if el.find(_RIM + "VersionInfo") is None:
+            version = etree.Element(_RIM + "VersionInfo", versionName="1")
+            anchor = next((c for c in el if c.tag in _BEFORE_VERSION_INFO), None)
+            if anchor is None:
+                el.append(version)
+            else:
+                anchor.addprevious(version)
+    if last_update_time is not None:
+        _set_slot_element(el, "lastUpdateTime", last_update_time)
+    return etree.tostring(el)
+
+
+def _set_slot_element(el, name: str, value: str) -> None:
+    for slot in el.iterchildren(_RIM + "Slot"):
+        if slot.get("name") == name:
+            slot.getparent().remove(slot)
+    new = etree.Element(_RIM + "Slot", name=name)
+    etree.SubElement(etree.SubElement(new, _RIM + "ValueList"), _RIM + "Value").text = value
+    el.insert(0, new)
 
 
 def _time(value: str | None) -> str | None:
     return normalize_dtm(value) if value and is_dtm(value) else None
 
 
-def _document_row(d: DocumentEntry) -> dict:
+def _document_row(d: DocumentEntry, uuid: str, lid: str) -> dict:
     def key(code):
         return code.key() if code else None
     return {
-        "uuid": d.entry_uuid, "unique_id": d.unique_id, "patient_id": d.patient_id, "status": Status.APPROVED,
-        "object_type": d.object_type, "lid": d.logical_id or d.entry_uuid, "version": 1,
+        "uuid": uuid, "unique_id": d.unique_id, "patient_id": d.patient_id, "status": Status.APPROVED,
+        "object_type": d.object_type, "lid": lid, "version": 1,
         "class_code": key(d.class_code), "type_code": key(d.type_code), "format_code": key(d.format_code),
         "healthcare_facility_type_code": key(d.healthcare_facility_type_code),
         "practice_setting_code": key(d.practice_setting_code),

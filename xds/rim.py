@@ -51,6 +51,8 @@ class RegistryObject:
     external_identifiers: list["RegistryObject"] = field(default_factory=list)
     content_version_info: VersionInfo | None = None
     """Only ExtrinsicObject has it (ebRIM 3.0 ExtrinsicObjectType)."""
+    element: etree._Element | None = field(default=None, compare=False, repr=False)
+    """The XML this object was read from, if any: the registry stores it as it came."""
 
     def copy(self) -> "RegistryObject":
         """An independent copy, cheaper than ``copy.deepcopy`` on the registration hot path."""
@@ -61,7 +63,7 @@ class RegistryObject:
             description=list(self.description) if self.description is not None else None,
             version_info=self.version_info, classifications=[c.copy() for c in self.classifications],
             external_identifiers=[e.copy() for e in self.external_identifiers],
-            content_version_info=self.content_version_info)
+            content_version_info=self.content_version_info, element=self.element)
 
     def get(self, attribute: str, default: str | None = None) -> str | None:
         return self.attributes.get(attribute, default)
@@ -114,7 +116,8 @@ def parse_slot(el: etree._Element) -> Slot:
 def parse_object(el: etree._Element) -> RegistryObject:
     """Read one ebRIM 3.0 registry object element (ExtrinsicObject, RegistryPackage, ...)."""
     tag = etree.QName(el).localname
-    obj = RegistryObject(tag=tag, id=el.get("id", ""), attributes={k: v for k, v in el.attrib.items() if k != "id"})
+    obj = RegistryObject(tag=tag, id=el.get("id", ""), attributes={k: v for k, v in el.attrib.items() if k != "id"},
+                         element=el)
     for child in el:
         if not isinstance(child.tag, str):
             continue
@@ -225,12 +228,27 @@ def nest_free_standing(objects: list[RegistryObject]) -> list[RegistryObject]:
     out = []
     for o in objects:
         if o.tag == "Classification" and o.get("classifiedObject") in by_id:
-            by_id[o.get("classifiedObject")].classifications.append(o)
+            parent = by_id[o.get("classifiedObject")]
+            parent.classifications.append(o)
+            _adopt(parent, o, before=(RIM + "ExternalIdentifier", RIM + "ContentVersionInfo"))
         elif o.tag == "ExternalIdentifier" and o.get("registryObject") in by_id:
-            by_id[o.get("registryObject")].external_identifiers.append(o)
+            parent = by_id[o.get("registryObject")]
+            parent.external_identifiers.append(o)
+            _adopt(parent, o, before=(RIM + "ContentVersionInfo",))
         else:
             out.append(o)
     return out
+
+
+def _adopt(parent: RegistryObject, child: RegistryObject, before: tuple[str, ...]) -> None:
+    """Move the child's XML into the parent's, in ebRIM 3.0 schema order."""
+    if parent.element is None or child.element is None:
+        return
+    anchor = next((c for c in parent.element if c.tag in before), None)
+    if anchor is None:
+        parent.element.append(child.element)
+    else:
+        anchor.addprevious(child.element)
 
 
 def submit_objects_request(objects: list[RegistryObject]) -> etree._Element:
