@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from xds.errors import ErrorCode, ErrorList
 from xds.metadata import DocumentEntry
-from xds.rim import RegistryObject, Slot
+from xds.rim import RegistryObject
 from xds.vocabulary import DOC, ResponseStatus
 
 from .index import COMMITTED, PENDING, DocumentIndex, IndexRow
@@ -67,11 +67,7 @@ def _failure(errors: ErrorList) -> RegistryAnswer:
 
 
 def _set_slot(o: RegistryObject, name: str, value: str) -> None:
-    s = o.slot(name)
-    if s is None:
-        o.slots.append(Slot(name, [value]))
-    else:
-        s.values = [value]
+    o.set_slot(name, [value])
 
 
 @dataclass

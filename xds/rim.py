@@ -65,6 +65,28 @@ class RegistryObject:
             external_identifiers=[e.copy() for e in self.external_identifiers],
             content_version_info=self.content_version_info, element=self.element)
 
+    def set_slot(self, name: str, values: list[str]) -> None:
+        """Set a slot's values, in the model and in the XML it was read from (if any)."""
+        slot = self.slot(name)
+        if slot is None:
+            self.slots.append(Slot(name, list(values)))
+        else:
+            slot.values = list(values)
+        if self.element is None:
+            return
+        for old in self.element.iterchildren(RIM + "Slot"):
+            if old.get("name") == name:
+                self.element.remove(old)
+        new = etree.Element(RIM + "Slot", name=name)
+        value_list = etree.SubElement(new, RIM + "ValueList")
+        for v in values:
+            etree.SubElement(value_list, RIM + "Value").text = v
+        slots = list(self.element.iterchildren(RIM + "Slot"))
+        if slots:
+            slots[-1].addnext(new)
+        else:
+            self.element.insert(0, new)
+
     def get(self, attribute: str, default: str | None = None) -> str | None:
         return self.attributes.get(attribute, default)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from lxml import etree
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, or_, select
 
 from xds.errors import ErrorCode, ErrorList, XDSError
 from xds.hl7v2 import normalize_dtm
@@ -74,12 +74,8 @@ def chunks(values: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
 # ----------------------------------------------------------------------------- SQL fragments
 
 def code_match(col, values: list[CodeValue]):
-    """OR of the given codes. A code given without scheme matches that code in any scheme."""
-    full = [c.key for c in values if c.scheme is not None]
-    conds = [col.in_(full)] if full else []
-    # substr, not LIKE: exact and case-sensitive on both back-ends (SQLite's LIKE folds case)
-    conds += [func.substr(col, 1, len(c.code) + 2) == c.code + "^^" for c in values if c.scheme is None]
-    return or_(*conds)
+    """OR of the given codes, each ``code^^codingScheme`` as stored."""
+    return col.in_([c.key for c in values])
 
 
 def like_any(col, patterns: list[str]):
@@ -420,7 +416,8 @@ def run_stored_query(source, query_id: str, params: dict[str, list[list[str]]], 
             ids = list(dict.fromkeys(HANDLERS[query.name](ctx)))
             ctx.check_count(len(ids))
             rows = _object_rows(conn, ids, with_xml=return_type == LEAF_CLASS)
-        if query.single_patient:
+        if query.single_patient and return_type == LEAF_CLASS:
+            # ObjectRefs disclose no patient data, so they may span patients (NIST 12368)
             patients = sorted({r.patient_id for r in rows if r.patient_id})
             if len(patients) > 1:
                 raise XDSError(ErrorCode.RESULT_NOT_SINGLE_PATIENT,

@@ -27,7 +27,7 @@ from xds.vocabulary import AssocType, ObjectType, Status
 
 # Parameter types.
 STRING = "string"        # a quoted string, compared exactly
-CODE = "code"            # 'code^^scheme' (or 'code' alone: any scheme)
+CODE = "code"            # 'code^^scheme' (HL7 CE)
 TIME = "time"            # DTM, unquoted (quoted tolerated)
 STATUS = "status"        # an ebRS StatusType URN
 PATTERN = "pattern"      # a string with SQL LIKE wildcards % and _
@@ -63,8 +63,7 @@ def O(name: str, type_: str = STRING, multiple: bool = False, and_slots: bool = 
 @dataclass(frozen=True)
 class CodeValue:
     code: str
-    scheme: str | None
-    """None when the consumer gave the code alone: it then matches that code in any scheme."""
+    scheme: str
 
     @property
     def key(self) -> str:
@@ -167,9 +166,10 @@ def _typed(param: Param, item: str, quoted: bool):
         return item
     if param.type == CODE:
         code, sep, scheme = item.partition("^^")
-        if not code or (sep and (not scheme or "^" in scheme)):
-            raise _registry_error(name, f"{item!r} is not a code: expected 'code^^codingScheme'")
-        return CodeValue(code, scheme if sep else None)
+        if not code or not sep or not scheme or "^" in scheme:
+            raise _registry_error(name, f"{item!r} is not a coded value: ITI TF-2 3.18.4.1.2.3.7 asks for the "
+                                        "HL7 CE form 'code^^codingScheme'")
+        return CodeValue(code, scheme)
     if not item:
         raise _registry_error(name, "empty string value")
     return item

@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
-import re
 import shlex
 import subprocess
 import time
@@ -218,6 +217,12 @@ class Run:
     def symbols(self, test: kit.KitTest, section: kit.Section, step: kit.Step,
                 patient: str) -> dict[str, str]:
         now = dt.datetime.now(dt.timezone.utc)
+        if "$now$" in _step_text(section, step):
+            # The kit's "until now" bounds are exclusive (ITI TF-2 3.18.4.1.2.3.7) and times are kept
+            # to the second; a person driving the toolkit never queries within the second of the
+            # submission, a replay can: start the query in the next second.
+            time.sleep(1.0 - now.microsecond / 1e6 + 0.01)
+            now = dt.datetime.now(dt.timezone.utc)
         syms = {
             "$patientid$": patient,
             "$patient_id$": patient,
@@ -454,8 +459,15 @@ def prepare_submission(sor: etree._Element, rec: StepRecord, *, patient: str,
             if etree.QName(e).localname == "ObjectRef":
                 continue
             i = e.get("id")
-            if not i.startswith("urn:uuid:"):
-                mapping[i] = ebrim.new_id()
+            if i.startswith("urn:uuid:"):
+                continue
+            if etree.QName(e.getparent()).localname != "RegistryObjectList":
+                # A nested Classification or ExternalIdentifier: nothing refers to it, and the kit
+                # reuses such ids across objects (ReposAcceptanceTest-1113 has id_1.. twice), so
+                # each occurrence gets its own UUID, as the toolkit's AssignUuids does.
+                e.set("id", ebrim.new_id())
+                continue
+            mapping[i] = ebrim.new_id()
         for e in sor.iter():
             if not isinstance(e.tag, str):
                 continue
@@ -599,3 +611,15 @@ def run_tests(ids: list[str] | None, registry_url: str, repository_url: str, *,
         if on_result:
             on_result(r)
     return results
+
+
+def _step_text(section: kit.Section, step: kit.Step) -> str:
+    """The metadata file a step sends, as text ("" when it has none)."""
+    name = getattr(step, "metadata_file", None)
+    if not name:
+        return ""
+    path = section.path / name if hasattr(section, "path") else None
+    try:
+        return path.read_text(errors="replace") if path is not None else ""
+    except OSError:
+        return ""

@@ -112,6 +112,16 @@ def test_result_not_single_patient(store, db):
     assert codes_of(r) == ["XDSResultNotSinglePatient"]
 
 
+def test_result_spanning_patients_is_allowed_as_object_refs(store, db):
+    """ObjectRefs disclose no patient data: the single-patient rule is for LeafClass (NIST 12368)."""
+    a, b = document(PID), document(PID2)
+    store.submit([a])
+    store.submit([b], patient=PID2)
+    r = run(db, "GetDocuments", {"$XDSDocumentEntryEntryUUID": f"('{a.entry_uuid}','{b.entry_uuid}')"},
+            return_type="ObjectRef")
+    assert codes_of(r) == [] and set(r.ids) == {a.entry_uuid, b.entry_uuid}
+
+
 def test_too_many_results(store, db):
     store.submit([document() for _ in range(4)])
     r = run(db, "FindDocuments", {"$XDSDocumentEntryPatientId": f"'{PID}'", "$XDSDocumentEntryStatus": APPROVED},

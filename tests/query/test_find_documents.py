@@ -43,17 +43,25 @@ def test_find_documents_code_scheme_must_match(store, db):
     assert ids(find_docs(db, ClassCode="('A^^9.9.9')")) == set()
 
 
-def test_find_documents_code_without_scheme_matches_any_scheme(store, db):
+def test_find_documents_code_without_scheme_is_registry_error(store, db):
+    """Coded parameters are HL7 CE values, code^^scheme (ITI TF-2 3.18.4.1.2.3.7; NIST 11897 old_scheme)."""
+    store.submit([document(type_code=code("T", "1.1"))])
+    result = find_docs(db, TypeCode="('T')")
+    assert [e.code for e in result.errors] == ["XDSRegistryError"]
+    assert "$XDSDocumentEntryTypeCode" in result.errors.errors[0].context
+
+
+def test_find_documents_code_matches_code_and_scheme_exactly(store, db):
     a, b = document(type_code=code("T", "1.1")), document(type_code=code("T", "2.2"))
     c, d = document(type_code=code("T2", "1.1")), document(type_code=code("t", "1.1"))
     store.submit([a, b, c, d])
-    assert ids(find_docs(db, TypeCode="('T')")) == {a.entry_uuid, b.entry_uuid}
+    assert ids(find_docs(db, TypeCode="('T^^1.1')")) == {a.entry_uuid}
 
 
 def test_find_documents_code_like_characters_are_literal(store, db):
     a, b = document(type_code=code("T_1", "1.1")), document(type_code=code("TX1", "1.1"))
     store.submit([a, b])
-    assert ids(find_docs(db, TypeCode="('T_1')")) == {a.entry_uuid}
+    assert ids(find_docs(db, TypeCode="('T_1^^1.1')")) == {a.entry_uuid}
 
 
 def test_find_documents_practice_setting_facility_and_format_codes(store, db):

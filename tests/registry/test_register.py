@@ -14,7 +14,7 @@ from registry.register import Registry
 from registry.store import schema as t
 from tests.support.metadata import document_entry, draft, folder
 from xds import rim
-from xds.metadata import Association, new_uuid
+from xds.metadata import new_uuid
 from xds.rim import Slot
 from xds.vocabulary import AssocType, Status
 
