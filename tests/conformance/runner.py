@@ -10,7 +10,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Callable
 from xml.sax.saxutils import escape
 
@@ -106,6 +105,7 @@ class Run:
         self._running: set[str] = set()
         import requests
         self.session = requests.Session()
+        self.submitted_documents: dict[str, bytes] = {}
 
     # --- patients ----------------------------------------------------------
     def feed(self, pid: str) -> None:
@@ -302,6 +302,12 @@ class Run:
     def build_submission(self, test, section, step, rec) -> tuple[etree._Element, dict]:
         patient = self.step_patient(test, step)
         syms = self.symbols(test, section, step, patient)
+        # A patient a step takes from another test's report (12346 takes 15818's fresh one) is
+        # the patient of the submission and, as in the toolkit, of the test's later sections.
+        for u in step.use_reports:
+            if u.use_as in ("$patientid$", "$patient_id$") and "AltPatientId" not in step.flags:
+                patient = syms[u.use_as]
+                self.current_patient[test.id] = patient
         root = etree.fromstring(self.load_text(section, step, syms), kit.SAFE_PARSER)
         sor = ebrim.to_submit_objects_request(root)
         prepare_submission(sor, rec, patient=patient,
@@ -325,6 +331,10 @@ class Run:
             body, attachments = build_pnr(sor, step, rec, section, inline=True)
             self_check(body)  # XOP infoset: the document inline as base64
             body, attachments = build_pnr(sor, step, rec, section)
+            for sym, fname in step.documents.items():
+                uid = rec.assigned_uids.get(sym)
+                if uid:
+                    self.submitted_documents[uid] = (section.path / fname).read_bytes()
             reply = self.post(self.repository_url, soap.ACTION_PNR, body, attachments)
         self.evaluate(test, section, step, rec, reply, tx_log, log_root)
 
@@ -343,10 +353,25 @@ class Run:
         self_check(req)
         reply = self.post(self.repository_url, soap.ACTION_RETRIEVE, req, {})
         self.evaluate(test, section, step, rec, reply, tx_log, log_root)
-        refs = [(substitute(u, syms), test.path / f) for u, f in step.reference_documents]
+        refs = [(uid, self.reference_bytes(test, section, uid, f))
+                for uid, f in ((substitute(u, syms), f) for u, f in step.reference_documents)]
         err = check_retrieve(reply, refs, step.expected_mime_type)
         if err and step.expected_status == "Success":
             raise StepFailure(err)
+
+    def reference_bytes(self, test, section, uid: str, name: str) -> bytes:
+        """What a retrieve must return: the bytes this run submitted under ``uid``.
+
+        The kit's ReferenceDocument paths are relative to the section in some tests (12360:
+        ``../submit/...``) and to the test in others (12029), and 12029's reference file is not the
+        file its submit step sends (DEVIATIONS.md); the bytes actually submitted are the truth.
+        """
+        if uid in self.submitted_documents:
+            return self.submitted_documents[uid]
+        for base in (section.path, test.path):
+            if (base / name).exists():
+                return (base / name).read_bytes()
+        raise StepFailure(f"reference document {name} not found beside section {section.name}")
 
     def do_null(self, test, section, step, rec, tx_log, log_root) -> None:
         syms = self.symbols(test, section, step, self.patient_of(test.id))
@@ -513,7 +538,9 @@ def xpath_value(root: etree._Element, xpath: str, name: str) -> str:
         raise StepFailure(f"Report {name}: bad XPath: {e}")
     if isinstance(res, list):
         if not res:
-            raise StepFailure(f"Report {name}: XPath selected nothing")
+            # The toolkit records an empty report; a later UseReport of it fails there (15816's
+            # "docid" on a RegistryResponse is never used).
+            return ""
         first = res[0]
         return (first.text or "").strip() if isinstance(first, etree._Element) else str(first).strip()
     return str(res)
@@ -535,7 +562,7 @@ def run_assertions(step: kit.Step, log_root: etree._Element, syms: dict[str, str
             raise StepFailure(f"assertion {aid} is false: {expr.strip()[:200]}")
 
 
-def check_retrieve(reply: soap.SoapReply, refs: list[tuple[str, Path]],
+def check_retrieve(reply: soap.SoapReply, refs: list[tuple[str, bytes]],
                    expected_mime: str | None) -> str | None:
     body = reply.body
     if body is None or etree.QName(body).localname != "RetrieveDocumentSetResponse":
@@ -548,13 +575,12 @@ def check_retrieve(reply: soap.SoapReply, refs: list[tuple[str, Path]],
         got[uid] = (soap.resolve_xop(doc, reply.attachments) if doc is not None else None, mime)
     if refs and len(got) != len(refs):
         return f"expected {len(refs)} DocumentResponses, got {len(got)}"
-    for uid, path in refs:
+    for uid, want in refs:
         if uid not in got:
             return f"document {uid} not returned (got {sorted(got)})"
         data, mime = got[uid]
         if data is None:
             return f"document {uid}: no content (xop:Include unresolved)"
-        want = path.read_bytes()
         if data != want:
             return f"document {uid}: {len(data)} bytes differ from the {len(want)} submitted"
         if expected_mime and mime != expected_mime:

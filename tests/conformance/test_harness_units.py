@@ -372,9 +372,7 @@ def test_mtom_build_and_split_are_byte_exact():
     assert parts[0].headers["content-type"].startswith("application/xop+xml")
 
 
-def test_retrieve_check(tmp_path):
-    f = tmp_path / "doc.txt"
-    f.write_bytes(b"content\r\n")
+def test_retrieve_check():
     resp = etree.Element(f"{{{ebrim.XDSB}}}RetrieveDocumentSetResponse", nsmap={"xdsb": ebrim.XDSB})
     etree.SubElement(resp, f"{{{ebrim.RS}}}RegistryResponse",
                      status="urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success")
@@ -384,12 +382,10 @@ def test_retrieve_check(tmp_path):
     etree.SubElement(dr, f"{{{ebrim.XDSB}}}mimeType").text = "text/plain"
     d = etree.SubElement(dr, f"{{{ebrim.XDSB}}}Document")
     etree.SubElement(d, f"{{{soap.XOP}}}Include", href="cid:1%40x")
-    assert schema().validate(resp.__copy__()) or True
     env = soap.build_envelope("urn:ihe:iti:2007:RetrieveDocumentSetResponse", "x", resp)
     data, ctype = soap.build_mtom(env, {"1@x": (b"content\r\n", "text/plain")}, "a")
     reply = soap.parse_reply(200, ctype, data)
-    assert runner.check_retrieve(reply, [("1.2.3", f)], "text/plain") is None
-    assert "mimeType" in runner.check_retrieve(reply, [("1.2.3", f)], "text/xml")
-    f.write_bytes(b"content")
-    assert "differ" in runner.check_retrieve(reply, [("1.2.3", f)], None)
-    assert "not returned" in runner.check_retrieve(reply, [("9.9", f)], None)
+    assert runner.check_retrieve(reply, [("1.2.3", b"content\r\n")], "text/plain") is None
+    assert "mimeType" in runner.check_retrieve(reply, [("1.2.3", b"content\r\n")], "text/xml")
+    assert "differ" in runner.check_retrieve(reply, [("1.2.3", b"content")], None)
+    assert "not returned" in runner.check_retrieve(reply, [("9.9", b"content\r\n")], None)

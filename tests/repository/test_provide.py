@@ -8,7 +8,6 @@ import pytest
 from tests.repository.schemas import assert_valid
 from tests.repository.support import (FAILURE, REPOSITORY_UID, SUCCESS, call_wsgi, new_oid, provide_body,
                                       provide_request, retrieve_request, sha1, submission)
-from xds.vocabulary import DOC
 
 
 def registered(env, unique_id: str) -> dict:
