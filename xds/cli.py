@@ -6,6 +6,7 @@ Every command takes ``--data-dir`` and ``--database-url`` (or ``XDS_DATA_DIR`` /
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -35,7 +36,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
                          repository_unique_id=args.repository_unique_id, home_community_id=args.home_community_id,
-                         registry_url=args.registry_url, check_patient_ids=args.check_patient_ids)
+                         registry_url=args.registry_url, check_patient_ids=args.check_patient_ids,
+                         audit_forward=args.audit_forward or None, audit_enabled=args.audit_enabled,
+                         arr_udp_port=args.arr_udp_port, arr_tls_port=args.arr_tls_port,
+                         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
+                         require_client_cert=args.require_client_cert, access_policy=args.access_policy)
     return serve(settings)
 
 
@@ -89,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry-url", help="register with a remote registry's ITI-42 endpoint instead of in-process")
     p.add_argument("--no-patient-check", dest="check_patient_ids", action="store_const", const=False,
                    help="accept submissions for patients without a record (test affinity domains)")
+    p.add_argument("--audit-forward", action="append", metavar="URL",
+                   help="send audit records to an Audit Record Repository: udp://HOST:PORT or tls://HOST:PORT "
+                        "(repeatable)")
+    p.add_argument("--no-audit", dest="audit_enabled", action="store_const", const=False,
+                   help="do not record ATNA audit messages (test domains only)")
+    p.add_argument("--arr-udp-port", type=int, help="built-in Audit Record Repository: syslog over UDP (RFC 5426)")
+    p.add_argument("--arr-tls-port", type=int, help="built-in Audit Record Repository: syslog over TLS (RFC 5425)")
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
+    p.add_argument("--tls-ca", help="CA certificates that client certificates must chain to (PEM)")
+    p.add_argument("--require-client-cert", action="store_const", const=True,
+                   help="mutual TLS: refuse clients without a certificate signed by --tls-ca")
+    p.add_argument("--access-policy", choices=("open", "dmp"),
+                   help="open: plain XDS affinity domain; dmp: the DMP's patient-controlled access")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("migrate", help="create or upgrade the database schema")
@@ -106,7 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
     pp = psub.add_parser("list", help="list patient records")
     _common(pp)
     p.set_defaults(func=cmd_patients)
+    for module in EXTENSIONS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        mod.add_commands(sub, _common)
     return parser
+
+
+EXTENSIONS = ("xds.client.commands", "audit.commands", "xds.access.commands")
+"""Modules that add their own ``xds`` commands: ``add_commands(subparsers, add_common_options)``."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,19 @@ class Settings:
     """Empty: the repository registers in-process. Else the ITI-42 endpoint of a remote registry."""
     value_sets: dict[str, list[str]] = field(default_factory=dict)
     """Affinity-domain value sets: attribute name -> SVS XML files (TF-3 4.2.3.2, codes from the domain)."""
+    audit_forward: list[str] = field(default_factory=list)
+    """Audit Record Repositories to send to: ``udp://HOST:PORT`` or ``tls://HOST:PORT`` (ITI-20)."""
+    audit_enabled: bool = True
+    arr_udp_port: int = 0
+    """Built-in Audit Record Repository syslog/UDP port (RFC 5426); 0: not listening."""
+    arr_tls_port: int = 0
+    """Built-in Audit Record Repository syslog/TLS port (RFC 5425); 0: not listening."""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    require_client_cert: bool = False
+    access_policy: str = "open"
+    """``open``: a plain XDS affinity domain; ``dmp``: the DMP's patient-controlled access."""
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 2
@@ -55,6 +68,8 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         return int(value)
     if kind in (Path, "Path"):
         return Path(value)
+    if name == "audit_forward":
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
     if name == "value_sets":
         if isinstance(value, str):
             import json

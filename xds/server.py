@@ -58,6 +58,9 @@ def serve(settings: Settings) -> int:
     db = Database(settings.effective_database_url())
     db.migrate()
     db.dispose()
+    from repository.service import startup
+    report = startup(settings)
+    log.info("repository start-up sweep: %s", report)
     urls = endpoint_urls(settings)
     print("DMP-XDS listening:", flush=True)
     print(f"  registry   (ITI-42, ITI-18)  {urls['registry']}   WSDL {urls['registry']}?wsdl", flush=True)
