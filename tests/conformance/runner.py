@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import datetime as dt
 import shlex
 import subprocess
@@ -66,8 +67,21 @@ class StepRecord:
 
 
 @lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
 def schema() -> etree.XMLSchema:
     return etree.XMLSchema(kit.parse_file(kit.schema_path()))
+
+
+def check_received(body: etree._Element) -> None:
+    """Every answer the server sends must be valid ebRS 3.0 / XDS.b too (xop:Include read as base64)."""
+    copy_ = etree.fromstring(etree.tostring(body))
+    for inc in list(copy_.iter(f"{{{soap.XOP}}}Include")):
+        parent = inc.getparent()
+        parent.remove(inc)
+        parent.text = "AA=="
+    s = schema()
+    if not s.validate(copy_):
+        raise StepFailure(f"received {etree.QName(body).localname} is not schema-valid: {s.error_log.last_error}")
 
 
 def self_check(body: etree._Element) -> None:
@@ -392,6 +406,7 @@ class Run:
             raise StepFailure(f"SOAP fault (HTTP {reply.http_status}): {reply.fault}")
         if reply.body is None:
             raise StepFailure(f"no SOAP body in reply (HTTP {reply.http_status})")
+        check_received(reply.body)
         expected_status = step.expected_status
         codes, messages = step.expected_error_codes, step.expected_error_messages
         override = deviations.STEP_OVERRIDES.get((test.id, section.name, step.id))
