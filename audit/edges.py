@@ -1,0 +1,194 @@
+"""Audit at the transport edges: wrap a SOAP operation handler so that every call is recorded.
+
+The wrappers build the :class:`xds.context.Caller` from the request (remote address, endpoint,
+wsa:ReplyTo; a transport that knows more, e.g. XUA, leaves its own Caller in
+``environ["xds.caller"]``), call the handler, read the outcome from the answer (or a fault: 12)
+and hand one :class:`~audit.messages.AuditEvent` to ``auditor.record``.
+"""
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+
+from lxml import etree
+
+from xds.context import Caller, caller_from_environ
+from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, NS_XDSB, SS, q
+
+from . import messages
+from .messages import MAJOR_FAILURE, DocumentRef, outcome_of_status
+
+CALLER_KEY = "xds.caller"
+current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("audit_caller", default=None)
+"""The caller of the ITI-41 in progress, for the ITI-42 the repository sends on its behalf."""
+
+_PATIENT_PARAMS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "$XDSFolderPatientId", "$patientId")
+
+
+def caller_of(request) -> Caller:
+    known = request.environ.get(CALLER_KEY)
+    if isinstance(known, Caller):
+        caller = known
+    else:
+        caller = caller_from_environ(request.environ)
+        request.environ[CALLER_KEY] = caller
+    if caller.reply_to is None and request.reply_to:
+        caller.reply_to = request.reply_to
+    return caller
+
+
+def submission_ids(object_list: etree._Element | None) -> tuple[str | None, str | None]:
+    """(patient id, submission set uniqueId) of a RegistryObjectList, read from its ExternalIdentifiers."""
+    patient = unique = None
+    if object_list is None:
+        return None, None
+    for ei in object_list.iter(q(NS_RIM, "ExternalIdentifier")):
+        scheme = ei.get("identificationScheme")
+        if scheme == SS.PATIENT_ID and patient is None:
+            patient = ei.get("value")
+        elif scheme == SS.UNIQUE_ID and unique is None:
+            unique = ei.get("value")
+    return patient, unique
+
+
+def _status(body: etree._Element | None) -> int:
+    if body is None:
+        return MAJOR_FAILURE
+    rr = body if body.get("status") else body.find(q(NS_RS, "RegistryResponse"))
+    return outcome_of_status(rr.get("status", "")) if rr is not None else MAJOR_FAILURE
+
+
+def _call(handler, request):
+    try:
+        return handler(request), None
+    except BaseException as exc:  # noqa: BLE001 - re-raised by the caller after the audit
+        return None, exc
+
+
+def audited_register(handler, auditor):
+    """ITI-42 at the Document Registry: Import (110107), C."""
+    def handle(request):
+        caller = caller_of(request)
+        response, exc = _call(handler, request)
+        patient, unique = submission_ids(request.body.find(q(NS_RIM, "RegistryObjectList")))
+        auditor.record(messages.register_import(caller, auditor.source_id,
+                                                _status(response.body if response else None), patient, unique))
+        if exc is not None:
+            raise exc
+        return response
+    return handle
+
+
+def audited_query(handler, auditor, home_community_id: str | None = None):
+    """ITI-18 at the Document Registry: Query (110112), E, the AdhocQueryRequest as the query object."""
+    def handle(request):
+        caller = caller_of(request)
+        response, exc = _call(handler, request)
+        body = request.body
+        query = body.find(q(NS_RIM, "AdhocQuery"))
+        query_id = query.get("id", "") if query is not None else ""
+        patient = None
+        if query is not None:
+            for slot in query.iterchildren(q(NS_RIM, "Slot")):
+                if slot.get("name") in _PATIENT_PARAMS:
+                    value = slot.findtext(f"{q(NS_RIM, 'ValueList')}/{q(NS_RIM, 'Value')}") or ""
+                    patient = value.strip().strip("(").strip(")").strip().strip("'") or None
+                    break
+        outcome = _status(response.body if response else None)
+        auditor.record(messages.stored_query(caller, auditor.source_id, outcome, query_id,
+                                             body, patient, home_community_id))
+        if exc is not None:
+            raise exc
+        return response
+    return handle
+
+
+def audited_provide(handler, auditor):
+    """ITI-41 at the Document Repository: Import (110107), C."""
+    def handle(request):
+        caller = caller_of(request)
+        token = current_caller.set(caller)
+        try:
+            response, exc = _call(handler, request)
+        finally:
+            current_caller.reset(token)
+        object_list = request.body.find(f"{q(NS_LCM, 'SubmitObjectsRequest')}/{q(NS_RIM, 'RegistryObjectList')}")
+        patient, unique = submission_ids(object_list)
+        auditor.record(messages.provide_and_register(caller, auditor.source_id,
+                                                     _status(response.body if response else None), patient, unique))
+        if exc is not None:
+            raise exc
+        return response
+    return handle
+
+
+def audited_retrieve(handler, auditor):
+    """ITI-43 at the Document Repository: Export (110106), R, one object per document."""
+    def handle(request):
+        caller = caller_of(request)
+        response, exc = _call(handler, request)
+        outcome = MAJOR_FAILURE
+        docs: list[DocumentRef] = []
+        if response is not None:
+            outcome = _status(response.body)
+            docs = _documents(response.body.iterchildren(q(NS_XDSB, "DocumentResponse")))
+        if not docs:
+            docs = _documents(request.body.iterchildren(q(NS_XDSB, "DocumentRequest")))
+        auditor.record(messages.retrieve(caller, auditor.source_id, outcome, docs))
+        if exc is not None:
+            raise exc
+        return response
+    return handle
+
+
+def _documents(elements) -> list[DocumentRef]:
+    out = []
+    for el in elements:
+        uid = (el.findtext(q(NS_XDSB, "DocumentUniqueId")) or "").strip()
+        if uid:
+            out.append(DocumentRef(uid, (el.findtext(q(NS_XDSB, "RepositoryUniqueId")) or "").strip(),
+                                   (el.findtext(q(NS_XDSB, "HomeCommunityId")) or "").strip() or None))
+    return out
+
+
+class AuditedGateway:
+    """The repository's registry gateway, auditing each ITI-42 it sends (Export 110106, R).
+
+    When the registry is in this process (grouped actors) the registry side is audited too
+    (Import 110107, C), as the registry would if the request had come over SOAP.
+    """
+
+    def __init__(self, gateway, auditor, registry_url: str, in_process: bool) -> None:
+        self.gateway = gateway
+        self.auditor = auditor
+        self.registry_url = registry_url
+        self.in_process = in_process
+
+    def register(self, objects):
+        answer = self.gateway.register(objects)
+        caller = current_caller.get() or Caller()
+        patient = unique = None
+        for o in objects:
+            for ei in o.external_identifiers:
+                if ei.get("identificationScheme") == SS.PATIENT_ID:
+                    patient = ei.get("value")
+                elif ei.get("identificationScheme") == SS.UNIQUE_ID:
+                    unique = ei.get("value")
+        outcome = outcome_of_status(answer.status)
+        registry_url = self.registry_url
+        if self.in_process and caller.endpoint and caller.endpoint.endswith("/repository"):
+            registry_url = caller.endpoint[:-len("/repository")] + "/registry"
+        self.auditor.record(messages.register_export(caller, self.auditor.source_id, registry_url, outcome,
+                                                     patient, unique))
+        if self.in_process:
+            inner = dataclasses.replace(caller, reply_to=caller.endpoint, endpoint=registry_url,
+                                        remote_addr=messages._host(caller.endpoint) or "127.0.0.1")
+            self.auditor.record(messages.register_import(inner, self.auditor.source_id, outcome, patient, unique))
+        return answer
+
+    def registered_hashes(self, unique_ids):
+        return self.gateway.registered_hashes(unique_ids)
+
+
+__all__ = ["audited_register", "audited_query", "audited_provide", "audited_retrieve", "AuditedGateway",
+           "caller_of", "current_caller", "NS_QUERY"]

@@ -1,0 +1,346 @@
+"""ATNA audit messages: the model (DICOM PS3.15 A.5.1) and one builder per transaction.
+
+Codes come from the "Security Considerations" / "Audit Record Considerations" section of each
+transaction in IHE ITI TF-2 (3.18.5.1, 3.41.5.1, 3.42.5.1, 3.43.5.1) and from DICOM PS3.16
+(DCM codes). Every message validates against DICOM's schema (``dicom2024d.xsd``, CP-2399): each
+ParticipantObjectIdentification carries a ParticipantObjectName or a ParticipantObjectQuery.
+
+Builders are pure: they take the :class:`xds.context.Caller`, what the transaction touched and
+its outcome, and return an :class:`AuditEvent`; :meth:`AuditEvent.to_xml` serializes it.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+from lxml import etree
+
+from xds.context import Caller
+
+# -- outcomes: DICOM PS3.15 A.5.1 EventOutcomeIndicator
+SUCCESS = 0
+MINOR_FAILURE = 4
+SERIOUS_FAILURE = 8
+MAJOR_FAILURE = 12
+
+
+def outcome_of_status(status: str) -> int:
+    """ebRS RegistryResponse status -> EventOutcomeIndicator (PartialSuccess is a minor failure)."""
+    if status.endswith(":Success"):
+        return SUCCESS
+    if status.endswith(":PartialSuccess"):
+        return MINOR_FAILURE
+    return SERIOUS_FAILURE
+
+
+@dataclass(frozen=True)
+class Code:
+    """A coded value (CodedValueType: csd-code, codeSystemName, originalText)."""
+    code: str
+    system: str
+    text: str
+
+
+def dcm(code: str, text: str) -> Code:
+    return Code(code, "DCM", text)
+
+
+# EventID (DICOM PS3.16 CID 400-series)
+APPLICATION_ACTIVITY = dcm("110100", "Application Activity")
+EXPORT = dcm("110106", "Export")
+IMPORT = dcm("110107", "Import")
+QUERY = dcm("110112", "Query")
+SECURITY_ALERT = dcm("110113", "Security Alert")
+# EventTypeCode of application activity and security alerts (CID 402, 403)
+APPLICATION_START = dcm("110120", "Application Start")
+APPLICATION_STOP = dcm("110121", "Application Stop")
+NODE_AUTHENTICATION = dcm("110126", "Node Authentication")
+EMERGENCY_OVERRIDE = dcm("110127", "Emergency Override Started")
+USE_OF_RESTRICTED_FUNCTION = dcm("110132", "Use of Restricted Function")
+USER_AUTHENTICATION = dcm("110122", "Login")
+# RoleIDCode (CID 402 / 7210)
+APPLICATION = dcm("110150", "Application")
+APPLICATION_LAUNCHER = dcm("110151", "Application Launcher")
+DESTINATION = dcm("110152", "Destination Role ID")
+SOURCE = dcm("110153", "Source Role ID")
+# EventTypeCode of the XDS transactions (ITI TF-2)
+ITI_18 = Code("ITI-18", "IHE Transactions", "Registry Stored Query")
+ITI_41 = Code("ITI-41", "IHE Transactions", "Provide and Register Document Set-b")
+ITI_42 = Code("ITI-42", "IHE Transactions", "Register Document Set-b")
+ITI_43 = Code("ITI-43", "IHE Transactions", "Retrieve Document Set")
+TRANSACTIONS = {c.code: c for c in (ITI_18, ITI_41, ITI_42, ITI_43)}
+# ParticipantObjectIDTypeCode
+PATIENT_NUMBER = Code("2", "RFC-3881", "Patient Number")
+REPORT_NUMBER = Code("9", "RFC-3881", "Report Number")
+SUBMISSION_SET = Code("urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd", "IHE XDS Metadata",
+                      "submission set classificationNode")
+ACCESS_MODE_SYSTEM = "1.2.250.1.213.1.1.4.248"
+"""TRE_R248 (DMP access modes): given as PurposeOfUse when the access is an emergency."""
+
+ACTION_CREATE, ACTION_READ, ACTION_EXECUTE = "C", "R", "E"
+# ParticipantObjectTypeCode / ParticipantObjectTypeCodeRole (DICOM PS3.15 A.5.3)
+PERSON, SYSTEM_OBJECT = "1", "2"
+ROLE_PATIENT, ROLE_REPORT, ROLE_JOB, ROLE_QUERY = "1", "3", "20", "24"
+
+
+@dataclass
+class Participant:
+    """ActiveParticipant (DICOM PS3.15 A.5.1)."""
+    user_id: str
+    requestor: bool
+    alt_user_id: str | None = None
+    user_name: str | None = None
+    network_id: str | None = None
+    roles: list[Code] = field(default_factory=list)
+
+    @property
+    def network_type(self) -> str:
+        """NetworkAccessPointTypeCode: 2 for an IP address, 1 for a machine name."""
+        host = self.network_id or ""
+        return "2" if host.replace(".", "").isdigit() or ":" in host else "1"
+
+
+@dataclass
+class ParticipantObject:
+    """ParticipantObjectIdentification (DICOM PS3.15 A.5.1, A.5.3)."""
+    object_id: str
+    type_code: str
+    role: str
+    id_type: Code
+    name: str | None = None
+    query: bytes | etree._Element | None = None
+    """The query; an element is serialized only when the message is written (off the hot path)."""
+    details: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class AuditEvent:
+    """One audit message: what happened, who took part, which source, which objects."""
+    event_id: Code
+    action: str
+    outcome: int
+    event_types: list[Code] = field(default_factory=list)
+    participants: list[Participant] = field(default_factory=list)
+    objects: list[ParticipantObject] = field(default_factory=list)
+    source_id: str = ""
+    site_id: str | None = None
+    purpose_of_use: list[Code] = field(default_factory=list)
+    description: str | None = None
+    time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def to_xml(self) -> bytes:
+        """The AuditMessage element, in the order of DICOM PS3.15 A.5.1 (schema sequence)."""
+        root = etree.Element("AuditMessage")
+        ei = etree.SubElement(root, "EventIdentification", EventActionCode=self.action,
+                              EventDateTime=self.time.isoformat(timespec="milliseconds"),
+                              EventOutcomeIndicator=str(self.outcome))
+        _code(ei, "EventID", self.event_id)
+        for c in self.event_types:
+            _code(ei, "EventTypeCode", c)
+        if self.description:
+            etree.SubElement(ei, "EventOutcomeDescription").text = self.description
+        for c in self.purpose_of_use:
+            _code(ei, "PurposeOfUse", c)
+        for p in self.participants:
+            attrs = {"UserID": p.user_id}
+            if p.alt_user_id:
+                attrs["AlternativeUserID"] = p.alt_user_id
+            if p.user_name:
+                attrs["UserName"] = p.user_name
+            attrs["UserIsRequestor"] = "true" if p.requestor else "false"
+            if p.network_id:
+                attrs["NetworkAccessPointID"] = p.network_id
+                attrs["NetworkAccessPointTypeCode"] = p.network_type
+            ap = etree.SubElement(root, "ActiveParticipant", attrs)
+            for c in p.roles:
+                _code(ap, "RoleIDCode", c)
+        src = etree.SubElement(root, "AuditSourceIdentification", AuditSourceID=self.source_id or "unknown")
+        if self.site_id:
+            src.set("AuditEnterpriseSiteID", self.site_id)
+        etree.SubElement(src, "AuditSourceTypeCode", {"csd-code": "4", "codeSystemName": "DCM",
+                                                      "originalText": "Application Server Process"})
+        for o in self.objects:
+            po = etree.SubElement(root, "ParticipantObjectIdentification", ParticipantObjectID=o.object_id,
+                                  ParticipantObjectTypeCode=o.type_code, ParticipantObjectTypeCodeRole=o.role)
+            _code(po, "ParticipantObjectIDTypeCode", o.id_type)
+            if o.query is not None:
+                raw = o.query if isinstance(o.query, bytes) else etree.tostring(o.query, encoding="UTF-8")
+                etree.SubElement(po, "ParticipantObjectQuery").text = base64.b64encode(raw).decode()
+            else:
+                etree.SubElement(po, "ParticipantObjectName").text = o.name or o.object_id
+            for kind, value in o.details:
+                etree.SubElement(po, "ParticipantObjectDetail", type=kind, value=base64.b64encode(value).decode())
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _code(parent: etree._Element, tag: str, c: Code) -> None:
+    etree.SubElement(parent, tag, {"csd-code": c.code, "codeSystemName": c.system, "originalText": c.text})
+
+
+# -- participants ---------------------------------------------------------------------------
+
+def _host(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def process_id() -> str:
+    return str(os.getpid())
+
+
+def requester(caller: Caller, role: Code) -> Participant:
+    """The calling system: wsa:ReplyTo/From when it names one, else its address (ITI TF-2 3.x.5.1)."""
+    reply = caller.reply_to if caller.reply_to and "anonymous" not in caller.reply_to else None
+    user = reply or caller.node_subject or caller.remote_addr or "unknown"
+    return Participant(user, True, network_id=caller.remote_addr, roles=[role])
+
+
+def responder(caller: Caller, role: Code) -> Participant:
+    """This actor: its endpoint URL, our process id as AlternativeUserID."""
+    endpoint = caller.endpoint or "urn:dmp-xds"
+    return Participant(endpoint, False, alt_user_id=process_id(), network_id=_host(caller.endpoint), roles=[role])
+
+
+def human(caller: Caller) -> list[Participant]:
+    """The human requestor, when the caller's identity is known (XUA, portal)."""
+    if not caller.user_id:
+        return []
+    roles = [Code(r.code, r.scheme or "unknown", r.display or r.code) for r in caller.roles]
+    name = caller.user_name
+    if caller.organization:
+        name = f"{name or caller.user_id} ({caller.organization})"
+    return [Participant(caller.user_id, True, alt_user_id=caller.organization_id, user_name=name, roles=roles)]
+
+
+def purposes(caller: Caller) -> list[Code]:
+    out = [Code(p.code, p.scheme or "unknown", p.display or p.code) for p in caller.purpose_of_use]
+    if caller.is_emergency:
+        out.append(Code(caller.access_mode, ACCESS_MODE_SYSTEM, caller.access_mode))
+    return out
+
+
+def patient_object(patient_id: str) -> ParticipantObject:
+    return ParticipantObject(patient_id, PERSON, ROLE_PATIENT, PATIENT_NUMBER, name=patient_id)
+
+
+def submission_set_object(unique_id: str) -> ParticipantObject:
+    return ParticipantObject(unique_id, SYSTEM_OBJECT, ROLE_JOB, SUBMISSION_SET, name=unique_id)
+
+
+def _base(caller: Caller, source_id: str, event_id: Code, action: str, outcome: int, event_type: Code,
+          participants: list[Participant], description: str | None = None) -> AuditEvent:
+    return AuditEvent(event_id=event_id, action=action, outcome=outcome, event_types=[event_type],
+                      participants=participants + human(caller), source_id=source_id,
+                      purpose_of_use=purposes(caller), description=description)
+
+
+# -- one builder per transaction ---------------------------------------------------------------
+
+def provide_and_register(caller: Caller, source_id: str, outcome: int, patient_id: str | None,
+                         submission_set_uid: str | None, description: str | None = None) -> AuditEvent:
+    """ITI-41 at the Document Repository (ITI TF-2 3.41.5.1.2): Import, C."""
+    ev = _base(caller, source_id, IMPORT, ACTION_CREATE, outcome, ITI_41,
+               [requester(caller, SOURCE), responder(caller, DESTINATION)], description)
+    ev.objects = _patient_and_set(patient_id, submission_set_uid)
+    return ev
+
+
+def register_export(caller: Caller, source_id: str, registry_url: str, outcome: int, patient_id: str | None,
+                    submission_set_uid: str | None, description: str | None = None) -> AuditEvent:
+    """ITI-42 at the Document Repository (ITI TF-2 3.42.5.1.1): Export, R; we are the Source."""
+    src = Participant(caller.endpoint or "urn:dmp-xds:repository", True, alt_user_id=process_id(),
+                      network_id=_host(caller.endpoint), roles=[SOURCE])
+    dst = Participant(registry_url, False, network_id=_host(registry_url), roles=[DESTINATION])
+    ev = _base(caller, source_id, EXPORT, ACTION_READ, outcome, ITI_42, [src, dst], description)
+    ev.objects = _patient_and_set(patient_id, submission_set_uid)
+    return ev
+
+
+def register_import(caller: Caller, source_id: str, outcome: int, patient_id: str | None,
+                    submission_set_uid: str | None, description: str | None = None) -> AuditEvent:
+    """ITI-42 at the Document Registry (ITI TF-2 3.42.5.1.2): Import, C."""
+    ev = _base(caller, source_id, IMPORT, ACTION_CREATE, outcome, ITI_42,
+               [requester(caller, SOURCE), responder(caller, DESTINATION)], description)
+    ev.objects = _patient_and_set(patient_id, submission_set_uid)
+    return ev
+
+
+def stored_query(caller: Caller, source_id: str, outcome: int, query_id: str, request: bytes | etree._Element,
+                 patient_id: str | None, home_community_id: str | None = None,
+                 description: str | None = None) -> AuditEvent:
+    """ITI-18 at the Document Registry (ITI TF-2 3.18.5.1.2): Query, E; the AdhocQueryRequest in base64."""
+    ev = _base(caller, source_id, QUERY, ACTION_EXECUTE, outcome, ITI_18,
+               [requester(caller, SOURCE), responder(caller, DESTINATION)], description)
+    if patient_id:
+        ev.objects.append(patient_object(patient_id))
+    details = [("QueryEncoding", b"UTF-8")]
+    if home_community_id:
+        details.append(("urn:ihe:iti:xca:2010:homeCommunityId", home_community_id.encode()))
+    ev.objects.append(ParticipantObject(query_id or "unknown", SYSTEM_OBJECT, ROLE_QUERY, ITI_18, query=request,
+                                        details=details))
+    return ev
+
+
+@dataclass
+class DocumentRef:
+    unique_id: str
+    repository_unique_id: str
+    home_community_id: str | None = None
+
+
+def retrieve(caller: Caller, source_id: str, outcome: int, documents: list[DocumentRef],
+             patient_id: str | None = None, description: str | None = None) -> AuditEvent:
+    """ITI-43 at the Document Repository (ITI TF-2 3.43.5.1.3): Export, R; one object per document."""
+    src = responder(caller, SOURCE)
+    src.requestor = False
+    dst = requester(caller, DESTINATION)
+    ev = _base(caller, source_id, EXPORT, ACTION_READ, outcome, ITI_43, [src, dst], description)
+    if patient_id:
+        ev.objects.append(patient_object(patient_id))
+    for d in documents:
+        details = [("Repository Unique Id", d.repository_unique_id.encode())]
+        if d.home_community_id:
+            details.append(("ihe:homeCommunityID", d.home_community_id.encode()))
+        ev.objects.append(ParticipantObject(d.unique_id, SYSTEM_OBJECT, ROLE_REPORT, REPORT_NUMBER,
+                                            name=d.unique_id, details=details))
+    return ev
+
+
+def application_activity(source_id: str, start: bool, application: str = "xds serve") -> AuditEvent:
+    """Application Start / Stop (DICOM PS3.15 A.5.3.1, ITI TF-2 3.20.4.1.1.1 'Application Activity')."""
+    app = Participant(application, False, alt_user_id=process_id(), network_id=socket.gethostname(),
+                      roles=[APPLICATION])
+    return AuditEvent(APPLICATION_ACTIVITY, ACTION_EXECUTE, SUCCESS,
+                      [APPLICATION_START if start else APPLICATION_STOP], [app], source_id=source_id)
+
+
+def security_alert(caller: Caller, source_id: str, description: str, alert_type: Code = USE_OF_RESTRICTED_FUNCTION,
+                   outcome: int = MINOR_FAILURE, patient_id: str | None = None) -> AuditEvent:
+    """Security Alert (DICOM PS3.15 A.5.3.11): authentication failures and refused accesses."""
+    reporter = responder(caller, APPLICATION)
+    reporter.requestor = False
+    ev = _base(caller, source_id, SECURITY_ALERT, ACTION_EXECUTE, outcome, alert_type,
+               [reporter, requester(caller, SOURCE)], description)
+    if caller.endpoint:
+        ev.objects.append(ParticipantObject(caller.endpoint, SYSTEM_OBJECT, "13",
+                                            Code("12", "RFC-3881", "URI"), name=caller.endpoint))
+    if patient_id:
+        ev.objects.append(patient_object(patient_id))
+    return ev
+
+
+def _patient_and_set(patient_id: str | None, submission_set_uid: str | None) -> list[ParticipantObject]:
+    out = []
+    if patient_id:
+        out.append(patient_object(patient_id))
+    if submission_set_uid:
+        out.append(submission_set_object(submission_set_uid))
+    return out

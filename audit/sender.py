@@ -1,0 +1,198 @@
+"""Deliver the outbox: to our own record store and to each configured ARR (ITI TF-2 3.20.6).
+
+One :class:`Sender` per server (it runs in the audit process, :mod:`audit.daemon`). Each pass:
+
+1. ``local``: outbox rows after the local cursor are appended to the hash-chained store, cursor
+   moved in the same transaction (exactly once);
+2. each ARR (``udp://HOST:PORT``, RFC 5426; ``tls://HOST:PORT``, RFC 5425 with TLS 1.2+ and our
+   client certificate): rows after its cursor are sent in order, the cursor moved after they
+   were sent (at-least-once: a crash between the two sends them again). An ARR that is down
+   keeps its cursor; it is retried with a capped back-off while the others go on;
+3. outbox rows every destination has are deleted.
+
+Cursors live in the database, so a restart (or a second server process) resumes where delivery
+stopped: nothing is lost.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from . import fields, store, syslog
+
+log = logging.getLogger(__name__)
+
+UDP_MAX = 65507
+"""Largest UDP payload over IPv4; bigger messages are sent truncated, as RFC 5426 3.2 allows."""
+
+
+class Transport:
+    def send(self, messages: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class UdpTransport(Transport):
+    """RFC 5426: one message per datagram. UDP cannot tell whether the ARR is there."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.address = (host, port)
+        self.sock: socket.socket | None = None
+
+    def send(self, messages: list[bytes]) -> None:
+        if self.sock is None:
+            self.sock = socket.socket(socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET, socket.SOCK_DGRAM)
+        for m in messages:
+            self.sock.sendto(m[:UDP_MAX], self.address)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def client_context(cert: str = "", key: str = "", ca: str = "") -> ssl.SSLContext:
+    """TLS 1.2+ client (ITI TF-2 3.19.6.1: mutual authentication with our node certificate)."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca or None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert:
+        ctx.load_cert_chain(cert, key or None)
+    return ctx
+
+
+class TlsTransport(Transport):
+    """RFC 5425: one long-lived TLS connection, messages octet-counted."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, timeout: float = 10.0) -> None:
+        self.host, self.port, self.context, self.timeout = host, port, context, timeout
+        self.sock: ssl.SSLSocket | None = None
+
+    def _connect(self) -> ssl.SSLSocket:
+        raw = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        try:
+            return self.context.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+
+    def send(self, messages: list[bytes]) -> None:
+        if self.sock is None:
+            self.sock = self._connect()
+        try:
+            self.sock.sendall(b"".join(syslog.frame(m) for m in messages))
+        except OSError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+
+def transport_for(url: str, cert: str = "", key: str = "", ca: str = "") -> Transport:
+    parts = urlsplit(url)
+    if parts.scheme not in ("udp", "tls") or not parts.hostname or not parts.port:
+        raise ValueError(f"audit destination {url!r}: expected udp://HOST:PORT or tls://HOST:PORT")
+    if parts.scheme == "udp":
+        return UdpTransport(parts.hostname, parts.port)
+    return TlsTransport(parts.hostname, parts.port, client_context(cert, key, ca))
+
+
+@dataclass
+class _Destination:
+    url: str
+    transport: Transport
+    retry_at: float = 0.0
+    failures: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class Sender:
+    """Delivers the outbox of ``database`` to the local store (if ``local``) and to ``forward`` ARRs."""
+    database: object
+    forward: list[str] = field(default_factory=list)
+    local: bool = True
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    batch: int = 500
+    max_backoff: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.destinations = [_Destination(u, transport_for(u, self.tls_cert, self.tls_key, self.tls_ca))
+                             for u in self.forward]
+
+    def names(self) -> list[str]:
+        return ([store.LOCAL] if self.local else []) + [d.url for d in self.destinations]
+
+    def deliver_once(self) -> int:
+        """One pass over every destination; returns how many messages moved."""
+        moved = 0
+        if self.local:
+            while True:
+                _, rows = store.pending(self.database, store.LOCAL, self.batch)
+                if not rows:
+                    break
+                incoming = [store.Incoming(m, store.LOCAL, None, _fields(m)) for _, m in rows]
+                store.append_from_outbox(self.database, rows[-1][0], incoming)
+                moved += len(rows)
+                if len(rows) < self.batch:
+                    break
+        now = time.monotonic()
+        for d in self.destinations:
+            if d.retry_at > now:
+                continue
+            while True:
+                _, rows = store.pending(self.database, d.url, self.batch)
+                if not rows:
+                    break
+                try:
+                    d.transport.send([m for _, m in rows])
+                except OSError as exc:
+                    d.failures += 1
+                    d.last_error = f"{exc.__class__.__name__}: {exc}"
+                    d.retry_at = time.monotonic() + min(self.max_backoff, 0.2 * 2 ** min(d.failures, 10))
+                    log.warning("audit: ARR %s unreachable (%s); %d messages wait", d.url, d.last_error, len(rows))
+                    break
+                d.failures = 0
+                store.advance(self.database, d.url, rows[-1][0])
+                moved += len(rows)
+                if len(rows) < self.batch:
+                    break
+        if moved:
+            store.prune(self.database, self.names())
+        return moved
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Deliver until nothing is left or ``timeout``; True if everything went out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for d in self.destinations:
+                d.retry_at = 0.0
+            self.deliver_once()
+            if all(not store.pending(self.database, n, 1)[1] for n in self.names()):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def close(self) -> None:
+        for d in self.destinations:
+            d.transport.close()
+
+
+def _fields(message: bytes) -> fields.Fields:
+    try:
+        return fields.extract(message)
+    except syslog.SyslogError:
+        return fields.Fields(fields.INVALID)
