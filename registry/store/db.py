@@ -48,7 +48,9 @@ class Database:
             self.writer = _sqlite_engine(url, immediate=True)
             self.reader = _sqlite_engine(url, immediate=False)
         else:
-            self.writer = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # No pre-ping: it costs a round trip per transaction. A dropped connection (database
+            # restart, fail-over) fails one request and SQLAlchemy then invalidates the whole pool.
+            self.writer = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False, pool_recycle=3600)
             self.reader = self.writer
         self._integrity_errors = (self.writer.dialect.dbapi.IntegrityError,)
 
