@@ -43,6 +43,22 @@ class Settings:
     require_client_cert: bool = False
     access_policy: str = "open"
     """``open``: a plain XDS affinity domain; ``dmp``: the DMP's patient-controlled access."""
+    xua_trusted_certs: list[str] = field(default_factory=list)
+    """PEM files of the XUA assertion issuers trusted (ITI-40); signatures by other keys are refused."""
+    xua_trust_local_issuer: str = "auto"
+    """Also trust the test issuer of ``xds xua issue`` (key under the data dir); ``auto``: on SQLite only."""
+    xua_audience: str = ""
+    """Expected saml2:Audience; empty: not checked (the French VIHF token has none)."""
+    xua_clock_skew: int = 60
+    """Seconds of clock difference tolerated on NotBefore / NotOnOrAfter."""
+    xua_required: str = "auto"
+    """An assertion is required on ITI-18/41/43: ``auto`` (in the ``dmp`` policy), ``true``, ``false``."""
+    xua_replay_check: bool = True
+    """Refuse an assertion ID seen before (each request carries a fresh assertion)."""
+    care_team_may_submit: bool = True
+    """DMP policy: a professional outside the patient's authorised list may submit documents."""
+    access_api_token: str = ""
+    """Bearer token of the ``/dmp/api`` JSON API; empty: the API answers loopback callers only."""
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 2
@@ -68,7 +84,7 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         return int(value)
     if kind in (Path, "Path"):
         return Path(value)
-    if name == "audit_forward":
+    if name in ("audit_forward", "xua_trusted_certs"):
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
     if name == "value_sets":
         if isinstance(value, str):

@@ -1,0 +1,397 @@
+"""The one module that decides who sees what (DMP patient-controlled access, or an open domain).
+
+Two layers:
+
+* :func:`decide` and :meth:`Decision.sees`: pure functions of the caller, the patient's
+  decisions (:class:`~xds.access.store.RecordPolicy`) and a document's facts. No database, no
+  transport: the table-driven tests run them directly.
+* :class:`AccessPolicy`: what the actors ask (``identify`` a SOAP request's caller, may this
+  caller query / submit for this patient, which objects of an answer may it see, which documents
+  may it retrieve). It loads the facts, asks the pure functions, audits refusals and emergency
+  accesses, and records emergency accesses for the patient.
+
+DMP rules (mode ``dmp``), in order; the first that applies wins:
+
+1. no record for the patient: refused (a record exists only once created with consent);
+2. closed record: refused (data kept);
+3. the patient (NameID = the patient's INS): their record, less undisclosed INVISIBLE_PATIENT;
+   a legal representative (resource-id = the patient): less INVISIBLE_PATIENT and
+   INVISIBLE_REPRESENTANTS_LEGAUX not disclosed;
+4. an assertion for another patient (resource-id) or no person at all: refused;
+5. a blocked professional: refused, whatever else (treating, authorised, author, emergency);
+6. the treating physician: everything, masked documents included;
+7. an authorised professional: everything but documents masked to professionals;
+8. break-glass / centre 15 where the patient did not object: as 7, flagged, audited, listed;
+9. a submission by a professional outside the list (care team feeding) when configured;
+10. an unauthorised professional who authored documents of the patient: those documents only;
+11. anyone else: refused.
+
+At every level a professional sees the documents they authored (rule 5 aside). Mode ``open``:
+every authenticated caller sees everything (a plain XDS affinity domain).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select
+
+from xds.context import Caller
+from xds.errors import ErrorCode, ErrorList
+
+from .store import AccessStore, DocumentPolicy, RecordPolicy
+
+log = logging.getLogger(__name__)
+
+VISIBILITY_SYSTEM = "1.2.250.1.213.1.1.4.13"
+"""TRE_A07-StatutVisibiliteDocument."""
+MASQUE_PS = "MASQUE_PS"
+INVISIBLE_PATIENT = "INVISIBLE_PATIENT"
+INVISIBLE_REPRESENTANTS_LEGAUX = "INVISIBLE_REPRESENTANTS_LEGAUX"
+
+NORMAL, BREAK_GLASS, CENTRE_15 = "normal", "bris_de_glace", "centre_15"
+ACCESS_MODES = (NORMAL, BREAK_GLASS, CENTRE_15)
+
+PATIENT, REPRESENTATIVE, PROFESSIONAL = "patient", "legal_representative", "professional"
+
+READ, SUBMIT = "read", "submit"
+
+# views: what an allowed caller sees of the record
+ALL = "all"                    # open domain
+FULL = "full"                  # treating physician
+STANDARD = "standard"          # authorised professional, emergency access
+OWN = "own"                    # only documents the caller authored
+PATIENT_VIEW = "patient"
+REPRESENTATIVE_VIEW = "representative"
+
+
+@dataclass(frozen=True)
+class DocumentFacts:
+    """What visibility depends on, for one DocumentEntry."""
+    unique_id: str
+    patient_id: str
+    confidentiality: frozenset[str] = frozenset()
+    """confidentialityCode codes (N, R, V, MASQUE_PS, INVISIBLE_PATIENT, ...)."""
+    authors: frozenset[str] = frozenset()
+    """National ids of the authorPerson values (first XCN component)."""
+    state: DocumentPolicy = field(default_factory=DocumentPolicy)
+
+    @property
+    def masked_to_professionals(self) -> bool:
+        if self.state.masked is not None:
+            return self.state.masked
+        return MASQUE_PS in self.confidentiality
+
+    @property
+    def hidden_from_patient(self) -> bool:
+        return INVISIBLE_PATIENT in self.confidentiality and not self.state.disclosed
+
+    @property
+    def hidden_from_representatives(self) -> bool:
+        return (self.hidden_from_patient or INVISIBLE_REPRESENTANTS_LEGAUX in self.confidentiality) \
+            and not self.state.disclosed
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    view: str = ""
+    reason: str = ""
+    emergency: bool = False
+    caller_id: str | None = None
+
+    def sees(self, doc: DocumentFacts) -> bool:
+        if not self.allowed:
+            return False
+        if self.view == ALL or self.view == FULL:
+            return True
+        if self.view in (FULL, STANDARD, OWN) and self.caller_id and self.caller_id in doc.authors:
+            return True
+        if self.view == STANDARD:
+            return not doc.masked_to_professionals
+        if self.view == PATIENT_VIEW:
+            return not doc.hidden_from_patient
+        if self.view == REPRESENTATIVE_VIEW:
+            return not doc.hidden_from_representatives
+        return False
+
+
+def refuse(reason: str, caller_id: str | None = None) -> Decision:
+    return Decision(False, reason=reason, caller_id=caller_id)
+
+
+def caller_kind(caller: Caller) -> str:
+    return caller.kind if caller.kind in (PATIENT, REPRESENTATIVE) else PROFESSIONAL
+
+
+def decide(caller: Caller, record: RecordPolicy, action: str = READ, *, care_team_may_submit: bool = True,
+           authored: bool = False) -> Decision:
+    """May ``caller`` read (or submit to) ``record``, and with which view (the rules above)."""
+    pid = record.patient_id
+    who = caller.user_id
+    if record.state is None:
+        return refuse(f"patient {pid} has no DMP record (a record exists only once created with the "
+                      "patient's consent)", who)
+    if record.state != "open":
+        return refuse(f"the DMP record of patient {pid} is closed: it refuses submissions and queries", who)
+    kind = caller_kind(caller)
+    if kind == PATIENT:
+        if who == pid:
+            return Decision(True, PATIENT_VIEW, "the patient", caller_id=who)
+        return refuse(f"a patient has access to their own record only, not to {pid}", who)
+    if caller.patient_id and caller.patient_id != pid:
+        return refuse(f"the assertion is for patient {caller.patient_id}, not {pid}", who)
+    if kind == REPRESENTATIVE:
+        if caller.patient_id == pid and who:
+            return Decision(True, REPRESENTATIVE_VIEW, "legal representative", caller_id=who)
+        return refuse(f"a legal representative needs an assertion naming patient {pid}", who)
+    if not who:
+        return refuse("the DMP needs the person behind the request: send an XUA assertion naming the professional")
+    if who in record.blocked:
+        return refuse(f"professional {who} is blocked by patient {pid}", who)
+    if who == record.treating_physician:
+        return Decision(True, FULL, "treating physician", caller_id=who)
+    if who in record.authorised:
+        return Decision(True, STANDARD, "authorised by the patient", caller_id=who)
+    mode = caller.access_mode or NORMAL
+    if mode in (BREAK_GLASS, CENTRE_15):
+        allowed = record.break_glass_allowed if mode == BREAK_GLASS else record.centre_15_allowed
+        if not allowed:
+            what = "break-glass" if mode == BREAK_GLASS else "emergency call-centre (centre 15)"
+            return refuse(f"patient {pid} objects to {what} access", who)
+        return Decision(True, STANDARD, f"emergency access ({mode})", emergency=True, caller_id=who)
+    if mode not in ACCESS_MODES:
+        return refuse(f"unknown access mode {mode!r} (TRE_R248: normal, bris_de_glace, centre_15)", who)
+    if action == SUBMIT and care_team_may_submit:
+        return Decision(True, OWN, "care team feeding the record", caller_id=who)
+    if authored:
+        return Decision(True, OWN, "author of documents of the record", caller_id=who)
+    return refuse(f"professional {who} is not authorised by patient {pid}", who)
+
+
+def author_id(person: str) -> str:
+    """The national id of an authorPerson XCN (its first component)."""
+    return person.split("^", 1)[0].strip()
+
+
+# ----------------------------------------------------------------------------- facts from the registry
+
+def document_facts(conn, store: AccessStore, *, uuids=None, unique_ids=None) -> dict[str, DocumentFacts]:
+    """DocumentFacts by entry uuid, for the given entry uuids or document uniqueIds."""
+    from registry.store import schema as t
+    de, codes, authors = t.document_entries, t.entry_codes, t.entry_authors
+    col = de.c.uuid if uuids is not None else de.c.unique_id
+    values = list(dict.fromkeys(uuids if uuids is not None else unique_ids))
+    entries = []
+    for i in range(0, len(values), 500):
+        entries += conn.execute(select(de.c.uuid, de.c.unique_id, de.c.patient_id)
+                                .where(col.in_(values[i:i + 500]))).all()
+    if not entries:
+        return {}
+    ids = [e.uuid for e in entries]
+    conf: dict[str, set[str]] = {}
+    people: dict[str, set[str]] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        for r in conn.execute(select(codes.c.entry_uuid, codes.c.code)
+                              .where(codes.c.entry_uuid.in_(chunk), codes.c.kind == "confidentiality")):
+            conf.setdefault(r.entry_uuid, set()).add(r.code.split("^", 1)[0])
+        for r in conn.execute(select(authors.c.entry_uuid, authors.c.person).where(authors.c.entry_uuid.in_(chunk))):
+            people.setdefault(r.entry_uuid, set()).add(author_id(r.person))
+    states = store.documents([e.unique_id for e in entries], conn)
+    return {e.uuid: DocumentFacts(e.unique_id, e.patient_id, frozenset(conf.get(e.uuid, ())),
+                                  frozenset(people.get(e.uuid, ())), states.get(e.unique_id, DocumentPolicy()))
+            for e in entries}
+
+
+def has_authored(conn, patient_id: str, professional_id: str) -> bool:
+    from registry.store import schema as t
+    de, authors = t.document_entries, t.entry_authors
+    escaped = professional_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    stmt = (select(de.c.uuid).join(authors, authors.c.entry_uuid == de.c.uuid)
+            .where(de.c.patient_id == patient_id,
+                   or_(authors.c.person == professional_id, authors.c.person.like(escaped + "^%", escape="\\")))
+            .limit(1))
+    return conn.execute(stmt).first() is not None
+
+
+# ----------------------------------------------------------------------------- what the actors ask
+
+PATIENT_PARAMETERS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "$XDSFolderPatientId",
+                      "$patientId")
+
+
+def query_patient(params: dict[str, list[list[str]]]) -> str | None:
+    """The patient a Find/GetAll stored query is about (its patient parameter, unquoted)."""
+    from registry.query.params import split_value
+    for name in PATIENT_PARAMETERS:
+        for slot in params.get(name, ()):
+            for text in slot:
+                try:
+                    values = split_value(name, text)
+                except Exception:  # noqa: BLE001 - the engine reports bad values itself
+                    return None
+                if values:
+                    return values[0][0]
+    return None
+
+
+class AccessPolicy:
+    """What the actors ask. ``mode``: ``open`` or ``dmp``. Safe to share between threads."""
+
+    def __init__(self, settings, database, store: AccessStore | None = None, xua=None, services=None) -> None:
+        self.settings = settings
+        self.mode = getattr(settings, "access_policy", "open") or "open"
+        if self.mode not in ("open", "dmp"):
+            raise ValueError(f"access_policy must be 'open' or 'dmp', not {self.mode!r}")
+        self.database = database
+        self.store = store or AccessStore(database)
+        self.xua = xua
+        self.services = services
+        self.care_team_may_submit = bool(getattr(settings, "care_team_may_submit", True))
+
+    @property
+    def is_dmp(self) -> bool:
+        return self.mode == "dmp"
+
+    # -- audit (through services.auditor when the audit package provides one) ------------------------
+    def _alert(self, caller: Caller, description: str, kind: str = "restricted", patient_id: str | None = None,
+               success: bool = False) -> None:
+        from .alerts import security_alert
+        security_alert(self.services, caller, description, kind, patient_id, success)
+
+    # -- who is calling --------------------------------------------------------------------------------
+    def identify(self, request) -> Caller:
+        """The Caller of a SOAP request: TLS node, XUA assertion (verified); SoapFault when refused."""
+        from xds.context import caller_from_environ
+        caller = caller_from_environ(request.environ or {})
+        caller.reply_to = request.reply_to
+        caller.authenticated = bool(caller.node_subject)
+        if self.xua is not None:
+            self.xua.apply(request, caller, required=self.xua_required, on_refusal=self._alert)
+        return caller
+
+    @property
+    def xua_required(self) -> bool:
+        value = str(getattr(self.settings, "xua_required", "auto")).strip().lower()
+        if value in ("", "auto"):
+            return self.is_dmp
+        return value in ("1", "true", "yes", "on")
+
+    # -- decisions ---------------------------------------------------------------------------------------
+    def decide(self, caller: Caller, patient_id: str, action: str = READ, conn=None) -> Decision:
+        if not self.is_dmp:
+            return Decision(True, ALL, "open affinity domain", caller_id=caller.user_id)
+        if conn is None:
+            with self.database.read() as conn:
+                return self.decide(caller, patient_id, action, conn)
+        record = self.store.record(patient_id, conn)
+        decision = decide(caller, record, action, care_team_may_submit=self.care_team_may_submit)
+        if not decision.allowed and action == READ and caller_kind(caller) == PROFESSIONAL and caller.user_id \
+                and record.state == "open" and caller.user_id not in record.blocked \
+                and not (caller.patient_id and caller.patient_id != patient_id) \
+                and has_authored(conn, patient_id, caller.user_id):
+            decision = decide(caller, record, action, care_team_may_submit=self.care_team_may_submit,
+                              authored=True)
+        return decision
+
+    def _granted(self, caller: Caller, patient_id: str, decision: Decision, transaction: str) -> None:
+        if decision.emergency:
+            self.store.log_emergency(patient_id, caller.user_id or "", caller.access_mode, caller.user_name,
+                                     caller.organization)
+            self._alert(caller, f"{transaction}: emergency access ({caller.access_mode}) to the record of "
+                                f"{patient_id} by {caller.user_id}", "emergency", patient_id, success=True)
+
+    def _refused(self, caller: Caller, patient_id: str, decision: Decision, transaction: str) -> None:
+        self._alert(caller, f"{transaction}: access refused: {decision.reason}", "restricted", patient_id)
+
+    # ITI-18 --------------------------------------------------------------------------------------------
+    def check_query(self, caller: Caller, params: dict[str, list[list[str]]]) -> ErrorList | None:
+        """Errors for a query on a patient the caller may not access; None when it may run."""
+        if not self.is_dmp:
+            return None
+        patient = query_patient(params)
+        if patient is None:
+            return None  # Get* queries: filtered object by object
+        decision = self.decide(caller, patient)
+        if not decision.allowed:
+            self._refused(caller, patient, decision, "ITI-18")
+            errors = ErrorList()
+            code = ErrorCode.UNKNOWN_PATIENT_ID if "no DMP record" in decision.reason else ErrorCode.REGISTRY_ERROR
+            errors.add(code, f"access refused: {decision.reason}", patient)
+            return errors
+        self._granted(caller, patient, decision, "ITI-18")
+        return None
+
+    def filter_query(self, caller: Caller, result) -> None:
+        """Drop from a QueryResult (ids, objects) what the caller may not see, and associations to it."""
+        if not self.is_dmp or not result.ids:
+            return
+        from registry.store import schema as t
+        ro, assoc = t.registry_objects, t.associations
+        ids = list(result.ids)
+        with self.database.read() as conn:
+            owners: dict[str, str | None] = {}
+            for i in range(0, len(ids), 500):
+                for r in conn.execute(select(ro.c.uuid, ro.c.patient_id).where(ro.c.uuid.in_(ids[i:i + 500]))):
+                    owners[r.uuid] = r.patient_id
+            ends: dict[str, tuple[str, str]] = {}
+            for i in range(0, len(ids), 500):
+                for r in conn.execute(select(assoc.c.uuid, assoc.c.source, assoc.c.target)
+                                      .where(assoc.c.uuid.in_(ids[i:i + 500]))):
+                    ends[r.uuid] = (r.source, r.target)
+            docs = document_facts(conn, self.store, uuids=set(ids) | {e for st in ends.values() for e in st})
+            decisions: dict[str, Decision] = {}
+            for pid in {p for p in owners.values() if p} | {d.patient_id for d in docs.values()}:
+                decisions[pid] = self.decide(caller, pid, READ, conn)
+        hidden = {u for u, d in docs.items() if not decisions[d.patient_id].sees(d)}
+        keep = []
+        for i, uid in enumerate(ids):
+            pid = owners.get(uid)
+            if uid in hidden or (pid and not decisions[pid].allowed):
+                continue
+            if uid in ends and (ends[uid][0] in hidden or ends[uid][1] in hidden):
+                continue
+            keep.append(i)
+        if len(keep) != len(ids):
+            result.ids = [result.ids[i] for i in keep]
+            result.objects = [result.objects[i] for i in keep]
+
+    # ITI-41 --------------------------------------------------------------------------------------------
+    def check_submission(self, caller: Caller, patient_ids) -> ErrorList | None:
+        if not self.is_dmp:
+            return None
+        errors = ErrorList()
+        for pid in sorted({p for p in patient_ids if p}):
+            decision = self.decide(caller, pid, SUBMIT)
+            if decision.allowed:
+                self._granted(caller, pid, decision, "ITI-41")
+                continue
+            self._refused(caller, pid, decision, "ITI-41")
+            code = ErrorCode.UNKNOWN_PATIENT_ID if "no DMP record" in decision.reason else ErrorCode.REPOSITORY_ERROR
+            errors.add(code, f"submission refused: {decision.reason}", pid)
+        return errors if errors.has_errors else None
+
+    # ITI-43 --------------------------------------------------------------------------------------------
+    def visible_documents(self, caller: Caller, unique_ids) -> set[str]:
+        """The document uniqueIds among ``unique_ids`` the caller may retrieve."""
+        unique_ids = [u for u in unique_ids if u]
+        if not self.is_dmp:
+            return set(unique_ids)
+        if not unique_ids:
+            return set()
+        out: set[str] = set()
+        with self.database.read() as conn:
+            docs = document_facts(conn, self.store, unique_ids=unique_ids)
+            decisions = {pid: self.decide(caller, pid, READ, conn) for pid in {d.patient_id for d in docs.values()}}
+        for d in docs.values():
+            if decisions[d.patient_id].sees(d):
+                out.add(d.unique_id)
+        refused = {d.patient_id: decisions[d.patient_id] for d in docs.values() if d.unique_id not in out}
+        for pid, decision in refused.items():
+            self._alert(caller, "ITI-43: retrieve refused: " + (decision.reason or "document not visible to "
+                                                                 f"{caller.user_id}"), "restricted", pid)
+        for pid, decision in decisions.items():
+            if pid not in refused:
+                self._granted(caller, pid, decision, "ITI-43")
+        return out

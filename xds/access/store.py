@@ -1,0 +1,231 @@
+"""The DMP's access policy state: what the patient decided, per record and per document.
+
+Own tables and own Alembic version table (``access_alembic_version``) in the registry's
+database; the record itself (exists, open or closed) stays the registry's ``patients`` table.
+
+* ``access_records``: per patient, the treating physician (medecin traitant) and whether the
+  patient objects to break-glass and to emergency call-centre (centre 15) access;
+* ``access_professionals``: per patient and professional (national id), ``authorised`` or
+  ``blocked``;
+* ``access_documents``: per document uniqueId, the patient's mask override (masked / unmasked to
+  professionals, NULL: as the registered confidentialityCode says) and whether the professional
+  disclosed a document registered INVISIBLE_PATIENT / INVISIBLE_REPRESENTANTS_LEGAUX;
+* ``access_emergency``: every emergency access, listed for the patient;
+* ``access_assertions``: XUA assertion ids seen, until they expire (replay detection).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, String, Table, delete, insert,
+                        select, update)
+from sqlalchemy.exc import IntegrityError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "access_alembic_version"
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+PID = 256
+PROF = 128
+
+records = Table(
+    "access_records", metadata,
+    Column("patient_id", String(PID), primary_key=True),
+    Column("treating_physician", String(PROF)),
+    Column("break_glass_allowed", Boolean, nullable=False, default=True),
+    Column("centre_15_allowed", Boolean, nullable=False, default=True),
+    Column("updated_at", Float, nullable=False),
+)
+
+professionals = Table(
+    "access_professionals", metadata,
+    Column("patient_id", String(PID), primary_key=True),
+    Column("professional_id", String(PROF), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+documents = Table(
+    "access_documents", metadata,
+    Column("unique_id", String(128), primary_key=True),
+    Column("patient_id", String(PID), nullable=False),
+    Column("masked", Boolean),
+    Column("disclosed", Boolean, nullable=False, default=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+emergency = Table(
+    "access_emergency", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("patient_id", String(PID), nullable=False),
+    Column("professional_id", String(PROF), nullable=False),
+    Column("professional_name", String(256)),
+    Column("organization", String(256)),
+    Column("mode", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    Index(None, "patient_id", "at"),
+)
+
+assertions = Table(
+    "access_assertions", metadata,
+    Column("assertion_id", String(256), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index(None, "expires_at"),
+)
+
+AUTHORISED = "authorised"
+BLOCKED = "blocked"
+
+
+@dataclass
+class RecordPolicy:
+    """One patient's decisions, with the record's state from the registry."""
+    patient_id: str
+    state: str | None = None
+    """``open``, ``closed``, or None: no record (never created)."""
+    treating_physician: str | None = None
+    break_glass_allowed: bool = True
+    centre_15_allowed: bool = True
+    authorised: frozenset[str] = frozenset()
+    blocked: frozenset[str] = frozenset()
+
+    def as_dict(self) -> dict:
+        return {"patient_id": self.patient_id, "state": self.state, "treating_physician": self.treating_physician,
+                "break_glass_allowed": self.break_glass_allowed, "centre_15_allowed": self.centre_15_allowed,
+                "authorised": sorted(self.authorised), "blocked": sorted(self.blocked)}
+
+
+@dataclass
+class DocumentPolicy:
+    masked: bool | None = None
+    disclosed: bool = False
+
+
+def migrate(database) -> None:
+    """Create or upgrade the access tables (idempotent). ``database``: registry.store.db.Database."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", database.url.replace("%", "%%"))
+    with database.writer.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        if conn.in_transaction():
+            conn.commit()
+
+
+class AccessStore:
+    """Reads and changes of the policy state, each its own short transaction."""
+
+    def __init__(self, database) -> None:
+        self.db = database
+
+    # ------------------------------------------------------------------ reads
+    def record(self, patient_id: str, conn=None) -> RecordPolicy:
+        if conn is None:
+            with self.db.read() as conn:
+                return self.record(patient_id, conn)
+        from registry.store.schema import patients
+        out = RecordPolicy(patient_id)
+        out.state = conn.execute(select(patients.c.state).where(patients.c.patient_id == patient_id)).scalar()
+        row = conn.execute(select(records).where(records.c.patient_id == patient_id)).first()
+        if row is not None:
+            out.treating_physician = row.treating_physician
+            out.break_glass_allowed = bool(row.break_glass_allowed)
+            out.centre_15_allowed = bool(row.centre_15_allowed)
+        rows = conn.execute(select(professionals.c.professional_id, professionals.c.status)
+                            .where(professionals.c.patient_id == patient_id)).all()
+        out.authorised = frozenset(r.professional_id for r in rows if r.status == AUTHORISED)
+        out.blocked = frozenset(r.professional_id for r in rows if r.status == BLOCKED)
+        return out
+
+    def documents(self, unique_ids, conn) -> dict[str, DocumentPolicy]:
+        out: dict[str, DocumentPolicy] = {}
+        ids = list(dict.fromkeys(unique_ids))
+        for i in range(0, len(ids), 500):
+            for r in conn.execute(select(documents.c.unique_id, documents.c.masked, documents.c.disclosed)
+                                  .where(documents.c.unique_id.in_(ids[i:i + 500]))):
+                out[r.unique_id] = DocumentPolicy(None if r.masked is None else bool(r.masked), bool(r.disclosed))
+        return out
+
+    def emergency_accesses(self, patient_id: str) -> list[dict]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(emergency).where(emergency.c.patient_id == patient_id)
+                                .order_by(emergency.c.at, emergency.c.id)).all()
+        return [{"professional_id": r.professional_id, "professional_name": r.professional_name,
+                 "organization": r.organization, "mode": r.mode,
+                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.at))} for r in rows]
+
+    # ------------------------------------------------------------------ changes
+    def _upsert_record(self, conn, patient_id: str, **values) -> None:
+        values["updated_at"] = time.time()
+        res = conn.execute(update(records).where(records.c.patient_id == patient_id).values(**values))
+        if res.rowcount == 0:
+            base = {"patient_id": patient_id, "treating_physician": None, "break_glass_allowed": True,
+                    "centre_15_allowed": True}
+            conn.execute(insert(records).values({**base, **values}))
+
+    def set_treating_physician(self, patient_id: str, professional_id: str | None) -> None:
+        with self.db.write() as conn:
+            self._upsert_record(conn, patient_id, treating_physician=professional_id or None)
+
+    def set_emergency(self, patient_id: str, mode: str, allowed: bool) -> None:
+        column = {"bris_de_glace": "break_glass_allowed", "centre_15": "centre_15_allowed"}[mode]
+        with self.db.write() as conn:
+            self._upsert_record(conn, patient_id, **{column: allowed})
+
+    def set_professional(self, patient_id: str, professional_id: str, status: str | None) -> None:
+        """``authorised``, ``blocked``, or None to forget the professional (neither)."""
+        with self.db.write() as conn:
+            conn.execute(delete(professionals).where(professionals.c.patient_id == patient_id,
+                                                     professionals.c.professional_id == professional_id))
+            if status is not None:
+                conn.execute(insert(professionals).values(patient_id=patient_id, professional_id=professional_id,
+                                                          status=status, updated_at=time.time()))
+
+    def set_document(self, unique_id: str, patient_id: str, *, masked: bool | None | str = "keep",
+                     disclosed: bool | None = None) -> None:
+        """Change a document's state; ``masked="keep"`` leaves the mask override as it is."""
+        with self.db.write() as conn:
+            row = conn.execute(select(documents).where(documents.c.unique_id == unique_id)).first()
+            values = {"updated_at": time.time(), "patient_id": patient_id}
+            if masked != "keep":
+                values["masked"] = masked
+            if disclosed is not None:
+                values["disclosed"] = disclosed
+            if row is None:
+                conn.execute(insert(documents).values({"unique_id": unique_id, "masked": None,
+                                                       "disclosed": False, **values}))
+            else:
+                conn.execute(update(documents).where(documents.c.unique_id == unique_id).values(**values))
+
+    def log_emergency(self, patient_id: str, professional_id: str, mode: str, name: str | None = None,
+                      organization: str | None = None) -> None:
+        with self.db.write() as conn:
+            conn.execute(insert(emergency).values(patient_id=patient_id, professional_id=professional_id,
+                                                  professional_name=name, organization=organization, mode=mode,
+                                                  at=time.time()))
+
+    def first_use(self, assertion_id: str, expires_at: float) -> bool:
+        """Remember an assertion id until it expires; False when it was seen before (a replay)."""
+        now = time.time()
+        try:
+            with self.db.write() as conn:
+                if int(now) % 60 == 0:
+                    conn.execute(delete(assertions).where(assertions.c.expires_at < now - 3600))
+                conn.execute(insert(assertions).values(assertion_id=assertion_id, expires_at=expires_at))
+            return True
+        except IntegrityError:
+            return False
+        except Exception as exc:  # the dialect's own IntegrityError through the raw driver
+            if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
+                return False
+            raise

@@ -1,0 +1,430 @@
+"""XUA (ITI-40): SAML 2.0 assertions in ``wsse:Security``, verified with signxml, and test issuing.
+
+Verification (:class:`XuaVerifier`), every step refusing with a WS-Security SOAP fault:
+
+1. exactly one ``saml2:Assertion`` in the SOAP header (a second one is signature wrapping);
+2. it carries its own enveloped ``ds:Signature`` with exclusive C14N and RSA-SHA256;
+3. the signing certificate is one of the trusted issuer certificates (pinned; a KeyInfo
+   certificate that is not trusted is refused before any cryptography), and the signature is
+   checked with signxml against that trust anchor with ``expect_config``;
+4. every value is read from the element signxml verified (``signed_xml``), never from the
+   request tree, and that element must be the assertion itself (same ID);
+5. ``NotBefore`` / ``NotOnOrAfter`` with the configured clock skew; the audience when configured
+   (the French VIHF token has none);
+6. the assertion ID is used once (replay), remembered until it expires, in the database so that
+   every worker shares it.
+
+Faults: ``wsse:InvalidSecurityToken`` for a missing, unsigned, malformed or wrapped assertion;
+``wsse:FailedAuthentication`` for a wrong or untrusted signature, a validity window or audience
+that does not match, or a replay.
+
+Issuing (:class:`Issuer`): ``xds xua issue`` and the tests sign assertions with a key generated
+under ``<data dir>/xua/`` (trusted by default in the embedded mode, see ``xua_trust_local_issuer``).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import fcntl
+import hashlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from xds.context import Caller, CodedValue
+from xds.soap.faults import SoapFault
+from xds.soap.namespaces import NS_WSSE
+
+log = logging.getLogger(__name__)
+
+NS_SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+NS_DS = "http://www.w3.org/2000/09/xmldsig#"
+NS_HL7 = "urn:hl7-org:v3"
+NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+
+ATTR_SUBJECT_ID = "urn:oasis:names:tc:xspa:1.0:subject:subject-id"
+ATTR_ORGANIZATION = "urn:oasis:names:tc:xspa:1.0:subject:organization"
+ATTR_ORGANIZATION_ID = "urn:oasis:names:tc:xspa:1.0:subject:organization-id"
+ATTR_ROLE = "urn:oasis:names:tc:xacml:2.0:subject:role"
+ATTR_PURPOSE = "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse"
+ATTR_RESOURCE = "urn:oasis:names:tc:xacml:2.0:resource:resource-id"
+ACCESS_MODE_SYSTEM = "1.2.250.1.213.1.1.4.248"
+"""TRE_R248-ModeAcces: normal, bris_de_glace, centre_15 (carried as purposeofuse, as the VIHF does)."""
+PROFESSION_SYSTEM = "1.2.250.1.71.1.2.7"
+"""TRE_G15-ProfessionSante."""
+PATIENT_ROLES = {"PATIENT": "patient", "REPRESENTANT_LEGAL": "legal_representative"}
+"""Role codes (any system) that make the caller the patient or a legal representative."""
+
+INVALID_TOKEN = "{%s}InvalidSecurityToken" % NS_WSSE
+FAILED_AUTHENTICATION = "{%s}FailedAuthentication" % NS_WSSE
+
+
+def _q(ns: str, local: str) -> str:
+    return "{%s}%s" % (ns, local)
+
+
+class XuaError(Exception):
+    def __init__(self, subcode: str, reason: str) -> None:
+        super().__init__(reason)
+        self.subcode = subcode
+        self.reason = reason
+
+    def fault(self) -> SoapFault:
+        return SoapFault("Sender", f"XUA: {self.reason}", subcode=self.subcode)
+
+
+def _parse_time(text: str | None, what: str) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise XuaError(INVALID_TOKEN, f"{what} {text!r} is not an xs:dateTime") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _format_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_certificates(paths) -> list:
+    from cryptography import x509
+    out = []
+    for path in paths:
+        data = Path(path).read_bytes()
+        out += x509.load_pem_x509_certificates(data)
+    return out
+
+
+def _fingerprint(cert) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    return cert.fingerprint(hashes.SHA256())
+
+
+@dataclass
+class AssertionFacts:
+    id: str
+    issuer: str | None
+    name_id: str | None
+    not_on_or_after: dt.datetime
+    attributes: dict[str, list[etree._Element]] = field(default_factory=dict)
+
+    def text(self, name: str) -> str | None:
+        for value in self.attributes.get(name, ()):
+            text = "".join(value.itertext()).strip()
+            if text:
+                return text
+        return None
+
+    def codes(self, name: str) -> list[CodedValue]:
+        out = []
+        for value in self.attributes.get(name, ()):
+            for el in value.iter():
+                if isinstance(el.tag, str) and el.get("code"):
+                    out.append(CodedValue(el.get("code"), el.get("codeSystem", ""), el.get("displayName", "")))
+        return out
+
+
+class XuaVerifier:
+    """Checks the assertion of a request against trusted issuer certificates (thread-safe)."""
+
+    def __init__(self, trusted_certs: list, audience: str = "", clock_skew: int = 60, store=None,
+                 replay_check: bool = True) -> None:
+        self.trusted = {_fingerprint(c): c for c in trusted_certs}
+        self.audience = audience or ""
+        self.clock_skew = dt.timedelta(seconds=int(clock_skew))
+        self.store = store
+        self.replay_check = replay_check and store is not None
+
+    # -- the SOAP side ---------------------------------------------------------------------------
+    def apply(self, request, caller: Caller, required: bool, on_refusal=None) -> None:
+        """Fill ``caller`` from the request's assertion; raise a SoapFault (and alert) when refused."""
+        try:
+            assertions = list(request.header.iter(_q(NS_SAML, "Assertion"))) if request.header is not None else []
+            if not assertions:
+                if required:
+                    raise XuaError(INVALID_TOKEN, "this service requires an XUA SAML 2.0 assertion in the "
+                                                  "wsse:Security header")
+                return
+            facts = self.verify(assertions, request.header)
+        except XuaError as exc:
+            if on_refusal is not None:
+                on_refusal(caller, f"XUA assertion refused: {exc.reason}", "authentication")
+            raise exc.fault() from None
+        fill_caller(caller, facts)
+
+    # -- the checks --------------------------------------------------------------------------------
+    def verify(self, assertions: list[etree._Element], header: etree._Element | None = None,
+               now: dt.datetime | None = None) -> AssertionFacts:
+        if len(assertions) != 1:
+            raise XuaError(INVALID_TOKEN, f"{len(assertions)} SAML assertions in the header; exactly one is "
+                                          "accepted (a second, unsigned assertion is a signature-wrapping attack)")
+        assertion = assertions[0]
+        if header is not None:
+            parent = assertion.getparent()
+            if parent is None or parent.tag != _q(NS_WSSE, "Security") or parent.getparent() is not header:
+                raise XuaError(INVALID_TOKEN, "the SAML assertion must be a child of wsse:Security")
+        signatures = assertion.findall(_q(NS_DS, "Signature"))
+        if not signatures:
+            raise XuaError(INVALID_TOKEN, "the assertion is not signed")
+        if len(signatures) > 1 or len(list(assertion.iter(_q(NS_DS, "Signature")))) != 1:
+            raise XuaError(INVALID_TOKEN, "the assertion carries more than one signature")
+        signature = signatures[0]
+        c14n = signature.find(f"{_q(NS_DS, 'SignedInfo')}/{_q(NS_DS, 'CanonicalizationMethod')}")
+        if c14n is None or c14n.get("Algorithm") != EXC_C14N:
+            raise XuaError(INVALID_TOKEN, "the assertion signature must use exclusive C14N")
+        assertion_id = assertion.get("ID")
+        if not assertion_id:
+            raise XuaError(INVALID_TOKEN, "the assertion has no ID")
+        refs = signature.findall(f"{_q(NS_DS, 'SignedInfo')}/{_q(NS_DS, 'Reference')}")
+        if len(refs) != 1 or refs[0].get("URI") != "#" + assertion_id:
+            raise XuaError(INVALID_TOKEN, "the signature must reference the assertion itself (#ID)")
+        signed = self._check_signature(assertion, signature)
+        if signed.tag != _q(NS_SAML, "Assertion") or signed.get("ID") != assertion_id:
+            raise XuaError(INVALID_TOKEN, "the signed element is not the assertion")
+        facts = read_assertion(signed)
+        self._check_conditions(signed, facts, now or dt.datetime.now(dt.timezone.utc))
+        if self.replay_check and not self.store.first_use(facts.id, facts.not_on_or_after.timestamp()):
+            raise XuaError(FAILED_AUTHENTICATION, f"assertion {facts.id} was already used (replay)")
+        return facts
+
+    def _check_signature(self, assertion: etree._Element, signature: etree._Element) -> etree._Element:
+        from cryptography import x509
+        from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
+        from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
+
+        if not self.trusted:
+            raise XuaError(FAILED_AUTHENTICATION, "no trusted XUA issuer is configured (xua_trusted_certs)")
+        embedded = signature.findtext(f".//{_q(NS_DS, 'X509Certificate')}")
+        if embedded:
+            try:
+                cert = x509.load_der_x509_certificate(base64.b64decode("".join(embedded.split())))
+            except Exception:  # noqa: BLE001 - anything unreadable is not a certificate
+                raise XuaError(INVALID_TOKEN, "the signature's X509Certificate cannot be read") from None
+            anchor = self.trusted.get(_fingerprint(cert))
+            if anchor is None:
+                raise XuaError(FAILED_AUTHENTICATION, "the assertion is signed by a certificate that is not "
+                                                      f"trusted ({cert.subject.rfc4514_string()})")
+            candidates = [anchor]
+        else:
+            candidates = list(self.trusted.values())
+        config = SignatureConfiguration(require_x509=True, location="./", expect_references=1,
+                                        signature_methods=frozenset({SignatureMethod.RSA_SHA256}),
+                                        digest_algorithms=frozenset({DigestAlgorithm.SHA256}))
+        data = etree.tostring(assertion)
+        last: Exception | None = None
+        for cert in candidates:
+            try:
+                result = XMLVerifier().verify(data, x509_cert=cert, expect_config=config, id_attribute="ID")
+                return result.signed_xml
+            except InvalidCertificate as exc:
+                last = exc
+            except (InvalidSignature, InvalidDigest) as exc:
+                last = exc
+            except InvalidInput as exc:
+                raise XuaError(INVALID_TOKEN, f"malformed assertion signature: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - e.g. an algorithm outside expect_config
+                last = exc
+        raise XuaError(FAILED_AUTHENTICATION, f"the assertion signature does not verify: {last}")
+
+    def _check_conditions(self, signed: etree._Element, facts: AssertionFacts, now: dt.datetime) -> None:
+        conditions = signed.find(_q(NS_SAML, "Conditions"))
+        if conditions is None or not conditions.get("NotOnOrAfter"):
+            raise XuaError(INVALID_TOKEN, "the assertion has no Conditions/@NotOnOrAfter")
+        not_before = _parse_time(conditions.get("NotBefore"), "NotBefore")
+        if not_before is not None and now + self.clock_skew < not_before:
+            raise XuaError(FAILED_AUTHENTICATION, f"the assertion is not valid before {_format_time(not_before)}")
+        if now - self.clock_skew >= facts.not_on_or_after:
+            raise XuaError(FAILED_AUTHENTICATION, f"the assertion expired at {_format_time(facts.not_on_or_after)}")
+        if self.audience:
+            audiences = [(a.text or "").strip() for a in conditions.iter(_q(NS_SAML, "Audience"))]
+            if self.audience not in audiences:
+                raise XuaError(FAILED_AUTHENTICATION, f"the assertion is not for this service (audience "
+                                                      f"{', '.join(audiences) or 'none'}, expected {self.audience})")
+
+
+def read_assertion(signed: etree._Element) -> AssertionFacts:
+    conditions = signed.find(_q(NS_SAML, "Conditions"))
+    expires = _parse_time(conditions.get("NotOnOrAfter") if conditions is not None else None, "NotOnOrAfter")
+    if expires is None:
+        raise XuaError(INVALID_TOKEN, "the assertion has no Conditions/@NotOnOrAfter")
+    name_id = signed.findtext(f"{_q(NS_SAML, 'Subject')}/{_q(NS_SAML, 'NameID')}")
+    facts = AssertionFacts(signed.get("ID"), (signed.findtext(_q(NS_SAML, "Issuer")) or "").strip() or None,
+                           name_id.strip() if name_id else None, expires)
+    for attr in signed.iterfind(f"{_q(NS_SAML, 'AttributeStatement')}/{_q(NS_SAML, 'Attribute')}"):
+        facts.attributes.setdefault(attr.get("Name", ""), []).extend(attr.findall(_q(NS_SAML, "AttributeValue")))
+    return facts
+
+
+def fill_caller(caller: Caller, facts: AssertionFacts) -> None:
+    caller.user_id = facts.name_id
+    caller.user_name = facts.text(ATTR_SUBJECT_ID)
+    caller.organization = facts.text(ATTR_ORGANIZATION)
+    caller.organization_id = facts.text(ATTR_ORGANIZATION_ID)
+    caller.roles = facts.codes(ATTR_ROLE)
+    purposes = facts.codes(ATTR_PURPOSE)
+    caller.purpose_of_use = purposes
+    caller.patient_id = facts.text(ATTR_RESOURCE)
+    modes = [p.code for p in purposes if p.scheme == ACCESS_MODE_SYSTEM or p.code in ("normal", "bris_de_glace",
+                                                                                      "centre_15")]
+    caller.access_mode = modes[0] if modes else "normal"
+    kind = next((PATIENT_ROLES[r.code] for r in caller.roles if r.code in PATIENT_ROLES), "professional")
+    caller.kind = kind
+    caller.authenticated = True
+
+
+# ----------------------------------------------------------------------------- issuing (tests, demo)
+
+class Issuer:
+    """A signing key and its self-signed certificate (PEM) that issue test assertions."""
+
+    def __init__(self, key_pem: bytes, cert_pem: bytes, name: str = "DMP-XDS test issuer") -> None:
+        self.key_pem = key_pem
+        self.cert_pem = cert_pem
+        self.name = name
+
+    @classmethod
+    def generate(cls, common_name: str = "DMP-XDS XUA test issuer", days: int = 3650) -> "Issuer":
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "DMP-XDS")])
+        now = dt.datetime.now(dt.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+                .not_valid_after(now + dt.timedelta(days=days))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        return cls(key_pem, cert.public_bytes(serialization.Encoding.PEM), common_name)
+
+    @property
+    def certificate(self):
+        from cryptography import x509
+        return x509.load_pem_x509_certificate(self.cert_pem)
+
+    def assertion(self, professional_id: str, *, name: str | None = None, role: tuple[str, str, str] | None = None,
+                  organization: str | None = None, organization_id: str | None = None,
+                  patient_id: str | None = None, mode: str = "normal", audience: str | None = None,
+                  validity: int = 300, not_before: dt.datetime | None = None, issuer: str | None = None,
+                  assertion_id: str | None = None) -> etree._Element:
+        """A signed saml2:Assertion (unattached) for a professional, the patient or a representative."""
+        from signxml import DigestAlgorithm, SignatureMethod, XMLSigner
+        from signxml.algorithms import SignatureConstructionMethod
+
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        start = not_before or now
+        aid = assertion_id or "_" + uuid.uuid4().hex
+        a = etree.Element(_q(NS_SAML, "Assertion"), nsmap={"saml2": NS_SAML}, ID=aid, Version="2.0",
+                          IssueInstant=_format_time(now))
+        etree.SubElement(a, _q(NS_SAML, "Issuer")).text = issuer or self.name
+        etree.SubElement(a, _q(NS_DS, "Signature"), nsmap={"ds": NS_DS}, Id="placeholder")
+        subject = etree.SubElement(a, _q(NS_SAML, "Subject"))
+        nid = etree.SubElement(subject, _q(NS_SAML, "NameID"),
+                               Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified")
+        nid.text = professional_id
+        etree.SubElement(subject, _q(NS_SAML, "SubjectConfirmation"), Method="urn:oasis:names:tc:SAML:2.0:cm:bearer")
+        cond = etree.SubElement(a, _q(NS_SAML, "Conditions"), NotBefore=_format_time(start),
+                                NotOnOrAfter=_format_time(start + dt.timedelta(seconds=validity)))
+        if audience:
+            ar = etree.SubElement(cond, _q(NS_SAML, "AudienceRestriction"))
+            etree.SubElement(ar, _q(NS_SAML, "Audience")).text = audience
+        authn = etree.SubElement(a, _q(NS_SAML, "AuthnStatement"), AuthnInstant=_format_time(now))
+        ctx = etree.SubElement(authn, _q(NS_SAML, "AuthnContext"))
+        etree.SubElement(ctx, _q(NS_SAML, "AuthnContextClassRef")).text = \
+            "urn:oasis:names:tc:SAML:2.0:ac:classes:TLSClient"
+        stmt = etree.SubElement(a, _q(NS_SAML, "AttributeStatement"))
+
+        def attribute(attr_name: str, text: str | None = None, coded: tuple[str, str, str, str] | None = None):
+            at = etree.SubElement(stmt, _q(NS_SAML, "Attribute"), Name=attr_name)
+            value = etree.SubElement(at, _q(NS_SAML, "AttributeValue"))
+            if coded:
+                tag, code, system, display = coded
+                el = etree.SubElement(value, _q(NS_HL7, tag), nsmap={None: NS_HL7, "xsi": NS_XSI},
+                                      code=code, codeSystem=system)
+                el.set(_q(NS_XSI, "type"), "CE")
+                if display:
+                    el.set("displayName", display)
+            else:
+                value.text = text
+
+        attribute(ATTR_SUBJECT_ID, name or professional_id)
+        if organization:
+            attribute(ATTR_ORGANIZATION, organization)
+        if organization_id:
+            attribute(ATTR_ORGANIZATION_ID, organization_id)
+        code, system, display = role or ("10", PROFESSION_SYSTEM, "Medecin")
+        attribute(ATTR_ROLE, coded=("Role", code, system, display))
+        attribute(ATTR_PURPOSE, coded=("PurposeOfUse", mode, ACCESS_MODE_SYSTEM, mode))
+        if patient_id:
+            attribute(ATTR_RESOURCE, patient_id)
+        signer = XMLSigner(method=SignatureConstructionMethod.enveloped, signature_algorithm=SignatureMethod.RSA_SHA256,
+                           digest_algorithm=DigestAlgorithm.SHA256, c14n_algorithm=EXC_C14N)
+        return signer.sign(a, key=self.key_pem, cert=self.cert_pem.decode(), reference_uri="#" + aid,
+                           id_attribute="ID")
+
+    def security_header(self, professional_id: str, **kw) -> etree._Element:
+        """``wsse:Security`` holding a fresh signed assertion (for the client's extra headers)."""
+        return wrap_security(self.assertion(professional_id, **kw))
+
+
+def wrap_security(*assertions: etree._Element) -> etree._Element:
+    sec = etree.Element(_q(NS_WSSE, "Security"), nsmap={"wsse": NS_WSSE})
+    for a in assertions:
+        sec.append(a)
+    return sec
+
+
+def local_issuer(data_dir: str | os.PathLike, create: bool = True) -> Issuer | None:
+    """The issuer kept under ``<data dir>/xua/`` (key 0600), generated once (file-locked)."""
+    folder = Path(data_dir) / "xua"
+    key_path, cert_path = folder / "issuer-key.pem", folder / "issuer-cert.pem"
+    if key_path.exists() and cert_path.exists():
+        return Issuer(key_path.read_bytes(), cert_path.read_bytes())
+    if not create:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not (key_path.exists() and cert_path.exists()):
+            issuer = Issuer.generate()
+            tmp = key_path.with_suffix(".tmp")
+            kfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(kfd, "wb") as fh:
+                fh.write(issuer.key_pem)
+            os.replace(tmp, key_path)
+            cert_path.write_bytes(issuer.cert_pem)
+    finally:
+        os.close(fd)
+    return Issuer(key_path.read_bytes(), cert_path.read_bytes())
+
+
+def trust_local_issuer(settings) -> bool:
+    value = str(getattr(settings, "xua_trust_local_issuer", "auto")).strip().lower()
+    if value in ("", "auto"):
+        url = settings.effective_database_url() if hasattr(settings, "effective_database_url") else ""
+        return url.startswith("sqlite")
+    return value in ("1", "true", "yes", "on")
+
+
+def build_verifier(settings, store=None) -> XuaVerifier:
+    certs = load_certificates(getattr(settings, "xua_trusted_certs", None) or [])
+    if trust_local_issuer(settings):
+        issuer = local_issuer(settings.data_dir)
+        certs.append(issuer.certificate)
+    return XuaVerifier(certs, audience=getattr(settings, "xua_audience", ""),
+                       clock_skew=getattr(settings, "xua_clock_skew", 60), store=store,
+                       replay_check=bool(getattr(settings, "xua_replay_check", True)))
+
+
