@@ -271,7 +271,9 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     with make_client(args) as client:
         found = client.query("get-documents", unique_id=args.document).documents
         if not found:
-            raise XdsFailure("not found", [])  # replaced below by a clearer message
+            print(f"xds retrieve: XDS failure: the registry has no approved document {args.document}",
+                  file=sys.stderr)
+            return 1
         entry = found[0]
         repository = args.repository or entry.repository_unique_id
         if not repository:
@@ -293,19 +295,6 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     path.write_bytes(doc.content)
     print(f"{path}  {doc.mime_type}  {len(doc.content)} bytes  sha1 {sha1} (matches the registry)")
     return 0
-
-
-def _retrieve_not_found(func):
-    def wrapper(args):
-        try:
-            return func(args)
-        except XdsFailure as exc:
-            if exc.status == "not found":
-                print(f"xds retrieve: XDS failure: the registry has no approved document {args.document}",
-                      file=sys.stderr)
-                return 1
-            raise
-    return wrapper
 
 
 # ----------------------------------------------------------------------------- import
@@ -363,7 +352,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("no --data-dir/--database-url: patients not created (the server must know them, "
               "or run with --no-patient-check)", file=sys.stderr)
     with make_client(args) as client:
-        patients = run_demo(client, out, args.patients, args.seed)
+        patients = run_demo(client, plan)
     total = sum(len(p.documents) for p in patients)
     print(f"demo: {len(patients)} patients, {total} documents submitted; files under {out}/")
     first = patients[0]
@@ -403,7 +392,7 @@ def add_commands(subparsers, add_common_options) -> None:
     p.add_argument("--document", required=True, metavar="UID", help="document uniqueId")
     p.add_argument("--repository", metavar="UID", help="repositoryUniqueId (default: from the registry)")
     p.add_argument("-o", "--output", default=".", metavar="DIR", help="folder to write to (default .)")
-    p.set_defaults(func=_retrieve_not_found(cmd_retrieve))
+    p.set_defaults(func=cmd_retrieve)
 
     p = subparsers.add_parser("import", help="bulk ITI-41 of a folder, resumable")
     client_options(p, add_common_options)

@@ -187,9 +187,8 @@ def generate(out: Path, patients: int = 3, seed: int | None = None) -> list[tupl
     return plan
 
 
-def run_demo(client: XdsClient, out: Path, patients: int = 3, seed: int | None = None, log=print) -> list[DemoPatient]:
-    """Generate and submit: per patient five CDA documents, a PDF scan, a folder, and one replacement."""
-    plan = generate(out, patients, seed)
+def run_demo(client: XdsClient, plan: list, log=print) -> list[DemoPatient]:
+    """Submit a :func:`generate` plan: per patient five CDA documents, a PDF scan, a folder, one replacement."""
     result = []
     for cx, identity, nir, files in plan:
         docs, listed = [], []
