@@ -155,3 +155,25 @@ class NullAuditor:
 
     def close(self) -> None:
         pass
+
+
+def source_id(settings) -> str:
+    """AuditSourceID: this server (DICOM PS3.15 A.5.1: unique within the enterprise)."""
+    return f"dmp-xds@{socket.gethostname()}:{settings.port}"
+
+
+def build_auditor(settings, database):
+    """The auditor of one process: migrates the audit tables (idempotent, one process at a time)."""
+    if not settings.audit_enabled:
+        return NullAuditor()
+    import fcntl
+    import os
+    from pathlib import Path
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    fd = os.open(Path(settings.data_dir) / "audit-migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        store.migrate(database)
+    finally:
+        os.close(fd)
+    return Auditor(database, source_id(settings))

@@ -214,10 +214,9 @@ def human(caller: Caller) -> list[Participant]:
     if not caller.user_id:
         return []
     roles = [Code(r.code, r.scheme or "unknown", r.display or r.code) for r in caller.roles]
-    name = caller.user_name
-    if caller.organization:
-        name = f"{name or caller.user_id} ({caller.organization})"
-    return [Participant(caller.user_id, True, alt_user_id=caller.organization_id, user_name=name, roles=roles)]
+    # AlternativeUserID carries the organisation the person acts for (DMP: the structure's id).
+    return [Participant(caller.user_id, True, alt_user_id=caller.organization_id or caller.organization,
+                        user_name=caller.user_name, roles=roles)]
 
 
 def purposes(caller: Caller) -> list[Code]:

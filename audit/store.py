@@ -29,6 +29,7 @@ VERSION_TABLE = "audit_alembic_version"
 GENESIS = "0" * 64
 LOCAL = "local"
 CHAIN_LOCK = 0x41554454  # 'AUDT': PostgreSQL advisory lock key of chain appends
+OUTBOX_LOCK = 0x4155444F  # 'AUDO': PostgreSQL advisory lock key of outbox inserts
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData(naming_convention={"ix": "ix_%(table_name)s_%(column_0_N_name)s", "pk": "pk_%(table_name)s"})
@@ -36,7 +37,9 @@ metadata = MetaData(naming_convention={"ix": "ix_%(table_name)s_%(column_0_N_nam
 outbox = Table("audit_outbox", metadata,
                Column("id", _ID, primary_key=True, autoincrement=True),
                Column("created_at", Float, nullable=False),
-               Column("message", LargeBinary, nullable=False))
+               Column("message", LargeBinary, nullable=False),
+               sqlite_autoincrement=True)
+"""Ids must never be reused (SQLite AUTOINCREMENT) and must become visible in id order: see enqueue."""
 
 cursors = Table("audit_cursors", metadata,
                 Column("destination", String(255), primary_key=True),
@@ -88,11 +91,19 @@ def migrate(database) -> None:
 # -- outbox --------------------------------------------------------------------------------------
 
 def enqueue(database, messages: list[bytes]) -> None:
-    """One transaction, one multi-row INSERT: the only cost auditing adds to the database."""
+    """One transaction, one multi-row INSERT: the only cost auditing adds to the database.
+
+    The senders read by id after a cursor, so ids must commit in id order: a sequence value
+    taken by one transaction and committed after a later one would be skipped. SQLite writers
+    are serial (BEGIN IMMEDIATE); on PostgreSQL a transaction-scoped advisory lock serialises
+    the (batched, short) outbox inserts the same way.
+    """
     if not messages:
         return
     now = time.time()
     with database.write() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": OUTBOX_LOCK})
         conn.execute(insert(outbox), [{"created_at": now, "message": m} for m in messages])
 
 
@@ -317,3 +328,8 @@ def iter_all(database, page: int = 1000) -> Iterator:
 def count(database) -> int:
     with database.read() as conn:
         return conn.execute(select(func.count()).select_from(records)).scalar() or 0
+
+
+def search_seq(database, seq: int) -> list:
+    with database.read() as conn:
+        return conn.execute(select(records).where(records.c.seq == seq)).all()

@@ -47,5 +47,9 @@ def query_handler(services):
 
 
 def query_operations(services) -> list[Operation]:
-    return [Operation(action=Actions.STORED_QUERY, body=q(NS_QUERY, "AdhocQueryRequest"),
-                      handler=query_handler(services))]
+    handler = query_handler(services)
+    auditor = getattr(services, "auditor", None)
+    if auditor is not None:
+        from audit.edges import audited_query
+        handler = audited_query(handler, auditor)
+    return [Operation(action=Actions.STORED_QUERY, body=q(NS_QUERY, "AdhocQueryRequest"), handler=handler)]

@@ -32,14 +32,19 @@ def register_handler(registry: Registry):
     return handle
 
 
-def registry_operations(registry: Registry, extra: list[Operation] | None = None) -> list[Operation]:
-    ops = [Operation(action=Actions.REGISTER, body=q(NS_LCM, "SubmitObjectsRequest"),
-                     handler=register_handler(registry))]
+def registry_operations(registry: Registry, extra: list[Operation] | None = None, auditor=None) -> list[Operation]:
+    handler = register_handler(registry)
+    if auditor is not None:
+        from audit.edges import audited_register
+        handler = audited_register(handler, auditor)
+    ops = [Operation(action=Actions.REGISTER, body=q(NS_LCM, "SubmitObjectsRequest"), handler=handler)]
     return ops + list(extra or [])
 
 
-def registry_endpoint(registry: Registry, max_request_bytes: int, extra: list[Operation] | None = None) -> SoapEndpoint:
-    return SoapEndpoint(registry_operations(registry, extra), wsdl_path=WSDL, max_request_bytes=max_request_bytes)
+def registry_endpoint(registry: Registry, max_request_bytes: int, extra: list[Operation] | None = None,
+                      auditor=None) -> SoapEndpoint:
+    return SoapEndpoint(registry_operations(registry, extra, auditor), wsdl_path=WSDL,
+                        max_request_bytes=max_request_bytes)
 
 
 __all__ = ["registry_endpoint", "registry_operations", "NS_QUERY"]

@@ -90,12 +90,16 @@ def _opener(store: DocumentStore, ref):
     return lambda: store.open(ref)
 
 
-def repository_operations(repository: Repository) -> list[Operation]:
+def repository_operations(repository: Repository, auditor=None) -> list[Operation]:
+    provide, retrieve = provide_handler(repository), retrieve_handler(repository)
+    if auditor is not None:
+        from audit.edges import audited_provide, audited_retrieve
+        provide, retrieve = audited_provide(provide, auditor), audited_retrieve(retrieve, auditor)
     return [
         Operation(action=Actions.PROVIDE, body=q(NS_XDSB, "ProvideAndRegisterDocumentSetRequest"),
-                  handler=provide_handler(repository), accept_mtom=True),
+                  handler=provide, accept_mtom=True),
         Operation(action=Actions.RETRIEVE, body=q(NS_XDSB, "RetrieveDocumentSetRequest"),
-                  handler=retrieve_handler(repository), accept_mtom=True),
+                  handler=retrieve, accept_mtom=True),
     ]
 
 
@@ -110,13 +114,18 @@ def build_repository(services) -> Repository:
     store = FileSystemStore(settings.documents_dir)
     _ensure_schema(services.database, store)
     gateway = registry_gateway(settings, services.database, services.registry)
+    auditor = getattr(services, "auditor", None)
+    if auditor is not None:
+        from audit.edges import AuditedGateway
+        gateway = AuditedGateway(gateway, auditor, settings.registry_url or "in-process",
+                                 in_process=not settings.registry_url)
     return Repository(store, DocumentIndex(services.database), gateway, settings.repository_unique_id)
 
 
 def repository_endpoint(services) -> SoapEndpoint:
     """The ``/repository`` WSGI app (``xds.app.build_services`` mounts it)."""
     repository = build_repository(services)
-    return SoapEndpoint(repository_operations(repository), wsdl_path=WSDL,
+    return SoapEndpoint(repository_operations(repository, getattr(services, "auditor", None)), wsdl_path=WSDL,
                         max_request_bytes=services.settings.max_request_bytes)
 
 

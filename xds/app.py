@@ -20,9 +20,12 @@ class Services:
     settings: Settings
     database: object
     registry: object
+    auditor: object = None
     mounts: dict[str, WSGIApp] = field(default_factory=dict)
 
     def close(self) -> None:
+        if self.auditor is not None:
+            self.auditor.close()
         self.database.dispose()
 
 
@@ -35,19 +38,24 @@ def build_services(settings: Settings) -> Services:
     database = Database(settings.effective_database_url())
     value_sets = ValueSets.from_svs_files(settings.value_sets) if settings.value_sets else None
     registry = Registry(database, check_patient_ids=settings.check_patient_ids, value_sets=value_sets)
-    services = Services(settings=settings, database=database, registry=registry)
+    from audit.auditor import build_auditor
+    services = Services(settings=settings, database=database, registry=registry,
+                        auditor=build_auditor(settings, database))
     extra = []
     try:
         from registry.query_service import query_operations
         extra = query_operations(services)
     except ImportError:
         pass
-    services.mounts["/registry"] = registry_endpoint(registry, settings.max_request_bytes, extra)
+    services.mounts["/registry"] = registry_endpoint(registry, settings.max_request_bytes, extra,
+                                                     auditor=services.auditor)
     try:
         from repository.service import repository_endpoint
         services.mounts["/repository"] = repository_endpoint(services)
     except ImportError:
         pass
+    from audit.fhir import AuditEventApp
+    services.mounts["/audit"] = AuditEventApp(database)
     return services
 
 

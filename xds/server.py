@@ -57,6 +57,8 @@ def serve(settings: Settings) -> int:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url())
     db.migrate()
+    from audit import store as audit_store
+    audit_store.migrate(db)
     db.dispose()
     from repository.service import startup
     report = startup(settings)
@@ -66,5 +68,46 @@ def serve(settings: Settings) -> int:
     print(f"  registry   (ITI-42, ITI-18)  {urls['registry']}   WSDL {urls['registry']}?wsdl", flush=True)
     print(f"  repository (ITI-41, ITI-43)  {urls['repository']}   WSDL {urls['repository']}?wsdl", flush=True)
     print(f"  data dir {Path(settings.data_dir).resolve()}  database {settings.effective_database_url()}", flush=True)
-    _Gunicorn(settings, gunicorn_options(settings)).run()
+    audit = _start_audit(settings)
+    try:
+        _Gunicorn(settings, gunicorn_options(settings)).run()
+    finally:  # gunicorn's master ends with sys.exit: stop auditing after its workers are gone
+        _stop_audit(settings, audit)
     return 0
+
+
+def _start_audit(settings: Settings):
+    """Application Start (ITI-20), then the audit process (sender, ARR listeners): see audit.daemon."""
+    from audit.auditor import build_auditor
+    from audit.daemon import AuditProcess
+    from registry.store.db import Database
+
+    if settings.audit_enabled:
+        db = Database(settings.effective_database_url())
+        try:
+            build_auditor(settings, db).application_event(start=True)
+        finally:
+            db.dispose()
+    if not (settings.audit_enabled or settings.arr_udp_port or settings.arr_tls_port):
+        return None
+    if settings.arr_udp_port or settings.arr_tls_port:
+        print(f"  audit record repository  udp {settings.arr_udp_port or '-'}  tls {settings.arr_tls_port or '-'}",
+              flush=True)
+    return AuditProcess(settings).start()
+
+
+def _stop_audit(settings: Settings, audit) -> None:
+    from audit.auditor import build_auditor
+    from registry.store.db import Database
+
+    if settings.audit_enabled:
+        try:
+            db = Database(settings.effective_database_url())
+            try:
+                build_auditor(settings, db).application_event(start=False)
+            finally:
+                db.dispose()
+        except Exception:  # noqa: BLE001 - the stop record must not prevent the stop
+            log.exception("could not record Application Stop")
+    if audit is not None:
+        audit.stop()

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("message", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_outbox")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "audit_cursors",

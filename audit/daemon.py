@@ -1,0 +1,165 @@
+"""The audit process of ``xds serve`` (and the whole of ``xds arr``): sender and ARR listeners.
+
+Process model: gunicorn forks workers that answer requests; each worker's
+:class:`~audit.auditor.Auditor` only writes to the outbox table. Delivery must happen exactly
+once per server and the hash chain needs a single ordered writer, so neither can live in the
+workers. ``serve()`` starts this process once, from the master, *before* gunicorn runs, as a fresh
+interpreter (``python -m audit.daemon``: no engine, socket or thread inherited), and stops it after gunicorn has stopped its workers, so that the last records of the
+workers and the Application Stop record are delivered. The process also exits by itself when
+its parent disappears (a killed master), and a restart resumes from the cursors in the database.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+POLL = 0.2
+
+
+def build(settings, database):
+    """(sender or None, ArrServer or None) from the settings."""
+    from .arr import ArrServer, server_context
+    from .sender import Sender
+
+    sender = None
+    if settings.audit_enabled:
+        sender = Sender(database, forward=list(settings.audit_forward), tls_cert=settings.tls_cert,
+                        tls_key=settings.tls_key, tls_ca=settings.tls_ca)
+    arr = None
+    if settings.arr_udp_port or settings.arr_tls_port:
+        ctx = server_context(settings.tls_cert, settings.tls_key, settings.tls_ca) if settings.arr_tls_port else None
+        arr = ArrServer(database, settings.host, udp_port=settings.arr_udp_port or None,
+                        tls_port=settings.arr_tls_port or None, tls_context=ctx)
+    return sender, arr
+
+
+def run(settings, stop: threading.Event | None = None, ready=None, done=None, watch_parent: bool = False) -> int:
+    """Deliver and listen until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    from registry.store.db import Database
+
+    from . import store
+
+    stop = stop or threading.Event()
+    parent = os.getppid()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    database = Database(settings.effective_database_url())
+    store.migrate(database)
+    sender, arr = build(settings, database)
+    try:
+        if arr is not None:
+            arr.start()
+            log.info("audit record repository: udp %s tls %s", arr.udp_port, arr.tls_port)
+        if ready is not None:
+            ready.set()
+        while not stop.is_set():
+            if sender is not None:
+                try:
+                    sender.deliver_once()
+                except Exception:  # noqa: BLE001 - database hiccup: next pass retries
+                    log.exception("audit: delivery pass failed")
+            if watch_parent and os.getppid() != parent:
+                log.warning("audit: parent process gone, stopping")
+                break
+            stop.wait(POLL)
+    finally:
+        if arr is not None:
+            arr.stop()
+        if sender is not None:
+            try:
+                sender.drain(timeout=5.0)
+            except Exception:  # noqa: BLE001
+                log.exception("audit: final delivery failed; the outbox keeps the rest")
+            sender.close()
+        database.dispose()
+        if done is not None:
+            done.set()
+    return 0
+
+
+def main() -> int:
+    """``python -m audit.daemon``: settings (pickled) on stdin, ``ready`` on stdout when listening."""
+    import pickle
+    import sys
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = pickle.load(sys.stdin.buffer)
+
+    class _Ready:
+        def set(self) -> None:
+            sys.stdout.write("ready\n")
+            sys.stdout.flush()
+    return run(settings, ready=_Ready(), watch_parent=True)
+
+
+class AuditProcess:
+    """Handle on the audit process (started and stopped by ``xds serve``'s master).
+
+    A plain subprocess (fresh interpreter), not multiprocessing: gunicorn's workers are forks of
+    the master and multiprocessing would try to join the master's child at their exit. gunicorn's
+    master also reaps every child (SIGCHLD): the end of the child is seen as the end of its
+    stdout, never through waitpid.
+    """
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> "AuditProcess":
+        import pickle
+        self.process = subprocess.Popen([sys.executable, "-m", "audit.daemon"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, cwd=os.getcwd(),
+                                        env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                            filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))})
+        self.process.stdin.write(pickle.dumps(self.settings))
+        self.process.stdin.close()
+        line = _readline(self.process.stdout, timeout)
+        if line.strip() != b"ready":
+            raise RuntimeError("the audit process did not start (see the log above)")
+        return self
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None:
+            return
+        try:
+            os.kill(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        if _readline(self.process.stdout, timeout) != b"":  # EOF: the process has ended
+            log.warning("audit process did not stop within %.0f s; killing it", timeout)
+            try:
+                os.kill(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.stdout.close()
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _readline(stream, timeout: float) -> bytes | None:
+    """One line of ``stream`` (b"" at EOF), None if nothing came within ``timeout``."""
+    import select
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([stream], [], [], 0.2)
+        if ready:
+            chunk = os.read(stream.fileno(), 1)
+            if not chunk:
+                return buf
+            buf += chunk
+            if chunk == b"\n":
+                return buf
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
