@@ -146,7 +146,8 @@ def test_zeep_query_agrees_with_ours(live_server, patient):
                     plugins=[raw])
     svc = c.create_service(next(iter(c.wsdl.bindings)), live_server.registry_url)
     op = next(iter(next(iter(c.wsdl.bindings.values()))._operations))
-    result = svc[op]()
+    result = svc[op](ResponseOption={"returnType": "LeafClass", "returnComposedObjects": True},
+                     AdhocQuery={"id": queries.QUERY_IDS["FindDocuments"]})
     assert result.status.endswith(":Success")
     theirs = parse_query_response(raw.answer)
     assert [(e.entry_uuid, e.unique_id, e.hash) for e in theirs.documents] == \
