@@ -1,0 +1,175 @@
+"""The DMP policy, table-driven: every caller kind x document visibility x record state.
+
+Real registrations in the registry (SQLite and PostgreSQL), the patient's decisions through
+PolicyAdmin, then what ITI-18 answers (check_query + filter_query around the stored query engine)
+and what ITI-43 may return (visible_documents), as the actors ask them.
+"""
+from __future__ import annotations
+
+import pytest
+
+from registry.query import run_stored_query
+from registry.register import Registry
+from tests.access import matrix as m
+from tests.support.databases import BACKENDS, database_url
+from tests.support.metadata import document_entry, fresh_patient, submission_set
+from tests.support.metadata import SubmissionDraft
+from xds.access.admin import PolicyAdmin
+from xds.access.policy import AccessPolicy, Decision, DocumentFacts, decide
+from xds.access.store import DocumentPolicy, RecordPolicy, migrate
+from xds.config import Settings
+from xds.context import Caller
+
+FIND = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
+APPROVED = "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')"
+ACTOR = Caller(user_id="test", kind="node", authenticated=True)
+
+
+def caller(kind: str, patient: str, other: str) -> Caller:
+    user, role, mode, for_patient = m.CALLERS[kind]
+    c = Caller(user_id=user or patient, access_mode=mode, authenticated=True)
+    c.kind = {"PATIENT": "patient", "REPRESENTANT_LEGAL": "legal_representative"}.get(role, "professional")
+    c.patient_id = other if for_patient == "other" else (patient if for_patient else None)
+    return c
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def world(request, tmp_path_factory):
+    """One registry per back-end for the module: building it is the slow part."""
+    from registry.store.db import Database
+    tmp_path = tmp_path_factory.mktemp("access-" + request.param)
+    url, handle = database_url(request.param, tmp_path)
+    db = Database(url)
+    db.migrate()
+    request.addfinalizer(lambda: (db.dispose(), handle.close() if handle is not None else None))
+    migrate(db)
+    registry = Registry(db)
+    admin = PolicyAdmin(db)
+    records = {}
+    for state in m.STATES:
+        patient = fresh_patient()
+        uids = {}
+        if state != m.ABSENT:
+            registry.add_patient(patient)
+            draft = SubmissionDraft(patient, submission_set(patient))
+            for case in m.CASES:
+                doc = document_entry(patient, confidentiality_codes=m.confidentiality(case), authors=m.authors())
+                draft.add_document(doc)
+                uids[case] = doc.unique_id
+            errors = registry.register(draft.objects())
+            assert not errors.has_errors, errors
+            m.configure(admin, ACTOR, patient, state, uids)
+        records[state] = (patient, uids)
+    settings = Settings(data_dir=tmp_path, access_policy="dmp")
+    return db, AccessPolicy(settings, db), records
+
+
+def find(db, patient):
+    return {"$XDSDocumentEntryPatientId": [[f"'{patient}'"]], "$XDSDocumentEntryStatus": [[APPROVED]]}
+
+
+@pytest.mark.parametrize("state,kind,visible", m.MATRIX, ids=[f"{s}-{c}" for s, c, _ in m.MATRIX])
+def test_visibility_matrix(world, state, kind, visible):
+    db, policy, records = world
+    patient, uids = records[state]
+    who = caller(kind, patient, records[m.OPEN][0] if state != m.OPEN else records[m.OPPOSED][0])
+    params = find(db, patient)
+    refused = policy.check_query(who, params)
+    if visible is None:
+        assert refused is not None and refused.has_errors, f"{kind} must be refused on a {state} record"
+        assert "access refused" in refused.errors[0].context
+        assert policy.visible_documents(who, list(uids.values())) == set()
+        return
+    assert refused is None, refused
+    result = run_stored_query(db, FIND, params, "LeafClass")
+    assert result.ok, result.errors
+    policy.filter_query(who, result)
+    by_uid = {uid: case for case, uid in uids.items()}
+    seen = {by_uid[el.find(".//{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}ExternalIdentifier"
+                           "[@identificationScheme='urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab']").get("value")]
+            for el in result.objects}
+    assert seen == set(visible)
+    assert len(result.ids) == len(result.objects)
+    assert {by_uid[u] for u in policy.visible_documents(who, list(uids.values()))} == set(visible)
+
+
+def test_objectref_answers_are_filtered_too(world):
+    db, policy, records = world
+    patient, uids = records[m.OPEN]
+    who = caller("authorised", patient, "x")
+    result = run_stored_query(db, FIND, find(db, patient), "ObjectRef")
+    before = len(result.ids)
+    policy.filter_query(who, result)
+    assert len(result.ids) == before - 3 == len(result.objects)
+
+
+def test_get_all_drops_associations_to_hidden_documents(world):
+    db, policy, records = world
+    patient, uids = records[m.OPEN]
+    who = caller("authorised", patient, "x")
+    params = {"$patientId": [[f"'{patient}'"]], "$XDSDocumentEntryStatus": [[APPROVED]],
+              "$XDSSubmissionSetStatus": [[APPROVED]], "$XDSFolderStatus": [[APPROVED]]}
+    result = run_stored_query(db, "urn:uuid:10b545ea-725c-446d-9b95-8aeb444eddf3", params, "LeafClass")
+    assert result.ok
+    policy.filter_query(who, result)
+    docs = [el for el in result.objects if el.tag.endswith("ExtrinsicObject")]
+    assocs = [el for el in result.objects if el.tag.endswith("Association")]
+    assert len(docs) == len(m.NOT_MASKED)
+    assert len(assocs) == len(m.NOT_MASKED)  # HasMember of the hidden documents are gone
+    kept = {el.get("id") for el in docs}
+    assert all(a.get("targetObject") in kept for a in assocs)
+
+
+def test_open_mode_sees_everything(world):
+    db, _policy, records = world
+    patient, uids = records[m.CLOSED]
+    policy = AccessPolicy(Settings(access_policy="open"), db)
+    who = Caller(remote_addr="127.0.0.1")
+    assert policy.check_query(who, find(db, patient)) is None
+    assert policy.visible_documents(who, list(uids.values())) == set(uids.values())
+
+
+def test_emergency_access_is_listed_for_the_patient(world):
+    db, policy, records = world
+    patient, _uids = records[m.OPEN]
+    who = caller("break_glass", patient, "x")
+    who.user_name, who.organization = "Dr Urgence", "SAMU 75"
+    assert policy.check_query(who, find(db, patient)) is None
+    accesses = PolicyAdmin(db).emergency_accesses(patient)
+    assert (m.EMERGENCY, "bris_de_glace", "SAMU 75") in \
+        [(a["professional_id"], a["mode"], a["organization"]) for a in accesses]
+
+
+def test_care_team_submission_configurable(world, tmp_path):
+    db, policy, records = world
+    patient, _ = records[m.OPEN]
+    stranger = caller("unauthorised", patient, "x")
+    assert policy.check_submission(stranger, [patient]) is None
+    strict = AccessPolicy(Settings(data_dir=tmp_path, access_policy="dmp", care_team_may_submit=False), db)
+    assert strict.check_submission(stranger, [patient]).has_errors
+    assert policy.check_submission(caller("blocked", patient, "x"), [patient]).has_errors
+    assert policy.check_submission(caller("authorised", patient, "x"), [records[m.CLOSED][0]]).has_errors
+    errors = policy.check_submission(caller("authorised", patient, "x"), [records[m.ABSENT][0]])
+    assert errors.errors[0].code == "XDSUnknownPatientId"
+
+
+# -- the pure decision, without a database ---------------------------------------------------------------
+
+def test_block_outranks_treating_author_and_emergency():
+    record = RecordPolicy("P", "open", treating_physician="X", authorised=frozenset({"X"}), blocked=frozenset({"X"}))
+    for mode in ("normal", "bris_de_glace", "centre_15"):
+        d = decide(Caller(user_id="X", access_mode=mode), record, authored=True)
+        assert not d.allowed and "blocked" in d.reason
+
+
+def test_author_sees_own_masked_document_even_with_a_standard_view():
+    doc = DocumentFacts("1.2", "P", frozenset({"MASQUE_PS"}), frozenset({"A"}))
+    assert Decision(True, "standard", caller_id="A").sees(doc)
+    assert not Decision(True, "standard", caller_id="B").sees(doc)
+    assert Decision(True, "standard", caller_id="B").sees(
+        DocumentFacts("1.2", "P", frozenset({"MASQUE_PS"}), frozenset(), DocumentPolicy(masked=False)))
+
+
+def test_node_without_person_is_refused_in_dmp_mode():
+    d = decide(Caller(node_subject="CN=node"), RecordPolicy("P", "open"))
+    assert not d.allowed and "XUA" in d.reason
