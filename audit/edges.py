@@ -21,6 +21,8 @@ from .messages import MAJOR_FAILURE, DocumentRef, outcome_of_status
 CALLER_KEY = "xds.caller"
 current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("audit_caller", default=None)
 """The caller of the ITI-41 in progress, for the ITI-42 the repository sends on its behalf."""
+# A transport or access layer that establishes who calls (XUA, TLS) stores its Caller under
+# environ["xds.caller"]; the wrappers read it again after the handler ran.
 
 _PATIENT_PARAMS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "$XDSFolderPatientId", "$patientId")
 
@@ -34,6 +36,16 @@ def caller_of(request) -> Caller:
         request.environ[CALLER_KEY] = caller
     if caller.reply_to is None and request.reply_to:
         caller.reply_to = request.reply_to
+    return caller
+
+
+def final_caller(request, caller: Caller) -> Caller:
+    """The Caller after the handler ran: access control may have replaced it with the XUA identity."""
+    known = request.environ.get(CALLER_KEY)
+    if isinstance(known, Caller) and known is not caller:
+        if known.reply_to is None:
+            known.reply_to = caller.reply_to
+        return known
     return caller
 
 
@@ -70,6 +82,7 @@ def audited_register(handler, auditor):
     def handle(request):
         caller = caller_of(request)
         response, exc = _call(handler, request)
+        caller = final_caller(request, caller)
         patient, unique = submission_ids(request.body.find(q(NS_RIM, "RegistryObjectList")))
         auditor.record(messages.register_import(caller, auditor.source_id,
                                                 _status(response.body if response else None), patient, unique))
@@ -84,6 +97,7 @@ def audited_query(handler, auditor, home_community_id: str | None = None):
     def handle(request):
         caller = caller_of(request)
         response, exc = _call(handler, request)
+        caller = final_caller(request, caller)
         body = request.body
         query = body.find(q(NS_RIM, "AdhocQuery"))
         query_id = query.get("id", "") if query is not None else ""
@@ -110,6 +124,7 @@ def audited_provide(handler, auditor):
         token = current_caller.set(caller)
         try:
             response, exc = _call(handler, request)
+        caller = final_caller(request, caller)
         finally:
             current_caller.reset(token)
         object_list = request.body.find(f"{q(NS_LCM, 'SubmitObjectsRequest')}/{q(NS_RIM, 'RegistryObjectList')}")
@@ -127,6 +142,7 @@ def audited_retrieve(handler, auditor):
     def handle(request):
         caller = caller_of(request)
         response, exc = _call(handler, request)
+        caller = final_caller(request, caller)
         outcome = MAJOR_FAILURE
         docs: list[DocumentRef] = []
         if response is not None:

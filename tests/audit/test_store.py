@@ -1,0 +1,110 @@
+"""The record store: hash chain (edited, deleted, inserted rows), searches, outbox order."""
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select, update
+
+from audit import messages, store
+from audit.auditor import Auditor
+from audit.history import access_history
+from audit.sender import Sender
+from xds.context import Caller, CodedValue
+
+PATIENT = "1234567890123^^^&1.2.250.1.213.1.4.10&ISO^NH"
+OTHER = "9999999999999^^^&1.2.250.1.213.1.4.10&ISO^NH"
+
+
+def _fill(db, n=6):
+    a = Auditor(db, "src")
+    dr = Caller(remote_addr="10.0.0.5", endpoint="http://h/registry", user_id="810001", user_name="Dr A",
+                roles=[CodedValue("10", "1.2.250.1.71.1.2.7", "Medecin")], organization_id="3750100018")
+    urgent = Caller(remote_addr="10.0.0.6", endpoint="http://h/registry", user_id="810002",
+                    access_mode="bris_de_glace")
+    for i in range(n):
+        a.record(messages.stored_query(dr if i % 2 == 0 else urgent, "src", 0 if i % 3 else 8,
+                                       "urn:uuid:q", b"<q/>", PATIENT if i < n - 1 else OTHER))
+    a.flush()
+    a.close()
+    Sender(db).deliver_once()
+
+
+def test_chain_intact_then_edit_detected(audit_db):
+    _fill(audit_db)
+    assert store.verify(audit_db).ok and store.verify(audit_db).checked == 6
+    with audit_db.write() as conn:
+        conn.execute(update(store.records).where(store.records.c.seq == 3).values(outcome=0, event_id="110112"))
+        conn.execute(update(store.records).where(store.records.c.seq == 3).values(peer="forged"))
+    r = store.verify(audit_db)
+    assert (r.problem, r.seq, r.checked) == ("altered", 3, 2)
+
+
+def test_raw_message_edit_detected(audit_db):
+    _fill(audit_db)
+    with audit_db.write() as conn:
+        raw = conn.execute(select(store.records.c.raw).where(store.records.c.seq == 4)).scalar()
+        conn.execute(update(store.records).where(store.records.c.seq == 4)
+                     .values(raw=bytes(raw).replace(b'EventOutcomeIndicator="8"', b'EventOutcomeIndicator="0"')
+                             .replace(b'EventOutcomeIndicator="0"', b'EventOutcomeIndicator="4"')))
+    r = store.verify(audit_db)
+    assert (r.problem, r.seq) == ("altered", 4)
+
+
+def test_deleted_row_detected(audit_db):
+    _fill(audit_db)
+    with audit_db.write() as conn:
+        conn.execute(delete(store.records).where(store.records.c.seq == 2))
+    r = store.verify(audit_db)
+    assert (r.problem, r.seq) == ("deleted", 2)
+
+
+def test_inserted_row_detected(audit_db):
+    _fill(audit_db)
+    with audit_db.write() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(store.records).where(store.records.c.seq >= 4)
+                                                       .order_by(store.records.c.seq.desc()))]
+        for r in rows:  # make room after seq 3, keeping every hash as it was
+            conn.execute(update(store.records).where(store.records.c.seq == r["seq"]).values(seq=r["seq"] + 1))
+        forged = dict(rows[-1], seq=4)
+        forged["prev_hash"] = conn.execute(select(store.records.c.hash).where(store.records.c.seq == 3)).scalar()
+        forged["hash"] = store.record_hash(forged)  # a well-formed record, linked to its predecessor
+        conn.execute(insert(store.records).values(forged))
+    r = store.verify(audit_db)
+    assert r.problem in ("inserted", "altered") and r.seq == 5  # the record after the forgery no longer links
+
+
+def test_appended_forgery_detected(audit_db):
+    _fill(audit_db)
+    with audit_db.write() as conn:
+        last = dict(conn.execute(select(store.records).where(store.records.c.seq == 6)).one()._mapping)
+        conn.execute(insert(store.records).values(dict(last, seq=7, prev_hash="f" * 64)))
+    r = store.verify(audit_db)
+    assert (r.problem, r.seq) == ("altered", 7)
+
+
+def test_search_and_access_history(audit_db):
+    _fill(audit_db)
+    assert len(store.search(audit_db, store.Query(patient=[PATIENT]))) == 5
+    assert len(store.search(audit_db, store.Query(patient=["1.2.250.1.213.1.4.10|1234567890123"]))) == 5
+    assert len(store.search(audit_db, store.Query(patient=[OTHER]))) == 1
+    assert len(store.search(audit_db, store.Query(user=["810001"]))) == 3
+    assert len(store.search(audit_db, store.Query(outcome=[8]))) == 2
+    assert len(store.search(audit_db, store.Query(event=["ITI-18"], user=["810002"], outcome=[0]))) == 2
+    history = access_history(audit_db, PATIENT)
+    assert len(history) == 5
+    assert [h.user for h in history] == ["810001", "810002", "810001", "810002", "810001"]
+    h = history[-1]
+    assert (h.role, h.organization, h.event, h.outcome, h.emergency, h.user_name) == (
+        "Medecin", "3750100018", "ITI-18 Registry Stored Query", 8, False, "Dr A")
+    assert history[1].emergency and not history[0].emergency
+
+
+def test_outbox_in_order_once_and_pruned(audit_db):
+    store.enqueue(audit_db, [b"<85>1 - h a 1 IHE+RFC-3881 - <AuditMessage/>"] * 3)
+    _, rows = store.pending(audit_db, store.LOCAL)
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows) and len(rows) == 3
+    s = Sender(audit_db)
+    assert s.deliver_once() == 3 and s.deliver_once() == 0
+    assert store.outbox_size(audit_db) == 0
+    store.enqueue(audit_db, [b"<85>1 - h a 1 IHE+RFC-3881 - <AuditMessage/>"])
+    _, rows2 = store.pending(audit_db, store.LOCAL)
+    assert len(rows2) == 1 and rows2[0][0] > rows[-1][0]  # ids never reused after pruning
+    assert s.deliver_once() == 1 and store.count(audit_db) == 4 and store.verify(audit_db).ok
