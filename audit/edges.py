@@ -124,9 +124,9 @@ def audited_provide(handler, auditor):
         token = current_caller.set(caller)
         try:
             response, exc = _call(handler, request)
-        caller = final_caller(request, caller)
         finally:
             current_caller.reset(token)
+        caller = final_caller(request, caller)
         object_list = request.body.find(f"{q(NS_LCM, 'SubmitObjectsRequest')}/{q(NS_RIM, 'RegistryObjectList')}")
         patient, unique = submission_ids(object_list)
         auditor.record(messages.provide_and_register(caller, auditor.source_id,
