@@ -36,9 +36,10 @@ def _registry_response(answer: RegistryAnswer) -> etree._Element:
     return root
 
 
-def provide_handler(repository: Repository):
+def provide_handler(repository: Repository, access=None):
     def handle(request: SoapRequest) -> SoapResponse:
         body = request.body
+        caller = access.identify(request) if access is not None else None
         object_list = body.find(f"{q(NS_LCM, 'SubmitObjectsRequest')}/{q(NS_RIM, 'RegistryObjectList')}")
         if object_list is None:
             errors = ErrorList()
@@ -50,7 +51,10 @@ def provide_handler(repository: Repository):
             for el in body.iterchildren(q(NS_XDSB, "Document")):
                 attachment = request.binary_content(el)  # a SoapFault for base64 that does not decode
                 parts.append(DocumentPart(el.get("id") or "", attachment.iter_chunks))
-            answer = repository.provide(rim.parse_object_list(object_list), parts)
+            objects = rim.parse_object_list(object_list)
+            refused = access.check_submission(caller, _patients(object_list)) if access is not None else None
+            answer = RegistryAnswer(ResponseStatus.FAILURE, refused) if refused is not None else \
+                repository.provide(objects, parts)
         return SoapResponse(body=_registry_response(answer), action=Actions.PROVIDE_RESPONSE)
     return handle
 
@@ -60,12 +64,34 @@ def _text(el: etree._Element, local: str) -> str | None:
     return value.strip() if value is not None else None
 
 
-def retrieve_handler(repository: Repository):
+_PATIENT_ID_SCHEMES = {"urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427", "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446",
+                       "urn:uuid:f64ffdf0-4b97-4e06-b79f-a44b1f8b1c0d"}
+
+
+def _patients(object_list: etree._Element) -> set[str]:
+    """The patients a submission is for (patientId of its DocumentEntries, SubmissionSet, Folders)."""
+    return {el.get("value") for el in object_list.iter(q(NS_RIM, "ExternalIdentifier"))
+            if el.get("identificationScheme") in _PATIENT_ID_SCHEMES and el.get("value")}
+
+
+def _hide(result, visible: set[str]) -> None:
+    """Documents the caller may not see answer exactly as unknown documents (ITI-43, DMP policy)."""
+    for req, _row in [f for f in result.found if f[0].document_unique_id not in visible]:
+        result.errors.add(ErrorCode.DOCUMENT_UNIQUE_ID_ERROR,
+                          f"document uniqueId {req.document_unique_id} is not in this repository",
+                          req.document_unique_id)
+    result.found = [f for f in result.found if f[0].document_unique_id in visible]
+
+
+def retrieve_handler(repository: Repository, access=None):
     def handle(request: SoapRequest) -> SoapResponse:
+        caller = access.identify(request) if access is not None else None
         requests = [DocumentRequest(_text(el, "RepositoryUniqueId") or "", _text(el, "DocumentUniqueId") or "",
                                     _text(el, "HomeCommunityId"))
                     for el in request.body.iterchildren(q(NS_XDSB, "DocumentRequest"))]
         result = repository.retrieve(requests)
+        if access is not None and result.found:
+            _hide(result, access.visible_documents(caller, [r.document_unique_id for r, _ in result.found]))
         if not requests:
             result.errors.add(ErrorCode.REPOSITORY_ERROR, "RetrieveDocumentSetRequest has no DocumentRequest")
         root = etree.Element(q(NS_XDSB, "RetrieveDocumentSetResponse"), nsmap={"xdsb": NS_XDSB, "rs": NS_RS})
@@ -90,8 +116,8 @@ def _opener(store: DocumentStore, ref):
     return lambda: store.open(ref)
 
 
-def repository_operations(repository: Repository, auditor=None) -> list[Operation]:
-    provide, retrieve = provide_handler(repository), retrieve_handler(repository)
+def repository_operations(repository: Repository, auditor=None, access=None) -> list[Operation]:
+    provide, retrieve = provide_handler(repository, access), retrieve_handler(repository, access)
     if auditor is not None:
         from audit.edges import audited_provide, audited_retrieve
         provide, retrieve = audited_provide(provide, auditor), audited_retrieve(retrieve, auditor)
@@ -125,7 +151,8 @@ def build_repository(services) -> Repository:
 def repository_endpoint(services) -> SoapEndpoint:
     """The ``/repository`` WSGI app (``xds.app.build_services`` mounts it)."""
     repository = build_repository(services)
-    return SoapEndpoint(repository_operations(repository, getattr(services, "auditor", None)), wsdl_path=WSDL,
+    return SoapEndpoint(repository_operations(repository, getattr(services, "auditor", None),
+                                              getattr(services, "access", None)), wsdl_path=WSDL,
                         max_request_bytes=services.settings.max_request_bytes)
 
 

@@ -21,6 +21,7 @@ class Services:
     database: object
     registry: object
     auditor: object = None
+    access: object = None
     mounts: dict[str, WSGIApp] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -41,6 +42,8 @@ def build_services(settings: Settings) -> Services:
     from audit.auditor import build_auditor
     services = Services(settings=settings, database=database, registry=registry,
                         auditor=build_auditor(settings, database))
+    from xds.access.service import api_app, build_access
+    services.access = build_access(services)
     extra = []
     try:
         from registry.query_service import query_operations
@@ -56,6 +59,11 @@ def build_services(settings: Settings) -> Services:
         pass
     from audit.fhir import AuditEventApp
     services.mounts["/audit"] = AuditEventApp(database)
+    from xds.soap import WSSE_SECURITY
+    for endpoint in (services.mounts.get("/registry"), services.mounts.get("/repository")):
+        if endpoint is not None:  # the XUA assertion's header (mustUnderstand) is ours to process
+            endpoint.understood_headers = endpoint.understood_headers | {WSSE_SECURITY}
+    services.mounts["/dmp/api"] = api_app(services)
     return services
 
 
@@ -66,6 +74,11 @@ class Application:
         self.services = services
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        from xds.access.tls import client_certificate_missing, peer_subject
+        environ["xds.peer_subject"] = subject = peer_subject(environ)
+        settings = self.services.settings
+        if settings.require_client_cert and settings.tls_cert and subject is None:
+            return client_certificate_missing(self.services, environ, start_response)
         path = environ.get("PATH_INFO") or "/"
         for prefix, app in self.services.mounts.items():
             if path == prefix or path.startswith(prefix + "/"):

@@ -31,12 +31,13 @@ class _Gunicorn(BaseApplication):
 
 
 def endpoint_urls(settings: Settings) -> dict[str, str]:
-    base = f"http://{settings.host}:{settings.port}"
+    base = f"{'https' if settings.tls_cert else 'http'}://{settings.host}:{settings.port}"
     return {"registry": f"{base}/registry", "repository": f"{base}/repository"}
 
 
 def gunicorn_options(settings: Settings) -> dict:
-    return {
+    from xds.access.tls import gunicorn_tls_options
+    return gunicorn_tls_options(settings) | {
         "bind": f"{settings.host}:{settings.port}",
         "worker_class": "gthread",
         "workers": settings.workers,

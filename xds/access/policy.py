@@ -217,6 +217,9 @@ def has_authored(conn, patient_id: str, professional_id: str) -> bool:
 
 # ----------------------------------------------------------------------------- what the actors ask
 
+CALLER_KEY = "xds.caller"
+"""Where the transport keeps the request's Caller (shared with the audit edges)."""
+
 PATIENT_PARAMETERS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "$XDSFolderPatientId",
                       "$patientId")
 
@@ -264,8 +267,12 @@ class AccessPolicy:
     def identify(self, request) -> Caller:
         """The Caller of a SOAP request: TLS node, XUA assertion (verified); SoapFault when refused."""
         from xds.context import caller_from_environ
-        caller = caller_from_environ(request.environ or {})
-        caller.reply_to = request.reply_to
+        environ = request.environ if request.environ is not None else {}
+        caller = environ.get(CALLER_KEY)  # the audit edge's Caller: filled in place, audited as such
+        if caller is None:
+            caller = caller_from_environ(environ)
+            environ[CALLER_KEY] = caller
+        caller.reply_to = caller.reply_to or request.reply_to
         caller.authenticated = bool(caller.node_subject)
         if self.xua is not None:
             self.xua.apply(request, caller, required=self.xua_required, on_refusal=self._alert)

@@ -420,9 +420,10 @@ def trust_local_issuer(settings) -> bool:
 
 def build_verifier(settings, store=None) -> XuaVerifier:
     certs = load_certificates(getattr(settings, "xua_trusted_certs", None) or [])
-    if trust_local_issuer(settings):
-        issuer = local_issuer(settings.data_dir)
-        certs.append(issuer.certificate)
+    if trust_local_issuer(settings):  # generated for the dmp policy; in an open domain only if it exists
+        issuer = local_issuer(settings.data_dir, create=getattr(settings, "access_policy", "open") == "dmp")
+        if issuer is not None:
+            certs.append(issuer.certificate)
     return XuaVerifier(certs, audience=getattr(settings, "xua_audience", ""),
                        clock_skew=getattr(settings, "xua_clock_skew", 60), store=store,
                        replay_check=bool(getattr(settings, "xua_replay_check", True)))
