@@ -137,6 +137,7 @@ class NullAuditor:
     """``--no-audit``: the same interface, nothing recorded (test domains only)."""
 
     enabled = False
+    source_id = ""
 
     def record(self, event: AuditEvent) -> None:
         pass

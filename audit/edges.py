@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import logging
 
 from lxml import etree
 
@@ -17,6 +18,8 @@ from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, NS_XDSB, SS, q
 
 from . import messages
 from .messages import MAJOR_FAILURE, DocumentRef, outcome_of_status
+
+log = logging.getLogger(__name__)
 
 CALLER_KEY = "xds.caller"
 current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("audit_caller", default=None)
@@ -70,6 +73,14 @@ def _status(body: etree._Element | None) -> int:
     return outcome_of_status(rr.get("status", "")) if rr is not None else MAJOR_FAILURE
 
 
+def _safe(record, *args) -> None:
+    """Build and hand over one record; an error here is logged, never the caller's problem."""
+    try:
+        record(*args)
+    except Exception:  # noqa: BLE001 - auditing never fails a transaction
+        log.exception("audit: could not record an event")
+
+
 def _call(handler, request):
     try:
         return handler(request), None
@@ -77,48 +88,72 @@ def _call(handler, request):
         return None, exc
 
 
+def _register(auditor, caller, request, response) -> None:
+    patient, unique = submission_ids(request.body.find(q(NS_RIM, "RegistryObjectList")))
+    auditor.record(messages.register_import(caller, auditor.source_id, _status(response.body if response else None),
+                                            patient, unique))
+
+
 def audited_register(handler, auditor):
     """ITI-42 at the Document Registry: Import (110107), C."""
+    if not auditor.enabled:
+        return handler
+
     def handle(request):
         caller = caller_of(request)
         response, exc = _call(handler, request)
         caller = final_caller(request, caller)
-        patient, unique = submission_ids(request.body.find(q(NS_RIM, "RegistryObjectList")))
-        auditor.record(messages.register_import(caller, auditor.source_id,
-                                                _status(response.body if response else None), patient, unique))
+        _safe(_register, auditor, caller, request, response)
         if exc is not None:
             raise exc
         return response
     return handle
+
+
+def _query(auditor, caller, request, response, home_community_id) -> None:
+    body = request.body
+    query = body.find(q(NS_RIM, "AdhocQuery"))
+    query_id = query.get("id", "") if query is not None else ""
+    patient = None
+    if query is not None:
+        for slot in query.iterchildren(q(NS_RIM, "Slot")):
+            if slot.get("name") in _PATIENT_PARAMS:
+                value = slot.findtext(f"{q(NS_RIM, 'ValueList')}/{q(NS_RIM, 'Value')}") or ""
+                patient = value.strip().strip("(").strip(")").strip().strip("'") or None
+                break
+    outcome = _status(response.body if response else None)
+    auditor.record(messages.stored_query(caller, auditor.source_id, outcome, query_id, body, patient,
+                                         home_community_id))
 
 
 def audited_query(handler, auditor, home_community_id: str | None = None):
     """ITI-18 at the Document Registry: Query (110112), E, the AdhocQueryRequest as the query object."""
+    if not auditor.enabled:
+        return handler
+
     def handle(request):
         caller = caller_of(request)
         response, exc = _call(handler, request)
         caller = final_caller(request, caller)
-        body = request.body
-        query = body.find(q(NS_RIM, "AdhocQuery"))
-        query_id = query.get("id", "") if query is not None else ""
-        patient = None
-        if query is not None:
-            for slot in query.iterchildren(q(NS_RIM, "Slot")):
-                if slot.get("name") in _PATIENT_PARAMS:
-                    value = slot.findtext(f"{q(NS_RIM, 'ValueList')}/{q(NS_RIM, 'Value')}") or ""
-                    patient = value.strip().strip("(").strip(")").strip().strip("'") or None
-                    break
-        outcome = _status(response.body if response else None)
-        auditor.record(messages.stored_query(caller, auditor.source_id, outcome, query_id,
-                                             body, patient, home_community_id))
+        _safe(_query, auditor, caller, request, response, home_community_id)
         if exc is not None:
             raise exc
         return response
     return handle
 
 
+def _provide(auditor, caller, request, response) -> None:
+    object_list = request.body.find(f"{q(NS_LCM, 'SubmitObjectsRequest')}/{q(NS_RIM, 'RegistryObjectList')}")
+    patient, unique = submission_ids(object_list)
+    auditor.record(messages.provide_and_register(caller, auditor.source_id,
+                                                 _status(response.body if response else None), patient, unique))
+
+
 def audited_provide(handler, auditor):
     """ITI-41 at the Document Repository: Import (110107), C."""
+    if not auditor.enabled:
+        return handler
+
     def handle(request):
         caller = caller_of(request)
         token = current_caller.set(caller)
@@ -127,30 +162,34 @@ def audited_provide(handler, auditor):
         finally:
             current_caller.reset(token)
         caller = final_caller(request, caller)
-        object_list = request.body.find(f"{q(NS_LCM, 'SubmitObjectsRequest')}/{q(NS_RIM, 'RegistryObjectList')}")
-        patient, unique = submission_ids(object_list)
-        auditor.record(messages.provide_and_register(caller, auditor.source_id,
-                                                     _status(response.body if response else None), patient, unique))
+        _safe(_provide, auditor, caller, request, response)
         if exc is not None:
             raise exc
         return response
     return handle
 
 
+def _retrieve(auditor, caller, request, response) -> None:
+    outcome = MAJOR_FAILURE
+    docs: list[DocumentRef] = []
+    if response is not None:
+        outcome = _status(response.body)
+        docs = _documents(response.body.iterchildren(q(NS_XDSB, "DocumentResponse")))
+    if not docs:
+        docs = _documents(request.body.iterchildren(q(NS_XDSB, "DocumentRequest")))
+    auditor.record(messages.retrieve(caller, auditor.source_id, outcome, docs))
+
+
 def audited_retrieve(handler, auditor):
     """ITI-43 at the Document Repository: Export (110106), R, one object per document."""
+    if not auditor.enabled:
+        return handler
+
     def handle(request):
         caller = caller_of(request)
         response, exc = _call(handler, request)
         caller = final_caller(request, caller)
-        outcome = MAJOR_FAILURE
-        docs: list[DocumentRef] = []
-        if response is not None:
-            outcome = _status(response.body)
-            docs = _documents(response.body.iterchildren(q(NS_XDSB, "DocumentResponse")))
-        if not docs:
-            docs = _documents(request.body.iterchildren(q(NS_XDSB, "DocumentRequest")))
-        auditor.record(messages.retrieve(caller, auditor.source_id, outcome, docs))
+        _safe(_retrieve, auditor, caller, request, response)
         if exc is not None:
             raise exc
         return response
@@ -182,6 +221,10 @@ class AuditedGateway:
 
     def register(self, objects):
         answer = self.gateway.register(objects)
+        _safe(self._record, objects, answer)
+        return answer
+
+    def _record(self, objects, answer) -> None:
         caller = current_caller.get() or Caller()
         patient = unique = None
         for o in objects:
@@ -200,7 +243,6 @@ class AuditedGateway:
             inner = dataclasses.replace(caller, reply_to=caller.endpoint, endpoint=registry_url,
                                         remote_addr=messages._host(caller.endpoint) or "127.0.0.1")
             self.auditor.record(messages.register_import(inner, self.auditor.source_id, outcome, patient, unique))
-        return answer
 
     def registered_hashes(self, unique_ids):
         return self.gateway.registered_hashes(unique_ids)

@@ -141,7 +141,7 @@ def build_repository(services) -> Repository:
     _ensure_schema(services.database, store)
     gateway = registry_gateway(settings, services.database, services.registry)
     auditor = getattr(services, "auditor", None)
-    if auditor is not None:
+    if auditor is not None and auditor.enabled:
         from audit.edges import AuditedGateway
         gateway = AuditedGateway(gateway, auditor, settings.registry_url or "in-process",
                                  in_process=not settings.registry_url)
