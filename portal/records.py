@@ -230,6 +230,17 @@ class Records:
             docs = document_facts(conn, self.policy.store, unique_ids=[unique_id])
         return next(iter(docs.values()), None)
 
+    def audit_log_used(self, caller: Caller, patient_id: str | None, description: str) -> None:
+        """DICOM 110101 Audit Log Used: a person read the audit trail (access history, auditor's desk)."""
+        from audit import messages
+        ev = messages.AuditEvent(messages.dcm("110101", "Audit Log Used"), messages.ACTION_READ, messages.SUCCESS,
+                                 participants=[messages.requester(caller, messages.SOURCE)] + messages.human(caller),
+                                 source_id=self.auditor.source_id if self.auditor is not None else "",
+                                 description=description)
+        if patient_id:
+            ev.objects.append(messages.patient_object(patient_id))
+        self._record(ev)
+
 
 class SubmissionFailed(Exception):
     pass
@@ -249,3 +260,4 @@ def _documents(objects) -> list:
 def _copy(el):
     import copy
     return copy.deepcopy(el)
+

@@ -64,6 +64,13 @@ def build_services(settings: Settings) -> Services:
         if endpoint is not None:  # the XUA assertion's header (mustUnderstand) is ours to process
             endpoint.understood_headers = endpoint.understood_headers | {WSSE_SECURITY}
     services.mounts["/dmp/api"] = api_app(services)
+    if getattr(settings, "portal_enabled", True):
+        try:
+            from portal.app import portal_app
+        except ImportError:  # the portal package (or Jinja2) is not installed
+            pass
+        else:
+            services.mounts["/portal"] = portal_app(services)
     return services
 
 

@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXTENSIONS = ("xds.client.commands", "audit.commands", "xds.access.commands")
+EXTENSIONS = ("xds.client.commands", "audit.commands", "xds.access.commands", "portal.commands")
 """Modules that add their own ``xds`` commands: ``add_commands(subparsers, add_common_options)``."""
 
 

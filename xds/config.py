@@ -59,6 +59,18 @@ class Settings:
     """DMP policy: a professional outside the patient's authorised list may submit documents."""
     access_api_token: str = ""
     """Bearer token of the ``/dmp/api`` JSON API; empty: the API answers loopback callers only."""
+    portal_enabled: bool = True
+    """Serve the web portal under ``/portal``."""
+    portal_secure_cookies: str = "auto"
+    """Mark the portal's cookies Secure: ``auto`` (when served over HTTPS), ``true``, ``false``."""
+    portal_oidc_issuer: str = ""
+    """OpenID Connect issuer of the portal's login (empty: local accounts only)."""
+    portal_oidc_client_id: str = ""
+    portal_oidc_client_secret: str = ""
+    portal_oidc_name: str = ""
+    """Label of the provider's login button (e.g. "Pro Santé Connect", "FranceConnect")."""
+    portal_oidc_login_claim: str = "sub"
+    """ID token claim that equals the portal account's login."""
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 2

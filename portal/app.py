@@ -1,0 +1,573 @@
+"""The portal's WSGI app, mounted at ``/portal`` by :func:`xds.app.build_services`.
+
+Every page: session from the cookie, role check, and for record data a :class:`~xds.context.Caller`
+of the user handed to :class:`portal.records.Records` (policy, actor, audit). Patient pages never
+take a patient id: the record is the logged-in patient's. Every POST carries the session's CSRF
+token. Responses carry a strict Content-Security-Policy (no script at all).
+"""
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+import logging
+import math
+import secrets
+import time
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from . import i18n
+from .accounts import Accounts
+from .cda import render as render_cda
+from .cda import ts_display
+from .records import Records, Refused, SubmissionFailed, make_caller
+from .web import HttpError, Request, Response, redirect
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+PAGE = 20
+SESSION_COOKIE = "dmp_portal"
+LANG_COOKIE = "dmp_lang"
+OIDC_COOKIE = "dmp_oidc"
+TYPES = [("11490-0", "Lettre de liaison à la sortie"), ("11502-2", "CR d'examens biologiques"),
+         ("18748-4", "CR d'imagerie médicale"), ("34133-9", "Synthèse d'épisode de soins"),
+         ("57833-6", "Prescription de produits de santé")]
+ROLE_HOME = {"patient": "/me/documents", "professional": "/pro/", "auditor": "/audit/"}
+
+
+def person_name(xcn: str | None) -> str:
+    if not xcn:
+        return ""
+    parts = xcn.split("^")
+    name = " ".join(p for p in (parts[2] if len(parts) > 2 else "", parts[1] if len(parts) > 1 else "") if p)
+    return name or parts[0]
+
+
+def org_name(xon: str | None) -> str:
+    return (xon or "").split("^", 1)[0]
+
+
+class Portal:
+    def __init__(self, services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.accounts = Accounts(services.database)
+        self.accounts.ensure_schema()
+        self.records = Records(services)
+        from .oidc import build_provider
+        self.provider = build_provider(self.settings)
+        self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
+                               autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+        self.css = (HERE / "static" / "portal.css").read_bytes()
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        req = Request(environ)
+        req.lang = self._lang(req)
+        req._ = i18n.translator(req.lang)
+        req.session = None
+        try:
+            resp = self.dispatch(req)
+        except HttpError as exc:
+            resp = self.error(req, exc.status, exc.message)
+        except Exception:  # noqa: BLE001 - never leak internals
+            log.exception("portal failure on %s %s", req.method, req.path)
+            resp = self.error(req, 500, "internal error")
+        return resp(start_response)
+
+    def _lang(self, req: Request) -> str:
+        lang = req.query.get("lang") or req.cookies.get(LANG_COOKIE) or i18n.DEFAULT
+        return lang if lang in i18n.LANGUAGES else i18n.DEFAULT
+
+    def secure_cookies(self, req: Request) -> bool:
+        value = str(self.settings.portal_secure_cookies).lower()
+        return req.secure if value == "auto" else value in ("1", "true", "yes", "on")
+
+    def page(self, req: Request, template: str, status: int = 200, **context) -> Response:
+        s = req.session
+        html = self.env.get_template(template).render(
+            _=req._, lang=req.lang, url=req.url, user=s.user if s else None, csrf=s.csrf if s else "",
+            path=req.path, query=req.query, ts=ts_display, person_name=person_name, org_name=org_name,
+            quote=lambda v: quote(v or "", safe=""), provider=self.provider, **context)
+        resp = Response(html.encode(), status)
+        if "lang" in req.query:
+            resp.set_cookie(LANG_COOKIE, req.lang, path=req.url("/") or "/", secure=self.secure_cookies(req),
+                            max_age=365 * 86400)
+        return resp
+
+    def error(self, req: Request, status: int, message: str = "") -> Response:
+        text = {403: req._("Access refused."), 404: req._("Not found.")}.get(status, message or "error")
+        return self.page(req, "error.html", status, message=text, status=status)
+
+    def require(self, req: Request, *roles: str):
+        s = req.session
+        if s is None:
+            raise HttpError(401)
+        if s.user.role not in roles:
+            raise HttpError(403)
+        return s
+
+    def check_csrf(self, req: Request) -> None:
+        s = req.session
+        given = req.form.get("csrf", "")
+        origin = req.environ.get("HTTP_ORIGIN")
+        if origin and origin != "null" and not req.absolute("/").startswith(origin + "/"):
+            raise HttpError(403, "cross-site request")
+        if s is None or not hmac.compare_digest(given.encode(), s.csrf.encode()):
+            raise HttpError(403, req._("The form expired. Please try again."))
+
+    def dispatch(self, req: Request) -> Response:
+        path = req.path
+        if path == "/static/portal.css":
+            return Response(self.css, 200, "text/css; charset=utf-8", [("Cache-Control", "max-age=3600")])
+        req.session = self.accounts.session(req.cookies.get(SESSION_COOKIE))
+        if req.method == "POST" and path not in ("/login",):
+            self.check_csrf(req)
+        if path in ("", "/"):
+            if req.session is None:
+                return redirect(req.url("/login"))
+            return redirect(req.url(ROLE_HOME[req.session.user.role]))
+        if path == "/login":
+            return self.login(req)
+        if path == "/logout" and req.method == "POST":
+            return self.logout(req)
+        if path == "/oidc/start":
+            return self.oidc_start(req)
+        if path == "/oidc/callback":
+            return self.oidc_callback(req)
+        if req.session is None:
+            return redirect(req.url("/login") + "?next=" + quote(path, safe=""))
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        route = {("GET", "me/documents"): self.my_documents, ("GET", "me/access"): self.my_access,
+                 ("POST", "me/access"): self.change_access, ("POST", "me/emergency"): self.change_emergency,
+                 ("GET", "me/history"): self.my_history, ("GET", "pro"): self.pro_home,
+                 ("GET", "pro/patient"): self.pro_patient, ("POST", "pro/emergency"): self.pro_emergency,
+                 ("POST", "pro/upload"): self.pro_upload, ("GET", "audit"): self.audit_search,
+                 ("GET", "audit/export.csv"): self.audit_export, ("GET", "audit/verify"): self.audit_verify}
+        handler = route.get((req.method, "/".join(parts)))
+        if handler is not None:
+            return handler(req)
+        if len(parts) >= 2 and parts[0] == "documents":
+            return self.document_route(req, parts[1], parts[2:])
+        if len(parts) == 3 and parts[:2] == ["audit", "records"] and parts[2].isdigit():
+            return self.audit_record(req, int(parts[2]))
+        raise HttpError(404)
+
+    # -- login -------------------------------------------------------------------------------------
+    def _start_session(self, req: Request, user, target: str | None = None) -> Response:
+        session = self.accounts.open_session(user)
+        nxt = target if target and target.startswith("/") and not target.startswith("//") else ROLE_HOME[user.role]
+        resp = redirect(req.url(nxt))
+        resp.set_cookie(SESSION_COOKIE, session.id, path=req.url("/") or "/", secure=self.secure_cookies(req))
+        return resp
+
+    def _audit_login(self, req: Request, login: str, user, ok: bool, how: str) -> None:
+        from xds.context import caller_from_environ
+        caller = make_caller(user, req.environ) if user is not None else caller_from_environ(req.environ)
+        if user is None:
+            caller.user_id = login[:128] or "?"
+        self.records.alert(caller, f"portal login ({how}) {'succeeded' if ok else 'failed'} for {login}", "user",
+                           success=ok)
+
+    def login(self, req: Request) -> Response:
+        if req.method == "GET":
+            return self.page(req, "login.html", next=req.query.get("next", ""))
+        login = req.form.get("login", "").strip()[:128]
+        password = req.form.get("password", "")
+        if self.accounts.locked(login, req.remote_addr):
+            self._audit_login(req, login, None, False, "password, locked")
+            return self.page(req, "login.html", 429, error=req._("Too many failed attempts. Try again in 15 minutes."),
+                             next=req.form.get("next", ""))
+        user = self.accounts.authenticate(login, password, req.remote_addr)
+        self._audit_login(req, login, user, user is not None, "password")
+        if user is None:
+            return self.page(req, "login.html", 401, error=req._("Wrong login or password."),
+                             next=req.form.get("next", ""))
+        return self._start_session(req, user, req.form.get("next"))
+
+    def logout(self, req: Request) -> Response:
+        self.accounts.close_session(req.session.id)
+        resp = redirect(req.url("/login"))
+        resp.set_cookie(SESSION_COOKIE, "", path=req.url("/") or "/", secure=self.secure_cookies(req), max_age=0)
+        return resp
+
+    def oidc_start(self, req: Request) -> Response:
+        if self.provider is None:
+            raise HttpError(404)
+        state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
+        url = self.provider.authorization_url(req.absolute("/oidc/callback"), state, nonce, verifier)
+        resp = redirect(url)
+        resp.set_cookie(OIDC_COOKIE, f"{state}.{nonce}.{verifier}", path=req.url("/oidc/") , secure=self.secure_cookies(req),
+                        max_age=600)
+        return resp
+
+    def oidc_callback(self, req: Request) -> Response:
+        from .oidc import LoginFailed
+        if self.provider is None:
+            raise HttpError(404)
+        try:
+            state, nonce, verifier = req.cookies.get(OIDC_COOKIE, "..").split(".")
+            if not state or not hmac.compare_digest(state.encode(), req.query.get("state", "").encode()):
+                raise LoginFailed("state does not match")
+            if not req.query.get("code"):
+                raise LoginFailed(req.query.get("error") or "no code")
+            claims = self.provider.complete(req.absolute("/oidc/callback"), req.query["code"], nonce, verifier)
+            login = self.provider.login_of(claims) or ""
+            user = self.accounts.get(login)
+            if user is None:
+                raise LoginFailed(f"no portal account for {login!r}")
+        except (LoginFailed, ValueError) as exc:
+            self._audit_login(req, "?", None, False, f"OpenID Connect: {exc}")
+            return self.page(req, "login.html", 401, error=req._("Login with OpenID Connect failed."))
+        self._audit_login(req, login, user, True, "OpenID Connect")
+        resp = self._start_session(req, user)
+        resp.set_cookie(OIDC_COOKIE, "", path=req.url("/oidc/"), secure=self.secure_cookies(req), max_age=0)
+        return resp
+
+    # -- callers -----------------------------------------------------------------------------------
+    def caller(self, req: Request, patient_id: str | None = None):
+        s = req.session
+        emergency = (s.data.get("emergency") or {}).get(patient_id or "") if s.user.role == "professional" else None
+        if emergency:
+            return make_caller(s.user, req.environ, access_mode="bris_de_glace", reason=emergency.get("reason"))
+        return make_caller(s.user, req.environ)
+
+    # -- documents (list) --------------------------------------------------------------------------
+    def _list(self, req: Request, patient_id: str) -> dict:
+        """Documents of ``patient_id`` the caller may see: filter, sort (newest first), page."""
+        type_code = req.query.get("type", "")
+        since = req.query.get("from", "").replace("-", "")
+        until = req.query.get("to", "").replace("-", "")
+        if (since and not since.isdigit()) or (until and not until.isdigit()):
+            raise HttpError(400, "bad date")
+        docs = self.records.find_documents(self.caller(req, patient_id), patient_id, None, since or None,
+                                           (until + "235959") if until else None)
+        types = sorted({(d.type_code.code, d.type_code.display_name or d.type_code.code) for d in docs if d.type_code})
+        if type_code:
+            docs = [d for d in docs if d.type_code and d.type_code.code == type_code]
+        pages = max(1, math.ceil(len(docs) / PAGE))
+        try:
+            number = min(max(1, int(req.query.get("page", "1"))), pages)
+        except ValueError:
+            number = 1
+        shown = docs[(number - 1) * PAGE:number * PAGE]
+        facts = {d.unique_id: self.records.facts(d.unique_id) for d in shown}
+        return dict(docs=shown, total=len(docs), page=number, pages=pages, types=types, facts=facts,
+                    type_code=type_code)
+
+    def my_documents(self, req: Request) -> Response:
+        s = self.require(req, "patient")
+        for key in ("patient", "patient_id", "ins"):
+            if key in req.query and req.query[key] != s.user.patient_id:
+                self.records.alert(self.caller(req), f"portal: patient {s.user.patient_id} asked for the record "
+                                                     f"of {req.query[key]}", "restricted", req.query[key])
+                raise HttpError(403)
+        try:
+            listing = self._list(req, s.user.patient_id)
+        except Refused as exc:
+            return self.page(req, "error.html", 403, message=str(exc), status=403)
+        return self.page(req, "documents.html", patient_id=s.user.patient_id, base="/me/documents", **listing)
+
+    # -- one document ------------------------------------------------------------------------------
+    def document_route(self, req: Request, unique_id: str, rest: list[str]) -> Response:
+        s = self.require(req, "patient", "professional")
+        patient = self.records.document_patient(unique_id)
+        caller = self.caller(req, patient)
+        if rest == ["mask"] and req.method == "POST":
+            return self.mask(req, caller, unique_id)
+        if rest == ["disclose"] and req.method == "POST":
+            return self.disclose(req, caller, unique_id)
+        if req.method != "GET" or rest not in ([], ["original"], ["pdf"]):
+            raise HttpError(404)
+        try:
+            entry = self.records.document(caller, unique_id)
+            doc = self.records.retrieve(caller, entry)
+        except Refused:
+            raise HttpError(404) from None
+        if rest == ["original"]:
+            ext = {"application/pdf": "pdf", "text/xml": "xml"}.get(doc.mime_type, "bin")
+            return Response(doc.content, 200, "application/octet-stream",
+                            [("Content-Disposition", f'attachment; filename="document-{len(doc.content)}.{ext}"')],
+                            csp="default-src 'none'; sandbox")
+        view = None
+        pdf = doc.content if doc.mime_type == "application/pdf" else None
+        if doc.mime_type in ("text/xml", "application/xml", "application/hl7-v3+xml"):
+            try:
+                view = render_cda(doc.content)
+                if view.body_media_type == "application/pdf" and view.body:
+                    pdf = view.body
+            except ValueError:
+                view = None
+        if rest == ["pdf"]:
+            if pdf is None or not pdf.startswith(b"%PDF-"):
+                raise HttpError(404)
+            return Response(pdf, 200, "application/pdf", [("Content-Disposition", 'inline; filename="document.pdf"')],
+                            csp="frame-ancestors 'self'")
+        facts = self.records.facts(unique_id)
+        authored = s.user.role == "professional" and facts is not None and s.user.professional_id in facts.authors
+        return self.page(req, "document.html", entry=entry, view=view, pdf=pdf is not None, facts=facts,
+                         authored=authored, text=doc.content.decode("utf-8", "replace")
+                         if view is None and pdf is None and doc.mime_type.startswith("text/") else None,
+                         emergency=caller.is_emergency)
+
+    def mask(self, req: Request, caller, unique_id: str) -> Response:
+        s = self.require(req, "patient")
+        try:
+            entry = self.records.document(caller, unique_id)  # the policy: visible to this patient?
+        except Refused:
+            raise HttpError(404) from None
+        if entry.patient_id != s.user.patient_id:
+            raise HttpError(403)
+        masked = req.form.get("masked") == "1"
+        self.records.admin.mask(caller, unique_id, True if masked else False)
+        return redirect(req.url(f"/documents/{quote(unique_id, safe='')}"))
+
+    def disclose(self, req: Request, caller, unique_id: str) -> Response:
+        s = self.require(req, "professional")
+        try:
+            entry = self.records.document(caller, unique_id)
+        except Refused:
+            raise HttpError(404) from None
+        facts = self.records.facts(unique_id)
+        if facts is None or s.user.professional_id not in facts.authors:
+            raise HttpError(403)
+        self.records.admin.disclose(caller, entry.unique_id, True)
+        return redirect(req.url(f"/documents/{quote(unique_id, safe='')}"))
+
+    # -- the patient's decisions -------------------------------------------------------------------
+    def my_access(self, req: Request, message: str = "") -> Response:
+        s = self.require(req, "patient")
+        record = self.records.admin.show(s.user.patient_id)
+        query = req.query.get("q", "").strip()
+        found = self.accounts.professionals(query) if query else []
+        if query and not found and query.isdigit():
+            from .accounts import User
+            found = [User(query, "professional", None, None, query)]
+
+        def who(pid):
+            u = self.accounts.professional(pid)
+            return (pid, u.name if u else "", u.organization if u else "")
+        return self.page(req, "access.html", record=record, found=found, q=query, message=message,
+                         authorised=[who(p) for p in record["authorised"]],
+                         blocked=[who(p) for p in record["blocked"]],
+                         treating=who(record["treating_physician"]) if record["treating_physician"] else None)
+
+    def change_access(self, req: Request) -> Response:
+        s = self.require(req, "patient")
+        from xds.access.store import AUTHORISED, BLOCKED
+        action = req.form.get("action", "")
+        professional = req.form.get("professional_id", "").strip()[:128]
+        caller = self.caller(req)
+        pid = s.user.patient_id
+        admin = self.records.admin
+        if action in ("authorise", "block", "remove") and professional:
+            admin.set_professional(caller, pid, professional,
+                                   {"authorise": AUTHORISED, "block": BLOCKED, "remove": None}[action])
+        elif action == "treating" and professional:
+            admin.set_treating_physician(caller, pid, professional)
+        elif action == "untreating":
+            admin.set_treating_physician(caller, pid, None)
+        else:
+            raise HttpError(400, "unknown action")
+        return redirect(req.url("/me/access") + "?saved=1")
+
+    def change_emergency(self, req: Request) -> Response:
+        s = self.require(req, "patient")
+        mode = req.form.get("mode", "")
+        if mode not in ("bris_de_glace", "centre_15"):
+            raise HttpError(400, "unknown mode")
+        self.records.admin.set_emergency(self.caller(req), s.user.patient_id, mode, req.form.get("allowed") == "1")
+        return redirect(req.url("/me/access") + "?saved=1")
+
+    def my_history(self, req: Request) -> Response:
+        s = self.require(req, "patient")
+        from audit.history import access_history
+        entries = access_history(self.services.database, s.user.patient_id, limit=300)
+        self.records.audit_log_used(self.caller(req), s.user.patient_id, "portal: the patient read their access history")
+        return self.page(req, "history.html", entries=entries)
+
+    # -- professional ------------------------------------------------------------------------------
+    def pro_home(self, req: Request) -> Response:
+        self.require(req, "professional")
+        return self.page(req, "pro.html")
+
+    def pro_patient(self, req: Request, message: str = "", error: str = "") -> Response:
+        s = self.require(req, "professional")
+        ins = (req.query.get("ins") or req.form.get("ins") or "").strip()
+        if not ins:
+            return redirect(req.url("/pro/"))
+        try:
+            listing = self._list(req, ins)
+        except Refused as exc:
+            return self.page(req, "pro_refused.html", 403, ins=ins, reason=str(exc))
+        emergency = (s.data.get("emergency") or {}).get(ins)
+        return self.page(req, "documents.html", patient_id=ins, base="/pro/patient", ins=ins, emergency=emergency,
+                         message=message or (req._("Document added.") if req.query.get("added") else ""),
+                         error=error, types_form=TYPES, **listing)
+
+    def pro_emergency(self, req: Request) -> Response:
+        s = self.require(req, "professional")
+        ins = req.form.get("ins", "").strip()
+        reason = " ".join(req.form.get("reason", "").split())[:500]
+        if not ins or not reason or req.form.get("confirm") != "1":
+            return self.page(req, "pro_refused.html", 400, ins=ins, error=req._("A reason is required."))
+        from xds.access.policy import READ
+        caller = make_caller(s.user, req.environ, access_mode="bris_de_glace", reason=reason)
+        decision = self.records.policy.decide(caller, ins, READ)
+        if not decision.allowed:
+            self.records.alert(caller, f"portal: emergency access refused to {ins}: {decision.reason}", "emergency", ins)
+            return self.page(req, "pro_refused.html", 403, ins=ins, reason=decision.reason, no_emergency=True)
+        self.records.alert(caller, f"portal: emergency access (bris_de_glace) to the record of {ins} by "
+                                   f"{s.user.professional_id}, reason: {reason}", "emergency", ins, success=True)
+        s.data.setdefault("emergency", {})[ins] = {"reason": reason, "at": time.time()}
+        self.accounts.save(s)
+        return redirect(req.url("/pro/patient") + "?ins=" + quote(ins, safe=""))
+
+    def pro_upload(self, req: Request) -> Response:
+        s = self.require(req, "professional")
+        from xds.client.documents import Overrides, load_document
+        from xds.client.errors import InputError, MissingMetadata
+        from xds.metadata import Code
+        ins = req.form.get("ins", "").strip()
+        upload = req.files.get("file")
+        if not ins or upload is None or not upload.content:
+            raise HttpError(400, "a file is required")
+        content = upload.content
+        is_pdf = content.startswith(b"%PDF-")
+        user = s.user
+        conf = req.form.get("confidentiality", "N")
+        try:
+            if is_pdf:
+                type_code = req.form.get("type_code", "11490-0")
+                names = dict(TYPES)
+                if type_code not in names:
+                    raise InputError("unknown type")
+                o = Overrides(patient=ins, title=(req.form.get("title") or names[type_code])[:200],
+                              type_code=f"{type_code}|2.16.840.1.113883.6.1|{names[type_code]}",
+                              creation_time=time.strftime("%Y%m%d%H%M%S", time.gmtime()),
+                              facility_type_code="SA01|1.2.250.1.71.4.2.4|Etablissement public de santé",
+                              practice_setting_code="ETABLISSEMENT|1.2.250.1.213.1.1.4.9|Etablissement de santé",
+                              language="fr-FR", mime_type="application/pdf",
+                              authors=[f"{user.professional_id}^{user.name}^^^^^^^&1.2.250.1.71.4.2.1&ISO"],
+                              institutions=[user.organization] if user.organization else [])
+                document = load_document(Path("upload.pdf"), o, content)
+            else:
+                document = load_document(Path("upload.xml"), Overrides(mime_type="text/xml"), content)
+                if document.entry.patient_id != ins:
+                    raise InputError(req._("The document is for another patient."))
+            if conf in ("MASQUE_PS", "INVISIBLE_PATIENT"):
+                document.entry.confidentiality_codes.append(Code(conf, "1.2.250.1.213.1.1.4.13", conf))
+            self.records.provide(self.caller(req, ins), [document])
+        except (InputError, MissingMetadata) as exc:
+            req.query["ins"] = ins
+            return self.pro_patient(req, error=f"{req._('The document was refused')}: {exc}")
+        except (Refused, SubmissionFailed) as exc:
+            req.query["ins"] = ins
+            return self.pro_patient(req, error=f"{req._('The document was refused')}: {exc}")
+        return redirect(req.url("/pro/patient") + "?ins=" + quote(ins, safe="") + "&added=1")
+
+    # -- auditor -----------------------------------------------------------------------------------
+    def _audit_query(self, req: Request, limit: int):
+        from audit import store
+        from audit.fhir import _time
+        q = store.Query(limit=limit, newest_first=True)
+        try:
+            if req.query.get("from"):
+                q.since = _time(req.query["from"])
+            if req.query.get("to"):
+                until = req.query["to"]
+                q.until = _time(until + ("T23:59:59" if len(until) == 10 else ""))
+        except ValueError:
+            raise HttpError(400, "bad date") from None
+        for key, attr in (("patient", "patient"), ("user", "user"), ("event", "event")):
+            value = req.query.get(key, "").strip()
+            if value:
+                setattr(q, attr, [value])
+        if req.query.get("patient"):
+            from audit import fields
+            norm = fields.normalize_patient(req.query["patient"].strip())
+            q.patient = [req.query["patient"].strip()] + ([norm] if norm else [])
+        if req.query.get("outcome", "") in ("0", "4", "8", "12"):
+            q.outcome = [int(req.query["outcome"])]
+        return store.search(self.services.database, q)
+
+    def audit_search(self, req: Request) -> Response:
+        s = self.require(req, "auditor")
+        rows = self._audit_query(req, 200) if req.query else []
+        self.records.audit_log_used(self.caller(req), req.query.get("patient") or None,
+                                    f"portal: audit trail search by {s.user.login}")
+        return self.page(req, "audit.html", rows=[self._summary(r) for r in rows], searched=bool(req.query),
+                         export=req.url("/audit/export.csv") + "?" + req.environ.get("QUERY_STRING", ""))
+
+    def _summary(self, row) -> dict:
+        from datetime import datetime
+        from audit.fields import parse_audit_xml
+        from audit import syslog
+        users, patients, text = [], [], ""
+        try:
+            root, _ = parse_audit_xml(syslog.parse(bytes(row.raw)).msg)
+        except Exception:  # noqa: BLE001 - a broken record is still listed
+            root = None
+        if root is not None:
+            for ap in root.iterfind("ActiveParticipant"):
+                if ap.get("UserIsRequestor") in ("true", "1"):
+                    users.append(ap.get("UserName") or ap.get("UserID"))
+            for po in root.iterfind("ParticipantObjectIdentification"):
+                if po.get("ParticipantObjectTypeCodeRole") == "1":
+                    patients.append(po.get("ParticipantObjectID"))
+            et = root.find("EventIdentification/EventTypeCode")
+            ev = root.find("EventIdentification/EventID")
+            text = " / ".join(filter(None, [ev.get("originalText") if ev is not None else "",
+                                            et.get("originalText") if et is not None else ""]))
+        when = datetime.fromtimestamp(row.event_ts).astimezone().strftime("%Y-%m-%d %H:%M:%S") \
+            if row.event_ts else ""
+        return dict(seq=row.seq, when=when, event=text or row.event_id, outcome=row.outcome,
+                    users=", ".join(u for u in users if u), patients=", ".join(patients),
+                    emergency=any(m in (row.purpose or "") for m in ("bris_de_glace", "centre_15"))
+                    or row.event_type == "110127")
+
+    def audit_record(self, req: Request, seq: int) -> Response:
+        s = self.require(req, "auditor")
+        from lxml import etree
+        from audit import store, syslog
+        from audit.fhir import audit_event
+        rows = store.search_seq(self.services.database, seq)
+        if not rows:
+            raise HttpError(404)
+        row = rows[0]
+        try:
+            msg = syslog.parse(bytes(row.raw)).msg
+            raw = etree.tostring(etree.fromstring(msg, etree.XMLParser(resolve_entities=False, no_network=True)),
+                                 pretty_print=True, encoding="unicode")
+        except Exception:  # noqa: BLE001
+            raw = bytes(row.raw).decode("utf-8", "replace")
+        self.records.audit_log_used(self.caller(req), None, f"portal: audit record {seq} read by {s.user.login}")
+        return self.page(req, "audit_record.html", row=self._summary(row), fhir=audit_event(row), raw=raw)
+
+    def audit_export(self, req: Request) -> Response:
+        s = self.require(req, "auditor")
+        rows = self._audit_query(req, 10000)
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(["seq", "time", "event", "outcome", "users", "patients", "emergency"])
+        for r in rows:
+            d = self._summary(r)
+            w.writerow([d["seq"], d["when"], d["event"], d["outcome"], d["users"], d["patients"],
+                        "yes" if d["emergency"] else "no"])
+        self.records.audit_log_used(self.caller(req), None, f"portal: audit trail exported by {s.user.login}")
+        return Response(out.getvalue().encode("utf-8"), 200, "text/csv; charset=utf-8",
+                        [("Content-Disposition", 'attachment; filename="audit.csv"')])
+
+    def audit_verify(self, req: Request) -> Response:
+        self.require(req, "auditor")
+        from audit import store
+        report = store.verify(self.services.database)
+        return self.page(req, "audit_verify.html", report=report)
+
+
+def portal_app(services) -> Portal:
+    return Portal(services)
