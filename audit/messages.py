@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -133,52 +134,72 @@ class AuditEvent:
     time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def to_xml(self) -> bytes:
-        """The AuditMessage element, in the order of DICOM PS3.15 A.5.1 (schema sequence)."""
-        root = etree.Element("AuditMessage")
-        ei = etree.SubElement(root, "EventIdentification", EventActionCode=self.action,
-                              EventDateTime=self.time.isoformat(timespec="milliseconds"),
-                              EventOutcomeIndicator=str(self.outcome))
-        _code(ei, "EventID", self.event_id)
-        for c in self.event_types:
-            _code(ei, "EventTypeCode", c)
+        """The AuditMessage element, in the order of DICOM PS3.15 A.5.1 (schema sequence).
+
+        Written as text rather than through an lxml tree: three times cheaper, and this runs for
+        every transaction (benchmarks/audit.py). Values are escaped by :func:`_a`.
+        """
+        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<AuditMessage><EventIdentification EventActionCode=',
+               _a(self.action), " EventDateTime=", _a(self.time.isoformat(timespec="milliseconds")),
+               " EventOutcomeIndicator=", _a(str(self.outcome)), ">", _code("EventID", self.event_id)]
+        out += [_code("EventTypeCode", c) for c in self.event_types]
         if self.description:
-            etree.SubElement(ei, "EventOutcomeDescription").text = self.description
-        for c in self.purpose_of_use:
-            _code(ei, "PurposeOfUse", c)
+            out.append(f"<EventOutcomeDescription>{_t(self.description)}</EventOutcomeDescription>")
+        out += [_code("PurposeOfUse", c) for c in self.purpose_of_use]
+        out.append("</EventIdentification>")
         for p in self.participants:
-            attrs = {"UserID": p.user_id}
+            out += ["<ActiveParticipant UserID=", _a(p.user_id)]
             if p.alt_user_id:
-                attrs["AlternativeUserID"] = p.alt_user_id
+                out += [" AlternativeUserID=", _a(p.alt_user_id)]
             if p.user_name:
-                attrs["UserName"] = p.user_name
-            attrs["UserIsRequestor"] = "true" if p.requestor else "false"
+                out += [" UserName=", _a(p.user_name)]
+            out.append(' UserIsRequestor="true"' if p.requestor else ' UserIsRequestor="false"')
             if p.network_id:
-                attrs["NetworkAccessPointID"] = p.network_id
-                attrs["NetworkAccessPointTypeCode"] = p.network_type
-            ap = etree.SubElement(root, "ActiveParticipant", attrs)
-            for c in p.roles:
-                _code(ap, "RoleIDCode", c)
-        src = etree.SubElement(root, "AuditSourceIdentification", AuditSourceID=self.source_id or "unknown")
+                out += [" NetworkAccessPointID=", _a(p.network_id), " NetworkAccessPointTypeCode=",
+                        _a(p.network_type)]
+            if p.roles:
+                out += [">", *(_code("RoleIDCode", c) for c in p.roles), "</ActiveParticipant>"]
+            else:
+                out.append("/>")
+        out += ["<AuditSourceIdentification AuditSourceID=", _a(self.source_id or "unknown")]
         if self.site_id:
-            src.set("AuditEnterpriseSiteID", self.site_id)
-        etree.SubElement(src, "AuditSourceTypeCode", {"csd-code": "4", "codeSystemName": "DCM",
-                                                      "originalText": "Application Server Process"})
+            out += [" AuditEnterpriseSiteID=", _a(self.site_id)]
+        out.append('><AuditSourceTypeCode csd-code="4" codeSystemName="DCM" originalText="Application Server Process"/>'
+                   "</AuditSourceIdentification>")
         for o in self.objects:
-            po = etree.SubElement(root, "ParticipantObjectIdentification", ParticipantObjectID=o.object_id,
-                                  ParticipantObjectTypeCode=o.type_code, ParticipantObjectTypeCodeRole=o.role)
-            _code(po, "ParticipantObjectIDTypeCode", o.id_type)
+            out += ["<ParticipantObjectIdentification ParticipantObjectID=", _a(o.object_id),
+                    " ParticipantObjectTypeCode=", _a(o.type_code), " ParticipantObjectTypeCodeRole=", _a(o.role),
+                    ">", _code("ParticipantObjectIDTypeCode", o.id_type)]
             if o.query is not None:
                 raw = o.query if isinstance(o.query, bytes) else etree.tostring(o.query, encoding="UTF-8")
-                etree.SubElement(po, "ParticipantObjectQuery").text = base64.b64encode(raw).decode()
+                out += ["<ParticipantObjectQuery>", base64.b64encode(raw).decode(), "</ParticipantObjectQuery>"]
             else:
-                etree.SubElement(po, "ParticipantObjectName").text = o.name or o.object_id
+                out += ["<ParticipantObjectName>", _t(o.name or o.object_id), "</ParticipantObjectName>"]
             for kind, value in o.details:
-                etree.SubElement(po, "ParticipantObjectDetail", type=kind, value=base64.b64encode(value).decode())
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+                out += ["<ParticipantObjectDetail type=", _a(kind), ' value="', base64.b64encode(value).decode(), '"/>']
+            out.append("</ParticipantObjectIdentification>")
+        out.append("</AuditMessage>")
+        return "".join(out).encode("utf-8")
 
 
-def _code(parent: etree._Element, tag: str, c: Code) -> None:
-    etree.SubElement(parent, tag, {"csd-code": c.code, "codeSystemName": c.system, "originalText": c.text})
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTR = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;",
+                       "\r": "&#13;"})
+
+
+def _t(value: str) -> str:
+    """Element text: characters XML 1.0 cannot carry dropped, markup escaped."""
+    return _NOT_XML.sub("", value).translate(_TEXT)
+
+
+def _a(value: str) -> str:
+    """A quoted attribute value (XML 1.0 section 3.3.3: whitespace kept as character references)."""
+    return '"' + _NOT_XML.sub("", value).translate(_ATTR) + '"'
+
+
+def _code(tag: str, c: Code) -> str:
+    return f"<{tag} csd-code={_a(c.code)} codeSystemName={_a(c.system)} originalText={_a(c.text)}/>"
 
 
 # -- participants ---------------------------------------------------------------------------

@@ -1,0 +1,196 @@
+"""ATNA audit cost and Audit Record Repository throughput (issue 5).
+
+    python benchmarks/audit.py [--backends sqlite,postgresql] [--seconds 6] [--messages 5000]
+
+1. ITI-18 FindDocuments over HTTP, 8 clients, ``xds serve`` with auditing on and with
+   ``--no-audit`` (target: at most 10% slower), rounds alternated so that drift hits both; floor:
+   the same client against the lxml SOAP echo (same gunicorn settings).
+2. Syslog messages per second the ARR (``xds arr``) stores over TLS (RFC 5425, one connection)
+   and over UDP (RFC 5426, paced bursts: UDP has no flow control); floors: the hash-chain append
+   of the same messages in batches of 500 straight into the database, and one committed INSERT.
+Bounded: every load stops at a count and a time limit; loopback only.
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, EchoServer, database_urls, insert_floor, print_table, run_load, start_xds
+
+from audit import fields, messages, store, syslog
+from audit.sender import client_context
+from registry.register import Registry
+from registry.store.db import Database
+from tests.audit.support import make_pki
+from tests.audit.test_transactions import query_body
+from tests.support.metadata import draft, fresh_patient
+from tests.support.server import free_port
+from xds.context import Caller
+from xds.soap.client import encode_request
+from xds.vocabulary import Actions
+
+OK = b"ResponseStatusType:Success"
+
+
+def seed(url: str, patients: int = 40, docs: int = 3) -> list[str]:
+    db = Database(url)
+    db.migrate()
+    reg = Registry(db)
+    ids = [fresh_patient() for _ in range(patients)]
+    for p in ids:
+        reg.add_patient(p)
+        for _ in range(docs):
+            errors = reg.register(draft(p).objects())
+            assert not errors.has_errors, errors
+    db.dispose()
+    return ids
+
+
+def query_load(url: str, patients: list[str], args) -> float:
+    bodies = [encode_request(Actions.STORED_QUERY, url, query_body(p)) for p in patients]
+    load = run_load(url, bodies, 8, args.max_requests, args.seconds, check=lambda c: OK in c)
+    assert load.failures == 0, f"{load.failures} failed queries"
+    return load.rate
+
+
+def bench_queries(tmp: Path, backend: str, url: str, args, echo_rate: float) -> list[list]:
+    patients = seed(url)
+    on = start_xds(tmp, url)
+    off = start_xds(tmp, url, "--no-audit")
+    rates = {"on": [], "off": []}
+    try:
+        for _ in range(args.rounds):
+            for label, server in (("off", off), ("on", on)):
+                rates[label].append(query_load(server.registry_url, patients, args))
+    finally:
+        on.stop()
+        off.stop()
+    r_on, r_off = statistics.median(rates["on"]), statistics.median(rates["off"])
+    return [[backend, "ITI-18 audit off", f"{r_off:.0f}", f"{echo_rate:.0f}", f"{r_off / echo_rate:.3f}", ""],
+            [backend, "ITI-18 audit on", f"{r_on:.0f}", f"{echo_rate:.0f}", f"{r_on / echo_rate:.3f}",
+             f"{(1 - r_on / r_off) * 100:+.1f}% slower"]]
+
+
+def _messages(n: int) -> list[bytes]:
+    caller = Caller(remote_addr="127.0.0.1", endpoint="http://127.0.0.1/registry")
+    one = messages.stored_query(caller, "bench", 0, "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d",
+                                b"<AdhocQueryRequest/>" * 5, "123^^^&1.2.250.1.213.1.4.10&ISO").to_xml()
+    return [syslog.encode(one, "bench", procid=str(i)) for i in range(n)]
+
+
+def _wait_count(db, target: int, limit: float) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    last, still = -1, time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        n = store.count(db)
+        if n >= target:
+            break
+        if n != last:
+            last, still = n, time.perf_counter()
+        elif time.perf_counter() - still > 3:
+            break  # nothing more is coming (UDP losses)
+        time.sleep(0.02)
+    return store.count(db), time.perf_counter()
+
+
+def bench_arr(tmp: Path, backend: str, url: str, args) -> list[list]:
+    pki = make_pki(tmp)
+    db = Database(url)
+    db.migrate()
+    store.migrate(db)
+    msgs = _messages(args.messages)
+    # floor: the chain append of the same messages, batches of 500, in this process
+    parsed = [store.Incoming(m, "udp", "127.0.0.1", fields.extract(m)) for m in msgs]
+    t0 = time.perf_counter()
+    for i in range(0, len(parsed), 500):
+        store.append(db, parsed[i:i + 500])
+    floor_chain = len(parsed) / (time.perf_counter() - t0)
+    floor_insert = insert_floor(url)
+    udp_port, tls_port = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "xds.cli", "arr", "--data-dir", str(tmp / "arr"),
+                             "--database-url", url, "--arr-udp-port", str(udp_port), "--arr-tls-port", str(tls_port),
+                             "--tls-cert", pki["server_cert"], "--tls-key", pki["server_key"], "--tls-ca", pki["ca"]],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        ctx = client_context(pki["client_cert"], pki["client_key"], pki["ca"])
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", tls_port), timeout=10)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        base = store.count(db)
+        with ctx.wrap_socket(conn, server_hostname="127.0.0.1") as tls:
+            t0 = time.perf_counter()
+            for i in range(0, len(msgs), 200):
+                tls.sendall(b"".join(syslog.frame(m) for m in msgs[i:i + 200]))
+            got, t1 = _wait_count(db, base + len(msgs), args.seconds * 5)
+        tls_rate = (got - base) / (t1 - t0)
+        rows.append([backend, f"ARR stored over TLS ({got - base}/{len(msgs)})", f"{tls_rate:.0f}",
+                     f"{floor_chain:.0f}", f"{tls_rate / floor_chain:.3f}", f"insert floor {floor_insert:.0f}/s"])
+        base = store.count(db)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            t0 = time.perf_counter()
+            for i in range(0, len(msgs), 100):
+                for m in msgs[i:i + 100]:
+                    s.sendto(m, ("127.0.0.1", udp_port))
+                time.sleep(0.01)  # paced bursts
+            got, t1 = _wait_count(db, base + len(msgs), args.seconds * 5)
+        udp_rate = (got - base) / (t1 - t0)
+        rows.append([backend, f"ARR stored over UDP ({got - base}/{len(msgs)})", f"{udp_rate:.0f}",
+                     f"{floor_chain:.0f}", f"{udp_rate / floor_chain:.3f}", f"insert floor {floor_insert:.0f}/s"])
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        db.dispose()
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--seconds", type=float, default=6.0, help="time bound of each measurement")
+    ap.add_argument("--max-requests", type=int, default=6000, help="count bound of each query measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="alternated on/off rounds (median reported)")
+    ap.add_argument("--messages", type=int, default=5000, help="syslog messages per ARR measurement")
+    args = ap.parse_args()
+
+    rows = []
+    echo = EchoServer()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            sample = [encode_request(Actions.STORED_QUERY, echo.url, query_body(fresh_patient())) for _ in range(20)]
+            echo_rate = run_load(echo.url, sample, 8, args.max_requests, args.seconds).rate
+            for backend, url, handle in database_urls(tmp, args.backends.split(",")):
+                try:
+                    rows += bench_queries(tmp, backend, url, args, echo_rate)
+                    print(rows[-2:], flush=True)
+                finally:
+                    if handle is not None:
+                        handle.close()
+            for backend, url, handle in database_urls(tmp, args.backends.split(",")):
+                try:
+                    rows += bench_arr(tmp, backend, url, args)
+                    print(rows[-2:], flush=True)
+                finally:
+                    if handle is not None:
+                        handle.close()
+    finally:
+        echo.stop()
+    print()
+    print_table(["db", "measure", "per s", "floor per s", "ratio to floor", "note"], rows)
+
+
+if __name__ == "__main__":
+    main()
