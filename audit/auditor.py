@@ -21,7 +21,7 @@ import time
 
 from xds.context import Caller
 
-from . import messages, store, syslog
+from . import fields, messages, store, syslog
 from .messages import AuditEvent
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,10 @@ class Auditor:
         self._thread.start()
         atexit.register(self.close)
 
-    def _encode(self, event: AuditEvent) -> bytes:
-        return syslog.encode(event.to_xml(), self.hostname, self.app_name, timestamp=event.time)
+    def _encode(self, event: AuditEvent) -> tuple[bytes, str]:
+        """The RFC 5424 message and its indexed fields (so the store need not parse it again)."""
+        return (syslog.encode(event.to_xml(), self.hostname, self.app_name, timestamp=event.time),
+                fields.to_json(event.index_fields()))
 
     def _run(self) -> None:
         while True:

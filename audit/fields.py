@@ -116,9 +116,31 @@ def fields_of(root: etree._Element, status: str = OK) -> Fields:
                 keys.append(("patient", norm))
         else:
             keys.append(("object", oid))
-    seen = set()
-    f.keys = [(k, v[:255]) for k, v in keys if not ((k, v[:255]) in seen or seen.add((k, v[:255])))]
+    f.keys = dedupe(keys)
     return f
+
+
+def dedupe(keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen: set = set()
+    out = []
+    for k, v in keys:
+        item = (k, v[:255])
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+def to_json(f: Fields) -> str:
+    import json
+    return json.dumps([f.status, f.event_ts, f.event_id, f.event_action, f.event_type, f.outcome, f.source_id,
+                       f.purpose, f.keys], separators=(",", ":"), ensure_ascii=False)
+
+
+def from_json(text: str) -> Fields:
+    import json
+    v = json.loads(text)
+    return Fields(*v[:8], keys=[tuple(k) for k in v[8]])
 
 
 def normalize_patient(value: str) -> str | None:

@@ -141,10 +141,11 @@ class Sender:
         moved = 0
         if self.local:
             while True:
-                _, rows = store.pending(self.database, store.LOCAL, self.batch)
+                _, rows = store.pending(self.database, store.LOCAL, self.batch, with_fields=True)
                 if not rows:
                     break
-                incoming = [store.Incoming(m, store.LOCAL, None, _fields(m)) for _, m in rows]
+                incoming = [store.Incoming(m, store.LOCAL, None, fields.from_json(f) if f else _fields(m))
+                            for _, m, f in rows]
                 store.append_from_outbox(self.database, rows[-1][0], incoming)
                 moved += len(rows)
                 if len(rows) < self.batch:

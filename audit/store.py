@@ -38,6 +38,7 @@ outbox = Table("audit_outbox", metadata,
                Column("id", _ID, primary_key=True, autoincrement=True),
                Column("created_at", Float, nullable=False),
                Column("message", LargeBinary, nullable=False),
+               Column("fields", Text),
                sqlite_autoincrement=True)
 """Ids must never be reused (SQLite AUTOINCREMENT) and must become visible in id order: see enqueue."""
 
@@ -90,7 +91,7 @@ def migrate(database) -> None:
 
 # -- outbox --------------------------------------------------------------------------------------
 
-def enqueue(database, messages: list[bytes]) -> None:
+def enqueue(database, messages: list[bytes | tuple[bytes, str | None]]) -> None:
     """One transaction, one multi-row INSERT: the only cost auditing adds to the database.
 
     The senders read by id after a cursor, so ids must commit in id order: a sequence value
@@ -101,19 +102,24 @@ def enqueue(database, messages: list[bytes]) -> None:
     if not messages:
         return
     now = time.time()
+    rows = [{"created_at": now, "message": m, "fields": None} if isinstance(m, bytes) else
+            {"created_at": now, "message": m[0], "fields": m[1]} for m in messages]
     with database.write() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": OUTBOX_LOCK})
-        conn.execute(insert(outbox), [{"created_at": now, "message": m} for m in messages])
+        conn.execute(insert(outbox), rows)
 
 
-def pending(database, destination: str, limit: int = 500) -> tuple[int, list[tuple[int, bytes]]]:
-    """(cursor, [(id, message)...]) not yet delivered to ``destination``, in order."""
+def pending(database, destination: str, limit: int = 500, with_fields: bool = False) -> tuple[int, list[tuple]]:
+    """(cursor, [(id, message)...]) not yet delivered to ``destination``, in order; with
+    ``with_fields`` each row also carries the indexed fields the auditor computed (JSON or None)."""
     with database.read() as conn:
         last = conn.execute(select(cursors.c.last_id).where(cursors.c.destination == destination)).scalar()
         last = last or 0
-        rows = conn.execute(select(outbox.c.id, outbox.c.message).where(outbox.c.id > last)
-                            .order_by(outbox.c.id).limit(limit)).all()
+        cols = [outbox.c.id, outbox.c.message] + ([outbox.c.fields] if with_fields else [])
+        rows = conn.execute(select(*cols).where(outbox.c.id > last).order_by(outbox.c.id).limit(limit)).all()
+    if with_fields:
+        return last, [(r.id, bytes(r.message), r.fields) for r in rows]
     return last, [(r.id, bytes(r.message)) for r in rows]
 
 

@@ -249,3 +249,20 @@ def test_no_audit_and_a_failing_auditor_never_fail_a_transaction(audit_db, tmp_p
                       SOAP.format(Actions.STORED_QUERY), path="/registry")
     assert reply.body.get("status").endswith("Success")
     assert store.count(audit_db) == 0
+
+
+def test_index_fields_from_the_model_equal_those_read_from_the_xml():
+    from audit import fields, messages
+    caller = Caller(remote_addr="10.1.2.3", endpoint="https://dmp.example/registry", user_id="810000012345",
+                    organization_id="3750100018", access_mode="centre_15",
+                    purpose_of_use=[CodedValue("TREATMENT", "2.16.840.1.113883.3.18.7.1", "Treatment")])
+    events = [messages.stored_query(caller, "src", 0, FIND_DOCUMENTS, b"<q/>", PATIENT),
+              messages.provide_and_register(caller, "src", 8, PATIENT, "1.2.3"),
+              messages.register_export(caller, "src", "https://r/registry", 0, PATIENT, "1.2.3"),
+              messages.register_import(caller, "", 4, None, None),
+              messages.retrieve(caller, "src", 0, [messages.DocumentRef("1.2", "3.4", "urn:oid:5")]),
+              messages.application_activity("src", False),
+              messages.security_alert(caller, "src", "no", patient_id=PATIENT)]
+    for ev in events:
+        assert ev.index_fields() == fields.fields_of(etree.fromstring(ev.to_xml()))
+        assert fields.from_json(fields.to_json(ev.index_fields())) == ev.index_fields()

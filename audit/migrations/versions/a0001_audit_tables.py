@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("id", ID, autoincrement=True, nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("message", sa.LargeBinary(), nullable=False),
+        sa.Column("fields", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_outbox")),
         sqlite_autoincrement=True,
     )
