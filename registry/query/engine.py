@@ -20,6 +20,7 @@ is found by ``From=2004`` or ``From=20040101`` but not by ``From=200402``; it is
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -31,7 +32,7 @@ from xds.errors import ErrorCode, ErrorList, XDSError
 from xds.hl7v2 import normalize_dtm
 from xds.responses import response_status
 from xds.vocabulary import AssocType, NS_RIM, ObjectType, q
-from xds.xmlsafe import parse_bytes
+from xds.xmlsafe import parse_bytes, safe_parser
 
 from ..store import schema as t
 from .definitions import BY_NAME, QUERIES, StoredQuery
@@ -361,11 +362,26 @@ def _object_rows(conn: Connection, uuids: list[str], with_xml: bool) -> list:
     return rows
 
 
+_parsers = threading.local()
+
+
+def _stored(data: bytes) -> etree._Element:
+    """Parse stored ebRIM with one safe parser per thread: building an lxml parser costs about as
+    much as parsing a DocumentEntry, and a large LeafClass answer parses thousands of them."""
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = safe_parser()
+    root = etree.fromstring(data, parser)
+    if root.getroottree().docinfo.doctype:
+        return parse_bytes(data)  # refused there exactly as on the write path
+    return root
+
+
 def _render(row, return_type: str, home: str | None) -> etree._Element:
     if return_type == OBJECT_REF:
         el = etree.Element(q(NS_RIM, "ObjectRef"), nsmap={"rim": NS_RIM}, id=row.uuid)
     else:
-        el = parse_bytes(bytes(row.xml))
+        el = _stored(bytes(row.xml))
         el.set("status", row.status)
     if home:
         el.set("home", home)
@@ -377,6 +393,13 @@ def _connection(source) -> Iterator[Connection]:
     if isinstance(source, Connection):
         with nullcontext(source) as conn:
             yield conn
+    elif not getattr(source, "is_sqlite", True):
+        # PostgreSQL: autocommit reads. At READ COMMITTED (the default) every statement takes its
+        # own snapshot inside a transaction too, so the answer is the same; the BEGIN and the
+        # ROLLBACK that an explicit read transaction costs are two round trips of the three or
+        # four of a typical query (benchmarks/query.py).
+        with source.reader.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
     else:
         with source.read() as conn:
             yield conn
