@@ -468,6 +468,27 @@ def load(url: str, entries: int, *, batch: int = 2000, naming: Naming | None = N
     return LoadReport(patients * DOCS_PER_PATIENT, patients, submissions, time.perf_counter() - t0, counts, naming)
 
 
+def fill_patient(url: str, n: int, documents: int, naming: Naming, template: Template | None = None) -> str:
+    """Give patient ``n`` of ``naming`` ``documents`` more DocumentEntries (submissions of 4), indexes
+    kept: for tests that need one large record. Returns the patient id."""
+    template = template or capture(0, 4)
+    writer = _SqliteWriter(url) if url.startswith("sqlite") else _PostgresWriter(url)
+    try:
+        writer.write("patients", ("patient_id", "state", "created_at"), [(naming.patient(n), "open", "2026")])
+        tables: dict[str, tuple[tuple, list]] = {}
+        for k in range(-(-documents // template.documents)):
+            rendered = template.render(instance_values(template, naming, n, 100 + k))
+            for name, cols, _rows in template.tables:
+                tables.setdefault(name, (cols, []))[1].extend(rendered[name])
+        for name in TABLE_ORDER:
+            if name in tables:
+                writer.write(name, *tables[name])
+        writer.commit()
+    finally:
+        writer.close()
+    return naming.patient(n)
+
+
 # ----------------------------------------------------------------------------- drift check
 
 def _normalise(answer: list[bytes], patient: str, uids: list[str]) -> list[bytes]:
