@@ -101,7 +101,7 @@ class Portal:
 
     def error(self, req: Request, status: int, message: str = "") -> Response:
         text = {403: req._("Access refused."), 404: req._("Not found.")}.get(status, message or "error")
-        return self.page(req, "error.html", status, message=text, status=status)
+        return self.page(req, "error.html", status, message=text, code=status)
 
     def require(self, req: Request, *roles: str):
         s = req.session
@@ -269,7 +269,7 @@ class Portal:
         try:
             listing = self._list(req, s.user.patient_id)
         except Refused as exc:
-            return self.page(req, "error.html", 403, message=str(exc), status=403)
+            return self.page(req, "error.html", 403, message=str(exc), code=403)
         return self.page(req, "documents.html", patient_id=s.user.patient_id, base="/me/documents", **listing)
 
     # -- one document ------------------------------------------------------------------------------
