@@ -19,11 +19,11 @@ from xds.errors import ErrorCode, ErrorList, RegistryError
 from xds.responses import response_status
 from xds.soap.namespaces import NS_SOAP12, NS_WSA, WSA_ANONYMOUS
 from xds.soap.parsing import safe_parser
-from xds.vocabulary import DOC, NS_QUERY, NS_RIM, NS_RS, Actions, ResponseStatus, Severity, q
+from xds.vocabulary import DOC, NS_QUERY, NS_RIM, NS_RS, STORED_QUERIES, Actions, ResponseStatus, Severity, q
 
 log = logging.getLogger(__name__)
 
-GET_DOCUMENTS = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
+GET_DOCUMENTS = STORED_QUERIES["GetDocuments"]
 LEAF_CLASS = "LeafClass"
 
 

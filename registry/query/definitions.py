@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xds.vocabulary import STORED_QUERIES
+
 from .params import (ASSOC_TYPE, CODE, INTEGER, O, OBJECT_TYPE, PATTERN, R, STATUS, STRING, TIME, Param)
 
 HOME = O("$homeCommunityId")
@@ -56,10 +58,10 @@ class StoredQuery:
 
 QUERIES: dict[str, StoredQuery] = {q.id: q for q in (
     # 3.18.4.1.2.3.7.1
-    StoredQuery("urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d", "FindDocuments", (
+    StoredQuery(STORED_QUERIES["FindDocuments"], "FindDocuments", (
         R("$XDSDocumentEntryPatientId"), *DOC_FILTERS, LEVEL, HOME)),
     # 3.18.4.1.2.3.7.2
-    StoredQuery("urn:uuid:f26abbcb-ac74-4422-8a30-edb644bbc1a9", "FindSubmissionSets", (
+    StoredQuery(STORED_QUERIES["FindSubmissionSets"], "FindSubmissionSets", (
         R("$XDSSubmissionSetPatientId"),
         O("$XDSSubmissionSetSourceId", STRING, multiple=True),
         O("$XDSSubmissionSetSubmissionTimeFrom", TIME),
@@ -69,7 +71,7 @@ QUERIES: dict[str, StoredQuery] = {q.id: q for q in (
         R("$XDSSubmissionSetStatus", STATUS, multiple=True),
         LEVEL, HOME)),
     # 3.18.4.1.2.3.7.3
-    StoredQuery("urn:uuid:958f3006-baad-4929-a4de-ff1114824431", "FindFolders", (
+    StoredQuery(STORED_QUERIES["FindFolders"], "FindFolders", (
         R("$XDSFolderPatientId"),
         O("$XDSFolderLastUpdateTimeFrom", TIME),
         O("$XDSFolderLastUpdateTimeTo", TIME),
@@ -77,52 +79,52 @@ QUERIES: dict[str, StoredQuery] = {q.id: q for q in (
         R("$XDSFolderStatus", STATUS, multiple=True),
         LEVEL, HOME)),
     # 3.18.4.1.2.3.7.4
-    StoredQuery("urn:uuid:10b545ea-725c-446d-9b95-8aeb444eddf3", "GetAll", (
+    StoredQuery(STORED_QUERIES["GetAll"], "GetAll", (
         R("$patientId"),
         R("$XDSDocumentEntryStatus", STATUS, multiple=True),
         R("$XDSSubmissionSetStatus", STATUS, multiple=True),
         R("$XDSFolderStatus", STATUS, multiple=True),
         *CONTENT_FILTERS, LEVEL, HOME)),
     # 3.18.4.1.2.3.7.5
-    StoredQuery("urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4", "GetDocuments", (
+    StoredQuery(STORED_QUERIES["GetDocuments"], "GetDocuments", (
         DOC_UUID, DOC_UID, LEVEL, HOME),
         one_of=(("$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId"),), single_patient=True),
     # 3.18.4.1.2.3.7.6
-    StoredQuery("urn:uuid:5737b14c-8a1a-4539-b659-e03a34a5e1e4", "GetFolders", (
+    StoredQuery(STORED_QUERIES["GetFolders"], "GetFolders", (
         O("$XDSFolderEntryUUID", STRING, multiple=True), O("$XDSFolderUniqueId", STRING, multiple=True),
         LEVEL, HOME),
         one_of=(("$XDSFolderEntryUUID", "$XDSFolderUniqueId"),), single_patient=True),
     # 3.18.4.1.2.3.7.7
-    StoredQuery("urn:uuid:a7ae438b-4bc2-4642-93e9-be891f7bb155", "GetAssociations", (
+    StoredQuery(STORED_QUERIES["GetAssociations"], "GetAssociations", (
         R("$uuid", STRING, multiple=True), LEVEL, HOME), single_patient=True),
     # 3.18.4.1.2.3.7.8
-    StoredQuery("urn:uuid:bab9529a-4a10-40b3-a01f-f68a615d247a", "GetDocumentsAndAssociations", (
+    StoredQuery(STORED_QUERIES["GetDocumentsAndAssociations"], "GetDocumentsAndAssociations", (
         DOC_UUID, DOC_UID, LEVEL, HOME),
         one_of=(("$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId"),), single_patient=True),
     # 3.18.4.1.2.3.7.9
-    StoredQuery("urn:uuid:51224314-5390-4169-9b91-b1980040715a", "GetSubmissionSets", (
+    StoredQuery(STORED_QUERIES["GetSubmissionSets"], "GetSubmissionSets", (
         R("$uuid", STRING, multiple=True), LEVEL, HOME), single_patient=True),
     # 3.18.4.1.2.3.7.10
-    StoredQuery("urn:uuid:e8e3cb2c-e39c-46b9-99e4-c12f57260b83", "GetSubmissionSetAndContents", (
+    StoredQuery(STORED_QUERIES["GetSubmissionSetAndContents"], "GetSubmissionSetAndContents", (
         O("$XDSSubmissionSetEntryUUID", STRING), O("$XDSSubmissionSetUniqueId", STRING),
         *CONTENT_FILTERS, LEVEL, HOME),
         one_of=(("$XDSSubmissionSetEntryUUID", "$XDSSubmissionSetUniqueId"),), single_patient=True),
     # 3.18.4.1.2.3.7.11
-    StoredQuery("urn:uuid:b909a503-523d-4517-8acf-8e5834dfc4c7", "GetFolderAndContents", (
+    StoredQuery(STORED_QUERIES["GetFolderAndContents"], "GetFolderAndContents", (
         O("$XDSFolderEntryUUID", STRING), O("$XDSFolderUniqueId", STRING),
         *CONTENT_FILTERS, LEVEL, HOME),
         one_of=(("$XDSFolderEntryUUID", "$XDSFolderUniqueId"),), single_patient=True),
     # 3.18.4.1.2.3.7.12
-    StoredQuery("urn:uuid:10cae35a-c7f9-4cf5-b61e-fc3278ffb578", "GetFoldersForDocument", (
+    StoredQuery(STORED_QUERIES["GetFoldersForDocument"], "GetFoldersForDocument", (
         DOC_ONE, DOC_ONE_UID, LEVEL, HOME),
         one_of=(("$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId"),), single_patient=True),
     # 3.18.4.1.2.3.7.13
-    StoredQuery("urn:uuid:d90e5407-b356-4d91-a89f-873917b4b0e6", "GetRelatedDocuments", (
+    StoredQuery(STORED_QUERIES["GetRelatedDocuments"], "GetRelatedDocuments", (
         DOC_ONE, DOC_ONE_UID, R("$AssociationTypes", ASSOC_TYPE, multiple=True),
         O("$XDSDocumentEntryType", OBJECT_TYPE, multiple=True), LEVEL, HOME),
         one_of=(("$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId"),), single_patient=True),
     # 3.18.4.1.2.3.7.14
-    StoredQuery("urn:uuid:12941a89-e02e-4be5-967c-ce4bfc8fe492", "FindDocumentsByReferenceId", (
+    StoredQuery(STORED_QUERIES["FindDocumentsByReferenceId"], "FindDocumentsByReferenceId", (
         R("$XDSDocumentEntryPatientId"),
         R("$XDSDocumentEntryReferenceIdList", STRING, multiple=True),
         *DOC_FILTERS, LEVEL, HOME)),

@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import fcntl
-import hashlib
 import logging
 import os
 import uuid

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone

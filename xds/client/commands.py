@@ -17,11 +17,9 @@ from pathlib import Path
 
 from lxml import etree
 
-from xds import rim
-
 from .client import DEFAULT_REGISTRY_URL, DEFAULT_REPOSITORY_URL, QueryResult, XdsClient
 from .documents import Overrides, load_document
-from .errors import InputError, XdsClientError, XdsFailure
+from .errors import InputError, XdsClientError
 from .queries import BY_FRIENDLY
 from .transport import TlsOptions
 
@@ -398,7 +396,7 @@ def add_commands(subparsers, add_common_options) -> None:
     client_options(p, add_common_options)
     p.add_argument("directory", metavar="DIR")
     p.add_argument("--jobs", type=int, default=4, help="concurrent submissions (default 4)")
-    p.add_argument("--journal", metavar="FILE", help=f"journal file (default DIR/.xds-import.journal)")
+    p.add_argument("--journal", metavar="FILE", help="journal file (default DIR/.xds-import.journal)")
     metadata_options(p)
     p.set_defaults(func=cmd_import)
 

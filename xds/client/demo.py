@@ -7,7 +7,6 @@ document is written to a folder first (so the reader can submit one again) and t
 from __future__ import annotations
 
 import random
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,8 +14,7 @@ from xml.sax.saxutils import escape
 
 from xds.metadata import Code, Folder, new_uuid
 
-from .cda import document_from_cda
-from .client import Document, XdsClient, new_oid
+from .client import XdsClient, new_oid
 from .documents import Overrides, load_document
 
 INS_TEST = "1.2.250.1.213.1.4.10"

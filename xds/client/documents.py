@@ -74,11 +74,9 @@ def load_document(path: Path, o: Overrides | None = None, content: bytes | None 
         raise InputError(f"{path}: empty file")
     guessed = mimetypes.guess_type(path.name)[0]
     claimed = o.mime_type or guessed
-    replaces: list[str] = []
     if claimed in ("text/xml", "application/xml") or (claimed is None and _is_cda(content)):
         cda = document_from_cda(content, str(path))  # raises InputError for non-XML or non-CDA
         entry = cda.entry
-        replaces = cda.replaces
     else:
         if claimed is None:
             raise InputError(f"{path}: unknown format; give --mime-type")
