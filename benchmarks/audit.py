@@ -30,7 +30,7 @@ from registry.store.db import Database
 from tests.audit.support import make_pki
 from tests.audit.test_transactions import query_body
 from tests.support.metadata import draft, fresh_patient
-from tests.support.server import free_port
+from tests.support.server import free_port, start_server
 from xds.context import Caller
 from xds.soap.client import encode_request
 from xds.vocabulary import Actions
@@ -61,6 +61,9 @@ def query_load(url: str, patients: list[str], args) -> float:
 
 def bench_queries(tmp: Path, backend: str, url: str, args, echo_rate: float) -> list[list]:
     patients = seed(url)
+    # one single-worker start first: every actor creates its tables before two workers race to
+    warm = start_server(tmp / "warm", url, workers=1)
+    warm.stop()
     on = start_xds(tmp, url)
     off = start_xds(tmp, url, "--no-audit")
     rates = {"on": [], "off": []}
