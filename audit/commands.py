@@ -76,7 +76,6 @@ def cmd_search(args) -> int:
         for o in out:
             w.writerow({k: " ".join(v) if isinstance(v, list) else v for k, v in o.items()})
     else:
-        from xds.config import Settings  # noqa: F401 - keep imports uniform
         table = [[str(" ".join(v) if isinstance(v, list) else v) for v in (o[c] for c in COLUMNS)] for o in out]
         widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(COLUMNS)]
         print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)))

@@ -82,7 +82,7 @@ def _skip_structured_data(rest: bytes) -> bytes:
         return rest[1:]
     if not rest.startswith(b"["):
         raise SyslogError("structured data must be '-' or start with '['")
-    i, n, inside, quoted = 0, len(rest), False, False
+    i, n, quoted = 0, len(rest), False
     while i < n:
         c = rest[i:i + 1]
         if quoted:
@@ -92,10 +92,7 @@ def _skip_structured_data(rest: bytes) -> bytes:
                 quoted = False
         elif c == b'"':
             quoted = True
-        elif c == b"[":
-            inside = True
         elif c == b"]":
-            inside = False
             if rest[i + 1:i + 2] != b"[":
                 return rest[i + 1:]
         i += 1

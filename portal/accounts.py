@@ -14,10 +14,13 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, delete, func, insert, or_,
                         select, update)
 
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "portal_alembic_version"
 metadata = MetaData(naming_convention={"ix": "ix_%(table_name)s_%(column_0_N_name)s", "pk": "pk_%(table_name)s"})
 
 users = Table(
@@ -127,7 +130,8 @@ class Accounts:
         self.db = database
 
     def ensure_schema(self) -> None:
-        metadata.create_all(self.db.writer, checkfirst=True)
+        """Migrate the portal tables (a no-op once ``xds serve`` has migrated them in its master)."""
+        self.db.migrate(MIGRATIONS)
 
     # -- accounts ---------------------------------------------------------------------------------
     def add(self, login: str, role: str, password: str | None, *, display_name: str | None = None,

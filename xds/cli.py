@@ -45,8 +45,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from .server import migrate_all
     settings = _settings(args)
-    _database(settings).dispose()
+    db = _database(settings)
+    try:
+        migrate_all(db)
+    finally:
+        db.dispose()
     print(f"schema up to date: {settings.effective_database_url()}")
     return 0
 

@@ -52,15 +52,30 @@ def gunicorn_options(settings: Settings) -> dict:
     }
 
 
+def migrate_all(db) -> None:
+    """Every actor's tables, each with its own Alembic history, migrated once here in the master:
+    workers that start together never race on a schema change."""
+    from audit import store as audit_store
+    from portal.accounts import MIGRATIONS as PORTAL_MIGRATIONS
+    from repository.index import migrate as migrate_repository
+    from xds.access.store import migrate as migrate_access
+
+    db.migrate()
+    migrate_repository(db)
+    audit_store.migrate(db)
+    migrate_access(db)
+    db.migrate(PORTAL_MIGRATIONS)
+
+
 def serve(settings: Settings) -> int:
     from registry.store.db import Database
 
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url())
-    db.migrate()
-    from audit import store as audit_store
-    audit_store.migrate(db)
-    db.dispose()
+    try:
+        migrate_all(db)
+    finally:
+        db.dispose()
     from repository.service import startup
     report = startup(settings)
     log.info("repository start-up sweep: %s", report)

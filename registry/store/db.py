@@ -66,13 +66,18 @@ class Database:
             with conn.begin():
                 yield conn
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent)."""
+    def migrate(self, migrations: Path = MIGRATIONS) -> None:
+        """Bring one actor's tables to the newest Alembic revision of ``migrations`` (idempotent).
+
+        Each actor (registry, repository, audit, access, portal) keeps its own migrations and
+        version table in the one database; ``xds serve`` runs them all in the master before
+        the workers fork.
+        """
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("script_location", str(migrations))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.writer.connect() as conn:
             cfg.attributes["connection"] = conn
@@ -161,3 +166,29 @@ class Database:
         self.writer.dispose()
         if self.reader is not self.writer:
             self.reader.dispose()
+
+
+def alembic_env(metadata, version_table: str = "alembic_version") -> None:
+    """The body of every actor's ``migrations/env.py``: run against the connection that
+    :meth:`Database.migrate` hands over, looking only at the actor's own tables (the others share
+    the database and migrate on their own)."""
+    from alembic import context
+
+    config = context.config
+
+    def include(obj, name, type_, reflected, compare_to) -> bool:
+        return type_ != "table" or name in metadata.tables
+
+    def run(conn) -> None:
+        context.configure(connection=conn, target_metadata=metadata, version_table=version_table,
+                          include_object=include, render_as_batch=conn.dialect.name == "sqlite")
+        with context.begin_transaction():
+            context.run_migrations()
+
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run(connection)
+    else:
+        with create_engine(config.get_main_option("sqlalchemy.url")).connect() as conn:
+            run(conn)
+            conn.commit()

@@ -109,17 +109,7 @@ class DocumentPolicy:
 
 def migrate(database) -> None:
     """Create or upgrade the access tables (idempotent). ``database``: registry.store.db.Database."""
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", database.url.replace("%", "%%"))
-    with database.writer.connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-        if conn.in_transaction():
-            conn.commit()
+    database.migrate(MIGRATIONS)
 
 
 class AccessStore:
