@@ -21,9 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, EchoServer, database_urls, insert_floor, print_table, run_load, start_xds
+# Run as a script, this file's folder comes first on sys.path and its own name would shadow the
+# project's ``audit`` package: put the project root first.
+_HERE = str(Path(__file__).resolve().parent)
+sys.path[:] = [str(Path(__file__).resolve().parents[1])] + [p for p in sys.path if p not in (_HERE, "")] + [_HERE]
 
-from audit import fields, messages, store, syslog
+from common import ROOT, EchoServer, database_urls, insert_floor, print_table, run_load, start_xds  # noqa: E402
+
+from audit import fields, messages, store, syslog  # noqa: E402
 from audit.sender import client_context
 from registry.register import Registry
 from registry.store.db import Database

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import requests
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -38,7 +40,8 @@ class LiveServer:
     def xds(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run an ``xds`` command on this server's store."""
         return subprocess.run([sys.executable, "-m", "xds.cli", *args, "--data-dir", str(self.data_dir),
-                               "--database-url", self.database_url], capture_output=True, text=True, check=check)
+                               "--database-url", self.database_url], capture_output=True, text=True, check=check,
+                              cwd=ROOT)
 
     def add_patient(self, pid: str) -> None:
         self.xds("patients", "add", pid)
@@ -66,7 +69,10 @@ def start_server(data_dir: Path, database_url: str, *extra: str, workers: int = 
     cmd = [sys.executable, "-m", "xds.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--data-dir", str(data_dir), "--database-url", database_url, "--workers", str(workers),
            "--threads", str(threads), *extra]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    # From the project root: a script's own folder first on sys.path (benchmarks/audit.py) must
+    # not shadow the project's packages.
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                            cwd=ROOT)
     server = LiveServer(proc, f"http://127.0.0.1:{port}", data_dir, database_url, log_path)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
