@@ -155,8 +155,9 @@ def insert_floor(url: str, n: int = 300) -> float:
     return rate
 
 
-def start_xds(tmp: Path, url: str, *extra: str) -> LiveServer:
-    return start_server(tmp / ("data-" + uuid.uuid4().hex[:6]), url, *extra, workers=WORKERS, threads=THREADS)
+def start_xds(tmp: Path, url: str, *extra: str, env: dict | None = None) -> LiveServer:
+    return start_server(tmp / ("data-" + uuid.uuid4().hex[:6]), url, *extra, workers=WORKERS, threads=THREADS,
+                        env=env)
 
 
 def print_table(headers: list[str], rows: list[list]) -> None:

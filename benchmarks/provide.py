@@ -210,7 +210,7 @@ def main() -> None:
                 print(f"# {backend}: insert floor {floor_insert:.0f} commits/s", flush=True)
     finally:
         echo.stop()
-    print(f"# echo floor (same client, inline base64 of the same submissions): "
+    print("# echo floor (same client, inline base64 of the same submissions): "
           + ", ".join(f"{k[0]} x{k[1]} {v:.0f}/s" for k, v in echo_rate.items()) + f", 1MB x8 {echo_mb:.0f} MB/s")
     print_table(["backend", "benchmark", "clients", "rate", "p50 ms", "p95 ms", "fail", "/echo", "/insert"], rows)
     if mem_rows:
