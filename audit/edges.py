@@ -81,6 +81,31 @@ def _safe(record, *args) -> None:
         log.exception("audit: could not record an event")
 
 
+def _audited(handler, auditor, record, *args, bind_caller: bool = False):
+    """Wrap a SOAP handler: run it, then hand ``record`` what happened, then answer or re-raise.
+
+    ``bind_caller`` exposes the Caller to code the handler calls (the repository's ITI-42
+    gateway audits the registration with the ITI-41 caller).
+    """
+    if not auditor.enabled:
+        return handler
+
+    def handle(request):
+        caller = caller_of(request)
+        token = current_caller.set(caller) if bind_caller else None
+        try:
+            response, exc = _call(handler, request)
+        finally:
+            if token is not None:
+                current_caller.reset(token)
+        caller = final_caller(request, caller)
+        _safe(record, auditor, caller, request, response, *args)
+        if exc is not None:
+            raise exc
+        return response
+    return handle
+
+
 def _call(handler, request):
     try:
         return handler(request), None
@@ -96,18 +121,7 @@ def _register(auditor, caller, request, response) -> None:
 
 def audited_register(handler, auditor):
     """ITI-42 at the Document Registry: Import (110107), C."""
-    if not auditor.enabled:
-        return handler
-
-    def handle(request):
-        caller = caller_of(request)
-        response, exc = _call(handler, request)
-        caller = final_caller(request, caller)
-        _safe(_register, auditor, caller, request, response)
-        if exc is not None:
-            raise exc
-        return response
-    return handle
+    return _audited(handler, auditor, _register)
 
 
 def _query(auditor, caller, request, response, home_community_id) -> None:
@@ -128,18 +142,7 @@ def _query(auditor, caller, request, response, home_community_id) -> None:
 
 def audited_query(handler, auditor, home_community_id: str | None = None):
     """ITI-18 at the Document Registry: Query (110112), E, the AdhocQueryRequest as the query object."""
-    if not auditor.enabled:
-        return handler
-
-    def handle(request):
-        caller = caller_of(request)
-        response, exc = _call(handler, request)
-        caller = final_caller(request, caller)
-        _safe(_query, auditor, caller, request, response, home_community_id)
-        if exc is not None:
-            raise exc
-        return response
-    return handle
+    return _audited(handler, auditor, _query, home_community_id)
 
 
 def _provide(auditor, caller, request, response) -> None:
@@ -151,22 +154,7 @@ def _provide(auditor, caller, request, response) -> None:
 
 def audited_provide(handler, auditor):
     """ITI-41 at the Document Repository: Import (110107), C."""
-    if not auditor.enabled:
-        return handler
-
-    def handle(request):
-        caller = caller_of(request)
-        token = current_caller.set(caller)
-        try:
-            response, exc = _call(handler, request)
-        finally:
-            current_caller.reset(token)
-        caller = final_caller(request, caller)
-        _safe(_provide, auditor, caller, request, response)
-        if exc is not None:
-            raise exc
-        return response
-    return handle
+    return _audited(handler, auditor, _provide, bind_caller=True)
 
 
 def _retrieve(auditor, caller, request, response) -> None:
@@ -182,18 +170,7 @@ def _retrieve(auditor, caller, request, response) -> None:
 
 def audited_retrieve(handler, auditor):
     """ITI-43 at the Document Repository: Export (110106), R, one object per document."""
-    if not auditor.enabled:
-        return handler
-
-    def handle(request):
-        caller = caller_of(request)
-        response, exc = _call(handler, request)
-        caller = final_caller(request, caller)
-        _safe(_retrieve, auditor, caller, request, response)
-        if exc is not None:
-            raise exc
-        return response
-    return handle
+    return _audited(handler, auditor, _retrieve)
 
 
 def _documents(elements) -> list[DocumentRef]:

@@ -147,6 +147,18 @@ def _common_attrs(entry, object_type: str | None) -> dict[str, str]:
     return attrs
 
 
+def _registry_package(entry, slots: list[Slot], node_id: str) -> tuple[RegistryObject, RegistryObject]:
+    """A SubmissionSet's or Folder's RegistryPackage and the Classification that says which it is
+    (TF-3 4.1.9.1, 4.2.3.3, 4.2.3.4)."""
+    package = RegistryObject(tag="RegistryPackage", id=entry.entry_uuid,
+                             attributes=_common_attrs(entry, ObjectType.REGISTRY_PACKAGE), slots=slots,
+                             name=_ls(entry.title), description=_ls(entry.comments))
+    node = RegistryObject(tag="Classification", id=new_uuid(),
+                          attributes={"classifiedObject": entry.entry_uuid, "classificationNode": node_id,
+                                      "objectType": ObjectType.CLASSIFICATION})
+    return package, node
+
+
 # ----------------------------------------------------------------------------- DocumentEntry
 
 @dataclass
@@ -283,9 +295,8 @@ class SubmissionSet:
         _slot(slots, "submissionTime", self.submission_time)
         _slot(slots, "intendedRecipient", self.intended_recipients)
         slots += self.extra_slots
+        o, node = _registry_package(self, slots, SS.CLASSIFICATION_NODE)
         me = self.entry_uuid
-        o = RegistryObject(tag="RegistryPackage", id=me, attributes=_common_attrs(self, ObjectType.REGISTRY_PACKAGE),
-                           slots=slots, name=_ls(self.title), description=_ls(self.comments))
         for a in self.authors:
             o.classifications.append(_author_classification(me, SS.AUTHOR, a))
         if self.content_type_code is not None:
@@ -295,9 +306,6 @@ class SubmissionSet:
                                     (SS.PATIENT_ID, self.patient_id, "XDSSubmissionSet.patientId")):
             if value:
                 o.external_identifiers.append(_identifier(me, scheme, value, name))
-        node = RegistryObject(tag="Classification", id=new_uuid(),
-                              attributes={"classifiedObject": me, "classificationNode": SS.CLASSIFICATION_NODE,
-                                          "objectType": ObjectType.CLASSIFICATION})
         return [o, node]
 
 
@@ -332,18 +340,14 @@ class Folder:
         slots: list[Slot] = []
         _slot(slots, "lastUpdateTime", self.last_update_time)
         slots += self.extra_slots
+        o, node = _registry_package(self, slots, FOL.CLASSIFICATION_NODE)
         me = self.entry_uuid
-        o = RegistryObject(tag="RegistryPackage", id=me, attributes=_common_attrs(self, ObjectType.REGISTRY_PACKAGE),
-                           slots=slots, name=_ls(self.title), description=_ls(self.comments))
         for code in self.codes:
             o.classifications.append(_code_classification(me, FOL.CODE_LIST, code))
         if self.patient_id:
             o.external_identifiers.append(_identifier(me, FOL.PATIENT_ID, self.patient_id, "XDSFolder.patientId"))
         if self.unique_id:
             o.external_identifiers.append(_identifier(me, FOL.UNIQUE_ID, self.unique_id, "XDSFolder.uniqueId"))
-        node = RegistryObject(tag="Classification", id=new_uuid(),
-                              attributes={"classifiedObject": me, "classificationNode": FOL.CLASSIFICATION_NODE,
-                                          "objectType": ObjectType.CLASSIFICATION})
         return [o, node]
 
 
