@@ -118,14 +118,15 @@ class Records:
     def _query(self, caller: Caller, query_id: str, params: dict, patient_id: str | None):
         from audit import messages
         from registry.query import run_stored_query
-        refused = self.policy.check_query(caller, params)
+        decisions: dict = {}
+        refused = self.policy.check_query(caller, params, decisions)
         if refused is not None:
             self._record(messages.stored_query(caller, self.auditor.source_id, messages.SERIOUS_FAILURE, query_id,
                                                query_element(query_id, params), patient_id))
             raise Refused("; ".join(e.context for e in refused.errors) or "access refused")
         result = run_stored_query(self.database, query_id, params, "LeafClass", self.settings)
         if result.ok:
-            self.policy.filter_query(caller, result)
+            self.policy.filter_query(caller, result, decisions)
         outcome = messages.outcome_of_status(result.status)
         self._record(messages.stored_query(caller, self.auditor.source_id, outcome, query_id,
                                            query_element(query_id, params), patient_id))
@@ -227,7 +228,7 @@ class Records:
         """The policy's DocumentFacts of a document (authors, confidentiality, mask / disclosure state)."""
         from xds.access.policy import document_facts
         with self.database.read() as conn:
-            docs = document_facts(conn, self.policy.store, unique_ids=[unique_id])
+            docs = document_facts(conn, unique_ids=[unique_id])
         return next(iter(docs.values()), None)
 
     def audit_log_used(self, caller: Caller, patient_id: str | None, description: str) -> None:

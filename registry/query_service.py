@@ -43,13 +43,14 @@ def query_handler(services):
         query_id, params, return_type = read_request(request.body)
         access = getattr(services, "access", None)
         caller = access.identify(request) if access is not None else None
-        refused = access.check_query(caller, params) if access is not None else None
+        decisions: dict = {}
+        refused = access.check_query(caller, params, decisions) if access is not None else None
         if refused is not None:
             result = QueryResult(errors=refused, return_type=return_type)
         else:
             result = run_stored_query(services.database, query_id, params, return_type, services.settings)
             if access is not None and result.ok:
-                access.filter_query(caller, result)
+                access.filter_query(caller, result, decisions)
         return SoapResponse(body=response_element(result), action=Actions.STORED_QUERY_RESPONSE)
     return handle
 

@@ -54,6 +54,10 @@ class QueryResult:
     errors: ErrorList = field(default_factory=ErrorList)
     objects: list[etree._Element] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    patients: list[str | None] = field(default_factory=list)
+    """Per object (parallel to ``ids``): the patient it belongs to, for the access layer."""
+    kinds: list[str] = field(default_factory=list)
+    """Per object: ``document``, ``submission_set``, ``folder`` or ``association`` (as stored)."""
     return_type: str = LEAF_CLASS
     query: StoredQuery | None = None
 
@@ -167,7 +171,7 @@ class _Ctx:
 
 @dataclass
 class Prefetched:
-    """A handler's answer that already holds the object rows (seq, uuid, status, patient_id, xml)."""
+    """A handler's answer that already holds the object rows (seq, uuid, status, patient_id, kind, xml)."""
     rows: list
 
 
@@ -191,7 +195,7 @@ def _find_documents_sql(c: _Ctx, by_reference_id: bool) -> Prefetched:
     """
     p = c.p
     leaf = c.with_xml
-    sql = ["SELECT ro.seq, ro.uuid, ro.status, ro.patient_id", ", ro.xml" if leaf else "",
+    sql = ["SELECT ro.seq, ro.uuid, ro.status, ro.patient_id, ro.kind", ", ro.xml" if leaf else "",
            " FROM document_entries de JOIN registry_objects ro ON ro.uuid = de.uuid"
            " WHERE de.patient_id = :patient AND de.status IN :statuses AND de.object_type IN :types"]
     values: dict = {"patient": p.one("$XDSDocumentEntryPatientId"),
@@ -400,7 +404,7 @@ assert set(HANDLERS) == set(BY_NAME), "every stored query has a handler"
 # ----------------------------------------------------------------------------- answer
 
 def _object_rows(conn: Connection, uuids: list[str], with_xml: bool) -> list:
-    cols = [ro.c.seq, ro.c.uuid, ro.c.status, ro.c.patient_id] + ([ro.c.xml] if with_xml else [])
+    cols = [ro.c.seq, ro.c.uuid, ro.c.status, ro.c.patient_id, ro.c.kind] + ([ro.c.xml] if with_xml else [])
     rows = []
     for chunk in chunks(uuids):
         rows += conn.execute(select(*cols).where(ro.c.uuid.in_(chunk))).all()
@@ -448,15 +452,8 @@ def _connection(source) -> Iterator[Connection]:
     if isinstance(source, Connection):
         with nullcontext(source) as conn:
             yield conn
-    elif not getattr(source, "is_sqlite", True):
-        # PostgreSQL: autocommit reads. At READ COMMITTED (the default) every statement takes its
-        # own snapshot inside a transaction too, so the answer is the same; the BEGIN and the
-        # ROLLBACK that an explicit read transaction costs are two round trips of the three or
-        # four of a typical query (benchmarks/query.py).
-        with source.reader.connect() as conn:
-            yield conn.execution_options(isolation_level="AUTOCOMMIT")
     else:
-        with source.read() as conn:
+        with source.quick_read() as conn:
             yield conn
 
 
@@ -506,10 +503,12 @@ def run_stored_query(source, query_id: str, params: dict[str, list[list[str]]], 
                                f"{query.name}: the objects asked for belong to {len(patients)} patients "
                                f"({', '.join(patients)}); a query answer concerns one patient (ITI TF-2 3.18.4.1.3)")
         result.ids = [r.uuid for r in rows]
+        result.patients = [r.patient_id for r in rows]
+        result.kinds = [r.kind for r in rows]
         result.objects = _render_all(rows, return_type, home)
     except XDSError as exc:
         result.errors.extend(exc.errors)
-        result.objects, result.ids = [], []
+        result.objects, result.ids, result.patients, result.kinds = [], [], [], []
     return result
 
 

@@ -66,6 +66,22 @@ class Database:
             with conn.begin():
                 yield conn
 
+    @contextmanager
+    def quick_read(self) -> Iterator[Connection]:
+        """Reads whose statements may each see their own snapshot: autocommit on PostgreSQL.
+
+        At READ COMMITTED (PostgreSQL's default) every statement takes its own snapshot inside a
+        transaction too, so the answers are the same; the BEGIN and the COMMIT of an explicit read
+        transaction are two of the three or four round trips of a typical query
+        (benchmarks/query.py). SQLite keeps its read transaction (one snapshot, no round trips).
+        """
+        if self.is_sqlite:
+            with self.read() as conn:
+                yield conn
+        else:
+            with self.reader.connect() as conn:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
     def migrate(self, migrations: Path = MIGRATIONS) -> None:
         """Bring one actor's tables to the newest Alembic revision of ``migrations`` (idempotent).
 

@@ -173,3 +173,60 @@ def test_author_sees_own_masked_document_even_with_a_standard_view():
 def test_node_without_person_is_refused_in_dmp_mode():
     d = decide(Caller(node_subject="CN=node"), RecordPolicy("P", "open"))
     assert not d.allowed and "XUA" in d.reason
+
+
+def _statements(db):
+    """SQL statements run on ``db`` inside the block (BEGIN/COMMIT excluded)."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    @contextmanager
+    def counting():
+        seen: list[str] = []
+
+        def capture(_conn, _cursor, statement, *_args):
+            if statement.split(None, 1)[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK"):
+                seen.append(statement)
+
+        engines = {db.reader, db.writer}
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", capture)
+        try:
+            yield seen
+        finally:
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", capture)
+    return counting()
+
+
+def test_a_dmp_find_documents_reads_the_policy_in_two_statements(world):
+    """The patient's decisions once (check_query, reused by filter_query) and every document's
+    facts (codes, authors, the patient's masks) in one statement: ITI-18 is the hot path."""
+    db, policy, records = world
+    patient, uids = records[m.OPEN]
+    who = caller("authorised", patient, "x")
+    decisions: dict = {}
+    params = find(db, patient)
+    with _statements(db) as seen:
+        assert policy.check_query(who, params, decisions) is None
+        result = run_stored_query(db, FIND, params, "LeafClass")
+        policy.filter_query(who, result, decisions)
+    assert len(result.ids) == len(m.NOT_MASKED) == len(result.objects)
+    assert len(seen) == 3, seen  # record, FindDocuments, facts
+
+
+def test_a_treating_physician_query_needs_no_document_facts(world):
+    """The treating physician sees every document: no facts to read once the record is known."""
+    db, policy, records = world
+    patient, _uids = records[m.OPEN]
+    who = caller("treating", patient, "x")
+    decisions: dict = {}
+    params = find(db, patient)
+    with _statements(db) as seen:
+        assert policy.check_query(who, params, decisions) is None
+        result = run_stored_query(db, FIND, params, "LeafClass")
+        before = len(result.ids)
+        policy.filter_query(who, result, decisions)
+    assert len(result.ids) == before == len(m.CASES)
+    assert len(seen) == 2, seen  # record, FindDocuments

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select, text
 
 from xds.context import Caller
 from xds.errors import ErrorCode, ErrorList
@@ -176,32 +176,45 @@ def author_id(person: str) -> str:
 
 # ----------------------------------------------------------------------------- facts from the registry
 
-def document_facts(conn, store: AccessStore, *, uuids=None, unique_ids=None) -> dict[str, DocumentFacts]:
+_FACTS_OF = {
+    "uuid": "SELECT uuid, unique_id, patient_id FROM document_entries WHERE uuid IN :ids",
+    "unique_id": "SELECT uuid, unique_id, patient_id FROM document_entries WHERE unique_id IN :ids",
+}
+_FACTS = {key: text(
+    f"WITH e AS ({entries}) "
+    "SELECT 'e' AS k, e.uuid, e.unique_id AS v, e.patient_id AS w FROM e "
+    "UNION ALL SELECT 'c', c.entry_uuid, c.code, NULL FROM entry_codes c JOIN e ON c.entry_uuid = e.uuid "
+    "WHERE c.kind = 'confidentiality' "
+    "UNION ALL SELECT 'a', a.entry_uuid, a.person, NULL FROM entry_authors a JOIN e ON a.entry_uuid = e.uuid "
+    "UNION ALL SELECT 'd', e.uuid, CASE WHEN d.masked IS NULL THEN NULL WHEN d.masked THEN '1' ELSE '0' END, "
+    "CASE WHEN d.disclosed THEN '1' ELSE '0' END FROM access_documents d JOIN e ON d.unique_id = e.unique_id"
+).bindparams(bindparam("ids", expanding=True)) for key, entries in _FACTS_OF.items()}
+"""A DocumentEntry's access facts in one round trip: the entry (``e``: uniqueId, patient), its
+confidentiality codes (``c``), its authors (``a``) and the patient's decisions on it (``d``)."""
+
+
+def document_facts(conn, store: AccessStore | None = None, *, uuids=None, unique_ids=None
+                   ) -> dict[str, DocumentFacts]:
     """DocumentFacts by entry uuid, for the given entry uuids or document uniqueIds."""
-    from registry.store import schema as t
-    de, codes, authors = t.document_entries, t.entry_codes, t.entry_authors
-    col = de.c.uuid if uuids is not None else de.c.unique_id
+    stmt = _FACTS["uuid" if uuids is not None else "unique_id"]
     values = list(dict.fromkeys(uuids if uuids is not None else unique_ids))
-    entries = []
-    for i in range(0, len(values), 500):
-        entries += conn.execute(select(de.c.uuid, de.c.unique_id, de.c.patient_id)
-                                .where(col.in_(values[i:i + 500]))).all()
-    if not entries:
-        return {}
-    ids = [e.uuid for e in entries]
+    entries: dict[str, tuple[str, str]] = {}
     conf: dict[str, set[str]] = {}
     people: dict[str, set[str]] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        for r in conn.execute(select(codes.c.entry_uuid, codes.c.code)
-                              .where(codes.c.entry_uuid.in_(chunk), codes.c.kind == "confidentiality")):
-            conf.setdefault(r.entry_uuid, set()).add(r.code.split("^", 1)[0])
-        for r in conn.execute(select(authors.c.entry_uuid, authors.c.person).where(authors.c.entry_uuid.in_(chunk))):
-            people.setdefault(r.entry_uuid, set()).add(author_id(r.person))
-    states = store.documents([e.unique_id for e in entries], conn)
-    return {e.uuid: DocumentFacts(e.unique_id, e.patient_id, frozenset(conf.get(e.uuid, ())),
-                                  frozenset(people.get(e.uuid, ())), states.get(e.unique_id, DocumentPolicy()))
-            for e in entries}
+    states: dict[str, DocumentPolicy] = {}
+    for i in range(0, len(values), 500):
+        for k, uuid, v, w in conn.execute(stmt, {"ids": values[i:i + 500]}):
+            if k == "e":
+                entries[uuid] = (v, w)
+            elif k == "c":
+                conf.setdefault(uuid, set()).add(v.split("^", 1)[0])
+            elif k == "a":
+                people.setdefault(uuid, set()).add(author_id(v))
+            else:
+                states[uuid] = DocumentPolicy(None if v is None else v == "1", w == "1")
+    return {u: DocumentFacts(uid, pid, frozenset(conf.get(u, ())), frozenset(people.get(u, ())),
+                             states.get(u, DocumentPolicy()))
+            for u, (uid, pid) in entries.items()}
 
 
 def has_authored(conn, patient_id: str, professional_id: str) -> bool:
@@ -286,11 +299,17 @@ class AccessPolicy:
         return value in ("1", "true", "yes", "on")
 
     # -- decisions ---------------------------------------------------------------------------------------
-    def decide(self, caller: Caller, patient_id: str, action: str = READ, conn=None) -> Decision:
+    def decide(self, caller: Caller, patient_id: str, action: str = READ, conn=None,
+               known: dict[str, Decision] | None = None) -> Decision:
+        """``known``: the read decisions already taken in this request, by patient (filled in)."""
         if not self.is_dmp:
             return Decision(True, ALL, "open affinity domain", caller_id=caller.user_id)
+        if known is not None and action == READ:
+            if patient_id not in known:
+                known[patient_id] = self.decide(caller, patient_id, action, conn)
+            return known[patient_id]
         if conn is None:
-            with self.database.read() as conn:
+            with self.database.quick_read() as conn:
                 return self.decide(caller, patient_id, action, conn)
         record = self.store.record(patient_id, conn)
         decision = decide(caller, record, action, care_team_may_submit=self.care_team_may_submit)
@@ -313,14 +332,18 @@ class AccessPolicy:
         self._alert(caller, f"{transaction}: access refused: {decision.reason}", "restricted", patient_id)
 
     # ITI-18 --------------------------------------------------------------------------------------------
-    def check_query(self, caller: Caller, params: dict[str, list[list[str]]]) -> ErrorList | None:
-        """Errors for a query on a patient the caller may not access; None when it may run."""
+    def check_query(self, caller: Caller, params: dict[str, list[list[str]]],
+                    known: dict[str, Decision] | None = None) -> ErrorList | None:
+        """Errors for a query on a patient the caller may not access; None when it may run.
+
+        ``known``: a dict that keeps this request's decisions for :meth:`filter_query`.
+        """
         if not self.is_dmp:
             return None
         patient = query_patient(params)
         if patient is None:
             return None  # Get* queries: filtered object by object
-        decision = self.decide(caller, patient)
+        decision = self.decide(caller, patient, known=known)
         if not decision.allowed:
             self._refused(caller, patient, decision, "ITI-18")
             errors = ErrorList()
@@ -330,32 +353,45 @@ class AccessPolicy:
         self._granted(caller, patient, decision, "ITI-18")
         return None
 
-    def filter_query(self, caller: Caller, result) -> None:
-        """Drop from a QueryResult (ids, objects) what the caller may not see, and associations to it."""
+    def filter_query(self, caller: Caller, result, known: dict[str, Decision] | None = None) -> None:
+        """Drop from a QueryResult (ids, objects) what the caller may not see, and associations to it.
+
+        The owners and kinds of the objects come with the result; only associations need their
+        ends read, and documents their facts, unless every patient concerned is seen in full
+        (treating physician) or not at all.
+        """
         if not self.is_dmp or not result.ids:
             return
         from registry.store import schema as t
-        ro, assoc = t.registry_objects, t.associations
+        assoc = t.associations
         ids = list(result.ids)
-        with self.database.read() as conn:
-            owners: dict[str, str | None] = {}
-            for i in range(0, len(ids), 500):
-                for r in conn.execute(select(ro.c.uuid, ro.c.patient_id).where(ro.c.uuid.in_(ids[i:i + 500]))):
-                    owners[r.uuid] = r.patient_id
+        known = {} if known is None else known
+        with self.database.quick_read() as conn:
+            if len(result.patients) == len(ids) and len(result.kinds) == len(ids):
+                owners = dict(zip(ids, result.patients))
+                links = [u for u, k in zip(ids, result.kinds) if k == "association"]
+                documents = [u for u, k in zip(ids, result.kinds) if k == "document"]
+            else:
+                owners, links, documents = self._owners(conn, ids)
             ends: dict[str, tuple[str, str]] = {}
-            for i in range(0, len(ids), 500):
+            for i in range(0, len(links), 500):
                 for r in conn.execute(select(assoc.c.uuid, assoc.c.source, assoc.c.target)
-                                      .where(assoc.c.uuid.in_(ids[i:i + 500]))):
+                                      .where(assoc.c.uuid.in_(links[i:i + 500]))):
                     ends[r.uuid] = (r.source, r.target)
-            docs = document_facts(conn, self.store, uuids=set(ids) | {e for st in ends.values() for e in st})
-            decisions: dict[str, Decision] = {}
-            for pid in {p for p in owners.values() if p} | {d.patient_id for d in docs.values()}:
-                decisions[pid] = self.decide(caller, pid, READ, conn)
-        hidden = {u for u, d in docs.items() if not decisions[d.patient_id].sees(d)}
+            for pid in {p for p in owners.values() if p}:
+                self.decide(caller, pid, READ, conn, known=known)
+            everything = all(d.view in (ALL, FULL) or not d.allowed for d in known.values())
+            docs: dict[str, DocumentFacts] = {}
+            if documents or ends:
+                if ends or not everything:
+                    docs = document_facts(conn, uuids=set(documents) | {e for st in ends.values() for e in st})
+                for pid in {d.patient_id for d in docs.values()}:
+                    self.decide(caller, pid, READ, conn, known=known)
+        hidden = {u for u, d in docs.items() if not known[d.patient_id].sees(d)}
         keep = []
         for i, uid in enumerate(ids):
             pid = owners.get(uid)
-            if uid in hidden or (pid and not decisions[pid].allowed):
+            if uid in hidden or (pid and not known[pid].allowed):
                 continue
             if uid in ends and (ends[uid][0] in hidden or ends[uid][1] in hidden):
                 continue
@@ -363,6 +399,23 @@ class AccessPolicy:
         if len(keep) != len(ids):
             result.ids = [result.ids[i] for i in keep]
             result.objects = [result.objects[i] for i in keep]
+            if len(result.patients) == len(ids):
+                result.patients = [result.patients[i] for i in keep]
+            if len(result.kinds) == len(ids):
+                result.kinds = [result.kinds[i] for i in keep]
+
+    @staticmethod
+    def _owners(conn, ids: list[str]) -> tuple[dict[str, str | None], list[str], list[str]]:
+        """(owner by uuid, association uuids, document uuids) of registry objects, read from the registry."""
+        from registry.store import schema as t
+        ro = t.registry_objects
+        owners: dict[str, str | None] = {}
+        kinds: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            for r in conn.execute(select(ro.c.uuid, ro.c.patient_id, ro.c.kind).where(ro.c.uuid.in_(ids[i:i + 500]))):
+                owners[r.uuid], kinds[r.uuid] = r.patient_id, r.kind
+        return (owners, [u for u in ids if kinds.get(u) == "association"],
+                [u for u in ids if kinds.get(u) == "document"])
 
     # ITI-41 --------------------------------------------------------------------------------------------
     def check_submission(self, caller: Caller, patient_ids) -> ErrorList | None:
@@ -388,8 +441,8 @@ class AccessPolicy:
         if not unique_ids:
             return set()
         out: set[str] = set()
-        with self.database.read() as conn:
-            docs = document_facts(conn, self.store, unique_ids=unique_ids)
+        with self.database.quick_read() as conn:
+            docs = document_facts(conn, unique_ids=unique_ids)
             decisions = {pid: self.decide(caller, pid, READ, conn) for pid in {d.patient_id for d in docs.values()}}
         for d in docs.values():
             if decisions[d.patient_id].sees(d):

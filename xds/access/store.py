@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, String, Table, delete, insert,
-                        select, update)
-from sqlalchemy.exc import IntegrityError
+                        select, text, update)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "access_alembic_version"
@@ -82,6 +81,18 @@ assertions = Table(
 AUTHORISED = "authorised"
 BLOCKED = "blocked"
 
+_RECORD = text(
+    "SELECT p.state, r.patient_id IS NOT NULL AS has_record, r.treating_physician, r.break_glass_allowed, "
+    "r.centre_15_allowed, ap.professional_id, ap.status FROM patients p "
+    "LEFT JOIN access_records r ON r.patient_id = p.patient_id "
+    "LEFT JOIN access_professionals ap ON ap.patient_id = p.patient_id "
+    "WHERE p.patient_id = :patient")
+"""The record's state (the registry's ``patients``) and every decision of the patient, one row per
+professional listed (one row with NULLs when none is)."""
+
+_FIRST_USE = text("INSERT INTO access_assertions (assertion_id, expires_at) VALUES (:assertion_id, :expires_at) "
+                  "ON CONFLICT (assertion_id) DO NOTHING")
+
 
 @dataclass
 class RecordPolicy:
@@ -117,15 +128,31 @@ class AccessStore:
 
     def __init__(self, database) -> None:
         self.db = database
+        self._next_purge = 0.0
 
     # ------------------------------------------------------------------ reads
     def record(self, patient_id: str, conn=None) -> RecordPolicy:
+        """The patient's decisions, read in one statement (every ITI-18/41/43 in mode dmp asks)."""
         if conn is None:
             with self.db.read() as conn:
                 return self.record(patient_id, conn)
-        from registry.store.schema import patients
+        rows = conn.execute(_RECORD, {"patient": patient_id}).all()
+        if not rows:
+            return self._record_without_patient(patient_id, conn)
         out = RecordPolicy(patient_id)
-        out.state = conn.execute(select(patients.c.state).where(patients.c.patient_id == patient_id)).scalar()
+        first = rows[0]
+        out.state = first.state
+        if first.has_record:
+            out.treating_physician = first.treating_physician
+            out.break_glass_allowed = bool(first.break_glass_allowed)
+            out.centre_15_allowed = bool(first.centre_15_allowed)
+        out.authorised = frozenset(r.professional_id for r in rows if r.status == AUTHORISED)
+        out.blocked = frozenset(r.professional_id for r in rows if r.status == BLOCKED)
+        return out
+
+    def _record_without_patient(self, patient_id: str, conn) -> RecordPolicy:
+        """Decisions kept for a patient id the registry has no record of (shown by the admin tools)."""
+        out = RecordPolicy(patient_id)
         row = conn.execute(select(records).where(records.c.patient_id == patient_id)).first()
         if row is not None:
             out.treating_physician = row.treating_physician
@@ -205,17 +232,21 @@ class AccessStore:
                                                   at=time.time()))
 
     def first_use(self, assertion_id: str, expires_at: float) -> bool:
-        """Remember an assertion id until it expires; False when it was seen before (a replay)."""
+        """Remember an assertion id until it expires; False when it was seen before (a replay).
+
+        One statement, ``INSERT ... ON CONFLICT DO NOTHING``, whose row count says whether the id
+        is new: on PostgreSQL in autocommit (a single round trip on every XUA request), on SQLite
+        in the serialised writer transaction. Expired ids are purged at most once a minute per
+        process.
+        """
         now = time.time()
-        try:
+        if now >= self._next_purge:
+            self._next_purge = now + 60
             with self.db.write() as conn:
-                if int(now) % 60 == 0:
-                    conn.execute(delete(assertions).where(assertions.c.expires_at < now - 3600))
-                conn.execute(insert(assertions).values(assertion_id=assertion_id, expires_at=expires_at))
-            return True
-        except IntegrityError:
-            return False
-        except Exception as exc:  # the dialect's own IntegrityError through the raw driver
-            if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
-                return False
-            raise
+                conn.execute(delete(assertions).where(assertions.c.expires_at < now - 3600))
+        values = {"assertion_id": assertion_id, "expires_at": expires_at}
+        if self.db.is_sqlite:
+            with self.db.write() as conn:
+                return conn.execute(_FIRST_USE, values).rowcount == 1
+        with self.db.writer.connect() as conn:
+            return conn.execution_options(isolation_level="AUTOCOMMIT").execute(_FIRST_USE, values).rowcount == 1
