@@ -108,3 +108,29 @@ def test_outbox_in_order_once_and_pruned(audit_db):
     _, rows2 = store.pending(audit_db, store.LOCAL)
     assert len(rows2) == 1 and rows2[0][0] > rows[-1][0]  # ids never reused after pruning
     assert s.deliver_once() == 1 and store.count(audit_db) == 4 and store.verify(audit_db).ok
+
+
+def test_outbox_writes_are_batched_per_interval(audit_db, monkeypatch):
+    """A steady trickle of events is written once per flush interval, not once per event: the
+    outbox transaction is what auditing costs a transaction (benchmarks/audit.py)."""
+    import time
+
+    writes: list[int] = []
+    real = store.enqueue
+
+    def counting(database, batch):
+        writes.append(len(batch))
+        time.sleep(0.01)  # a commit's round trips and WAL flush, as on PostgreSQL
+        real(database, batch)
+
+    monkeypatch.setattr(store, "enqueue", counting)
+    a = Auditor(audit_db, "src", interval=0.2)
+    caller = Caller(remote_addr="10.0.0.5", endpoint="http://h/registry")
+    for _ in range(40):
+        a.record(messages.stored_query(caller, "src", 0, "urn:uuid:q", b"<q/>", PATIENT))
+        time.sleep(0.005)
+    a.flush()
+    a.close()
+    assert sum(writes) == 40
+    assert len(writes) <= 4, writes
+    assert store.outbox_size(audit_db) == 40
