@@ -195,23 +195,29 @@ def _find_documents_sql(c: _Ctx, by_reference_id: bool) -> Prefetched:
     """
     p = c.p
     leaf = c.with_xml
+    arrays = c.conn.dialect.name == "postgresql"
+
+    def one_of(name: str) -> str:
+        """PostgreSQL: one array parameter (the text never varies with the number of values)."""
+        return f"= ANY(:{name})" if arrays else f"IN :{name}"
+
     sql = ["SELECT ro.seq, ro.uuid, ro.status, ro.patient_id, ro.kind", ", ro.xml" if leaf else "",
            " FROM document_entries de JOIN registry_objects ro ON ro.uuid = de.uuid"
-           " WHERE de.patient_id = :patient AND de.status IN :statuses AND de.object_type IN :types"]
+           f" WHERE de.patient_id = :patient AND de.status {one_of('statuses')} AND de.object_type {one_of('types')}"]
     values: dict = {"patient": p.one("$XDSDocumentEntryPatientId"),
                     "statuses": p.values("$XDSDocumentEntryStatus"),
                     "types": p.values("$XDSDocumentEntryType") or [ObjectType.STABLE_DOCUMENT]}
     expanding = ["statuses", "types"]
     for name, column in _SINGLE_CODES:
         if p.has(name):
-            sql.append(f" AND de.{column} IN :{column}")
+            sql.append(f" AND de.{column} {one_of(column)}")
             values[column] = [v.key for v in p.values(name)]
             expanding.append(column)
     for name, kind in _MULTI_CODES:
         for i, group in enumerate(g for g in p.groups(name) if g):
             key = f"{kind}{i}"
             sql.append(f" AND EXISTS (SELECT 1 FROM entry_codes ec WHERE ec.entry_uuid = de.uuid"
-                       f" AND ec.kind = '{kind}' AND ec.code IN :{key})")
+                       f" AND ec.kind = '{kind}' AND ec.code {one_of(key)})")
             values[key] = [v.key for v in group]
             expanding.append(key)
     for prefix, column in _TIMES:
@@ -230,12 +236,14 @@ def _find_documents_sql(c: _Ctx, by_reference_id: bool) -> Prefetched:
         values.update({f"author{i}": pat.replace("\\", "\\\\") for i, pat in enumerate(patterns)})
     if by_reference_id:
         sql.append(" AND EXISTS (SELECT 1 FROM entry_reference_ids er WHERE er.entry_uuid = de.uuid"
-                   " AND er.value IN :references)")
+                   f" AND er.value {one_of('references')})")
         values["references"] = p.values("$XDSDocumentEntryReferenceIdList")
         expanding.append("references")
     sql.append(" ORDER BY ro.seq LIMIT :limit")
     values["limit"] = c.max_results + 1
-    stmt = text("".join(sql)).bindparams(*(bindparam(k, expanding=True) for k in expanding))
+    stmt = text("".join(sql))
+    if not arrays:
+        stmt = stmt.bindparams(*(bindparam(k, expanding=True) for k in expanding))
     rows = c.conn.execute(stmt, values).all()
     c.check_count(len(rows))
     return Prefetched(rows)

@@ -180,15 +180,18 @@ _FACTS_OF = {
     "uuid": "SELECT uuid, unique_id, patient_id FROM document_entries WHERE uuid IN :ids",
     "unique_id": "SELECT uuid, unique_id, patient_id FROM document_entries WHERE unique_id IN :ids",
 }
-_FACTS = {key: text(
-    f"WITH e AS ({entries}) "
-    "SELECT 'e' AS k, e.uuid, e.unique_id AS v, e.patient_id AS w FROM e "
-    "UNION ALL SELECT 'c', c.entry_uuid, c.code, NULL FROM entry_codes c JOIN e ON c.entry_uuid = e.uuid "
-    "WHERE c.kind = 'confidentiality' "
-    "UNION ALL SELECT 'a', a.entry_uuid, a.person, NULL FROM entry_authors a JOIN e ON a.entry_uuid = e.uuid "
-    "UNION ALL SELECT 'd', e.uuid, CASE WHEN d.masked IS NULL THEN NULL WHEN d.masked THEN '1' ELSE '0' END, "
-    "CASE WHEN d.disclosed THEN '1' ELSE '0' END FROM access_documents d JOIN e ON d.unique_id = e.unique_id"
-).bindparams(bindparam("ids", expanding=True)) for key, entries in _FACTS_OF.items()}
+_FACTS_SQL = ("WITH e AS ({entries}) "
+              "SELECT 'e' AS k, e.uuid, e.unique_id AS v, e.patient_id AS w FROM e "
+              "UNION ALL SELECT 'c', c.entry_uuid, c.code, NULL FROM entry_codes c JOIN e ON c.entry_uuid = e.uuid "
+              "WHERE c.kind = 'confidentiality' "
+              "UNION ALL SELECT 'a', a.entry_uuid, a.person, NULL FROM entry_authors a JOIN e ON a.entry_uuid = e.uuid "
+              "UNION ALL SELECT 'd', e.uuid, CASE WHEN d.masked IS NULL THEN NULL WHEN d.masked THEN '1' ELSE '0' END, "
+              "CASE WHEN d.disclosed THEN '1' ELSE '0' END FROM access_documents d JOIN e ON d.unique_id = e.unique_id")
+_FACTS = {(key, False): text(_FACTS_SQL.format(entries=entries)).bindparams(bindparam("ids", expanding=True))
+          for key, entries in _FACTS_OF.items()}
+# PostgreSQL: the ids as one array parameter, so the statement text never changes with their number
+_FACTS.update({(key, True): text(_FACTS_SQL.format(entries=entries.replace("IN :ids", "= ANY(:ids)")))
+               for key, entries in _FACTS_OF.items()})
 """A DocumentEntry's access facts in one round trip: the entry (``e``: uniqueId, patient), its
 confidentiality codes (``c``), its authors (``a``) and the patient's decisions on it (``d``)."""
 
@@ -196,7 +199,7 @@ confidentiality codes (``c``), its authors (``a``) and the patient's decisions o
 def document_facts(conn, store: AccessStore | None = None, *, uuids=None, unique_ids=None
                    ) -> dict[str, DocumentFacts]:
     """DocumentFacts by entry uuid, for the given entry uuids or document uniqueIds."""
-    stmt = _FACTS["uuid" if uuids is not None else "unique_id"]
+    stmt = _FACTS["uuid" if uuids is not None else "unique_id", conn.dialect.name == "postgresql"]
     values = list(dict.fromkeys(uuids if uuids is not None else unique_ids))
     entries: dict[str, tuple[str, str]] = {}
     conf: dict[str, set[str]] = {}

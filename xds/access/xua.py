@@ -28,6 +28,7 @@ import datetime as dt
 import fcntl
 import logging
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,9 @@ class XuaVerifier:
     def __init__(self, trusted_certs: list, audience: str = "", clock_skew: int = 60, store=None,
                  replay_check: bool = True) -> None:
         self.trusted = {_fingerprint(c): c for c in trusted_certs}
+        from cryptography.hazmat.primitives.serialization import Encoding
+        self._by_der = {c.public_bytes(Encoding.DER): c for c in trusted_certs}
+        self._local = threading.local()
         self.audience = audience or ""
         self.clock_skew = dt.timedelta(seconds=int(clock_skew))
         self.store = store
@@ -202,11 +206,15 @@ class XuaVerifier:
         embedded = signature.findtext(f".//{_q(NS_DS, 'X509Certificate')}")
         if embedded:
             try:
-                cert = x509.load_der_x509_certificate(base64.b64decode("".join(embedded.split())))
-            except Exception:  # noqa: BLE001 - anything unreadable is not a certificate
+                der = base64.b64decode("".join(embedded.split()), validate=True)
+            except ValueError:
                 raise XuaError(INVALID_TOKEN, "the signature's X509Certificate cannot be read") from None
-            anchor = self.trusted.get(_fingerprint(cert))
+            anchor = self._by_der.get(der)  # pinned: the very certificate, byte for byte
             if anchor is None:
+                try:
+                    cert = x509.load_der_x509_certificate(der)
+                except Exception:  # noqa: BLE001 - anything unreadable is not a certificate
+                    raise XuaError(INVALID_TOKEN, "the signature's X509Certificate cannot be read") from None
                 raise XuaError(FAILED_AUTHENTICATION, "the assertion is signed by a certificate that is not "
                                                       f"trusted ({cert.subject.rfc4514_string()})")
             candidates = [anchor]
@@ -219,7 +227,8 @@ class XuaVerifier:
         last: Exception | None = None
         for cert in candidates:
             try:
-                result = XMLVerifier().verify(data, x509_cert=cert, expect_config=config, id_attribute="ID")
+                result = self._verifier(XMLVerifier).verify(data, x509_cert=cert, expect_config=config,
+                                                            id_attribute="ID")
                 return result.signed_xml
             except InvalidCertificate as exc:
                 last = exc
@@ -230,6 +239,13 @@ class XuaVerifier:
             except Exception as exc:  # noqa: BLE001 - e.g. an algorithm outside expect_config
                 last = exc
         raise XuaError(FAILED_AUTHENTICATION, f"the assertion signature does not verify: {last}")
+
+    def _verifier(self, factory):
+        """One signxml verifier per thread: it keeps an lxml parser, which threads must not share."""
+        verifier = getattr(self._local, "verifier", None)
+        if verifier is None:
+            verifier = self._local.verifier = factory()
+        return verifier
 
     def _check_conditions(self, signed: etree._Element, facts: AssertionFacts, now: dt.datetime) -> None:
         conditions = signed.find(_q(NS_SAML, "Conditions"))
