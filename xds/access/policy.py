@@ -39,6 +39,8 @@ from sqlalchemy import bindparam, or_, select, text
 from xds.context import Caller
 from xds.errors import ErrorCode, ErrorList
 
+from registry.store.db import driver_execute
+
 from .store import AccessStore, DocumentPolicy, RecordPolicy
 
 log = logging.getLogger(__name__)
@@ -187,11 +189,11 @@ _FACTS_SQL = ("WITH e AS ({entries}) "
               "UNION ALL SELECT 'a', a.entry_uuid, a.person, NULL FROM entry_authors a JOIN e ON a.entry_uuid = e.uuid "
               "UNION ALL SELECT 'd', e.uuid, CASE WHEN d.masked IS NULL THEN NULL WHEN d.masked THEN '1' ELSE '0' END, "
               "CASE WHEN d.disclosed THEN '1' ELSE '0' END FROM access_documents d JOIN e ON d.unique_id = e.unique_id")
-_FACTS = {(key, False): text(_FACTS_SQL.format(entries=entries)).bindparams(bindparam("ids", expanding=True))
+_FACTS = {key: text(_FACTS_SQL.format(entries=entries)).bindparams(bindparam("ids", expanding=True))
           for key, entries in _FACTS_OF.items()}
-# PostgreSQL: the ids as one array parameter, so the statement text never changes with their number
-_FACTS.update({(key, True): text(_FACTS_SQL.format(entries=entries.replace("IN :ids", "= ANY(:ids)")))
-               for key, entries in _FACTS_OF.items()})
+_FACTS_PG = {key: _FACTS_SQL.format(entries=entries.replace("IN :ids", "= ANY(:ids)"))
+             for key, entries in _FACTS_OF.items()}
+"""PostgreSQL: the ids as one array parameter, run by the driver (one statement text)."""
 """A DocumentEntry's access facts in one round trip: the entry (``e``: uniqueId, patient), its
 confidentiality codes (``c``), its authors (``a``) and the patient's decisions on it (``d``)."""
 
@@ -199,14 +201,17 @@ confidentiality codes (``c``), its authors (``a``) and the patient's decisions o
 def document_facts(conn, store: AccessStore | None = None, *, uuids=None, unique_ids=None
                    ) -> dict[str, DocumentFacts]:
     """DocumentFacts by entry uuid, for the given entry uuids or document uniqueIds."""
-    stmt = _FACTS["uuid" if uuids is not None else "unique_id", conn.dialect.name == "postgresql"]
+    key = "uuid" if uuids is not None else "unique_id"
+    postgres = conn.dialect.name == "postgresql"
     values = list(dict.fromkeys(uuids if uuids is not None else unique_ids))
     entries: dict[str, tuple[str, str]] = {}
     conf: dict[str, set[str]] = {}
     people: dict[str, set[str]] = {}
     states: dict[str, DocumentPolicy] = {}
     for i in range(0, len(values), 500):
-        for k, uuid, v, w in conn.execute(stmt, {"ids": values[i:i + 500]}):
+        chunk = {"ids": values[i:i + 500]}
+        rows = driver_execute(conn, _FACTS_PG[key], chunk)[0] if postgres else conn.execute(_FACTS[key], chunk)
+        for k, uuid, v, w in rows:
             if k == "e":
                 entries[uuid] = (v, w)
             elif k == "c":

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, String, Table, delete, insert,
-                        select, text, update)
+                        select, update)
+
+from registry.store.db import driver_execute
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "access_alembic_version"
@@ -81,7 +83,7 @@ assertions = Table(
 AUTHORISED = "authorised"
 BLOCKED = "blocked"
 
-_RECORD = text(
+_RECORD = (
     "SELECT p.state, r.patient_id IS NOT NULL AS has_record, r.treating_physician, r.break_glass_allowed, "
     "r.centre_15_allowed, ap.professional_id, ap.status FROM patients p "
     "LEFT JOIN access_records r ON r.patient_id = p.patient_id "
@@ -90,8 +92,8 @@ _RECORD = text(
 """The record's state (the registry's ``patients``) and every decision of the patient, one row per
 professional listed (one row with NULLs when none is)."""
 
-_FIRST_USE = text("INSERT INTO access_assertions (assertion_id, expires_at) VALUES (:assertion_id, :expires_at) "
-                  "ON CONFLICT (assertion_id) DO NOTHING")
+_FIRST_USE = ("INSERT INTO access_assertions (assertion_id, expires_at) VALUES (:assertion_id, :expires_at) "
+              "ON CONFLICT (assertion_id) DO NOTHING")
 
 
 @dataclass
@@ -136,18 +138,18 @@ class AccessStore:
         if conn is None:
             with self.db.read() as conn:
                 return self.record(patient_id, conn)
-        rows = conn.execute(_RECORD, {"patient": patient_id}).all()
+        rows, _ = driver_execute(conn, _RECORD, {"patient": patient_id})
         if not rows:
             return self._record_without_patient(patient_id, conn)
         out = RecordPolicy(patient_id)
-        first = rows[0]
-        out.state = first.state
-        if first.has_record:
-            out.treating_physician = first.treating_physician
-            out.break_glass_allowed = bool(first.break_glass_allowed)
-            out.centre_15_allowed = bool(first.centre_15_allowed)
-        out.authorised = frozenset(r.professional_id for r in rows if r.status == AUTHORISED)
-        out.blocked = frozenset(r.professional_id for r in rows if r.status == BLOCKED)
+        state, has_record, treating, break_glass, centre_15, _, _ = rows[0]
+        out.state = state
+        if has_record:
+            out.treating_physician = treating
+            out.break_glass_allowed = bool(break_glass)
+            out.centre_15_allowed = bool(centre_15)
+        out.authorised = frozenset(r[5] for r in rows if r[6] == AUTHORISED)
+        out.blocked = frozenset(r[5] for r in rows if r[6] == BLOCKED)
         return out
 
     def _record_without_patient(self, patient_id: str, conn) -> RecordPolicy:
@@ -247,6 +249,7 @@ class AccessStore:
         values = {"assertion_id": assertion_id, "expires_at": expires_at}
         if self.db.is_sqlite:
             with self.db.write() as conn:
-                return conn.execute(_FIRST_USE, values).rowcount == 1
+                return driver_execute(conn, _FIRST_USE, values)[1] == 1
         with self.db.writer.connect() as conn:
-            return conn.execution_options(isolation_level="AUTOCOMMIT").execute(_FIRST_USE, values).rowcount == 1
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            return driver_execute(conn, _FIRST_USE, values)[1] == 1
