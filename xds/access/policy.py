@@ -184,11 +184,14 @@ _FACTS_OF = {
 }
 _FACTS_SQL = ("WITH e AS ({entries}) "
               "SELECT 'e' AS k, e.uuid, e.unique_id AS v, e.patient_id AS w FROM e "
-              "UNION ALL SELECT 'c', c.entry_uuid, c.code, NULL FROM entry_codes c JOIN e ON c.entry_uuid = e.uuid "
-              "WHERE c.kind = 'confidentiality' "
-              "UNION ALL SELECT 'a', a.entry_uuid, a.person, NULL FROM entry_authors a JOIN e ON a.entry_uuid = e.uuid "
+              "UNION ALL SELECT 'c', c.entry_uuid, c.code, NULL FROM entry_codes c "
+              "WHERE c.entry_uuid IN (SELECT uuid FROM e) AND c.kind = 'confidentiality' "
+              "UNION ALL SELECT 'a', a.entry_uuid, a.person, NULL FROM entry_authors a "
+              "WHERE a.entry_uuid IN (SELECT uuid FROM e) "
               "UNION ALL SELECT 'd', e.uuid, CASE WHEN d.masked IS NULL THEN NULL WHEN d.masked THEN '1' ELSE '0' END, "
-              "CASE WHEN d.disclosed THEN '1' ELSE '0' END FROM access_documents d JOIN e ON d.unique_id = e.unique_id")
+              "CASE WHEN d.disclosed THEN '1' ELSE '0' END FROM e, access_documents d WHERE d.unique_id = e.unique_id")
+# IN (SELECT ...) rather than a join with e: SQLite would build a Bloom filter over the whole
+# child table for a join (12 ms at 100,000 entries against 0.1 ms).
 _FACTS = {key: text(_FACTS_SQL.format(entries=entries)).bindparams(bindparam("ids", expanding=True))
           for key, entries in _FACTS_OF.items()}
 _FACTS_PG = {key: _FACTS_SQL.format(entries=entries.replace("IN :ids", "= ANY(:ids)"))
