@@ -214,27 +214,12 @@ def _statements(db, monkeypatch):
     return counting()
 
 
-def test_a_dmp_find_documents_reads_the_policy_in_two_statements(world, monkeypatch):
-    """The patient's decisions once (check_query, reused by filter_query) and every document's
-    facts (codes, authors, the patient's masks) in one statement: ITI-18 is the hot path."""
-    db, policy, records = world
-    patient, uids = records[m.OPEN]
-    who = caller("authorised", patient, "x")
-    decisions: dict = {}
-    params = find(db, patient)
-    with _statements(db, monkeypatch) as seen:
-        assert policy.check_query(who, params, decisions) is None
-        result = run_stored_query(db, FIND, params, "LeafClass")
-        policy.filter_query(who, result, decisions)
-    assert len(result.ids) == len(m.NOT_MASKED) == len(result.objects)
-    assert len(seen) == 3, seen  # record, FindDocuments, facts
-
-
-def test_a_treating_physician_query_needs_no_document_facts(world, monkeypatch):
-    """The treating physician sees every document: no facts to read once the record is known."""
+def _find_as(world, kind: str, monkeypatch):
+    """FindDocuments on the open record as ITI-18 runs it (check, query, filter sharing one
+    decision dict): (the filtered result, its size before filtering, the statements run)."""
     db, policy, records = world
     patient, _uids = records[m.OPEN]
-    who = caller("treating", patient, "x")
+    who = caller(kind, patient, "x")
     decisions: dict = {}
     params = find(db, patient)
     with _statements(db, monkeypatch) as seen:
@@ -242,5 +227,19 @@ def test_a_treating_physician_query_needs_no_document_facts(world, monkeypatch):
         result = run_stored_query(db, FIND, params, "LeafClass")
         before = len(result.ids)
         policy.filter_query(who, result, decisions)
+    return result, before, seen
+
+
+def test_a_dmp_find_documents_reads_the_policy_in_two_statements(world, monkeypatch):
+    """The patient's decisions once (check_query, reused by filter_query) and every document's
+    facts (codes, authors, the patient's masks) in one statement: ITI-18 is the hot path."""
+    result, _before, seen = _find_as(world, "authorised", monkeypatch)
+    assert len(result.ids) == len(m.NOT_MASKED) == len(result.objects)
+    assert len(seen) == 3, seen  # record, FindDocuments, facts
+
+
+def test_a_treating_physician_query_needs_no_document_facts(world, monkeypatch):
+    """The treating physician sees every document: no facts to read once the record is known."""
+    result, before, seen = _find_as(world, "treating", monkeypatch)
     assert len(result.ids) == before == len(m.CASES)
     assert len(seen) == 2, seen  # record, FindDocuments

@@ -85,12 +85,12 @@ BLOCKED = "blocked"
 
 _RECORD = (
     "SELECT p.state, r.patient_id IS NOT NULL AS has_record, r.treating_physician, r.break_glass_allowed, "
-    "r.centre_15_allowed, ap.professional_id, ap.status FROM patients p "
-    "LEFT JOIN access_records r ON r.patient_id = p.patient_id "
-    "LEFT JOIN access_professionals ap ON ap.patient_id = p.patient_id "
-    "WHERE p.patient_id = :patient")
-"""The record's state (the registry's ``patients``) and every decision of the patient, one row per
-professional listed (one row with NULLs when none is)."""
+    "r.centre_15_allowed, ap.professional_id, ap.status FROM (SELECT :patient AS patient_id) x "
+    "LEFT JOIN patients p ON p.patient_id = x.patient_id "
+    "LEFT JOIN access_records r ON r.patient_id = x.patient_id "
+    "LEFT JOIN access_professionals ap ON ap.patient_id = x.patient_id")
+"""The record's state (the registry's ``patients``, NULL when never created) and every decision of
+the patient, one row per professional listed (one row with NULLs when none is)."""
 
 _FIRST_USE = ("INSERT INTO access_assertions (assertion_id, expires_at) VALUES (:assertion_id, :expires_at) "
               "ON CONFLICT (assertion_id) DO NOTHING")
@@ -139,8 +139,6 @@ class AccessStore:
             with self.db.read() as conn:
                 return self.record(patient_id, conn)
         rows, _ = driver_execute(conn, _RECORD, {"patient": patient_id})
-        if not rows:
-            return self._record_without_patient(patient_id, conn)
         out = RecordPolicy(patient_id)
         state, has_record, treating, break_glass, centre_15, _, _ = rows[0]
         out.state = state
@@ -150,29 +148,6 @@ class AccessStore:
             out.centre_15_allowed = bool(centre_15)
         out.authorised = frozenset(r[5] for r in rows if r[6] == AUTHORISED)
         out.blocked = frozenset(r[5] for r in rows if r[6] == BLOCKED)
-        return out
-
-    def _record_without_patient(self, patient_id: str, conn) -> RecordPolicy:
-        """Decisions kept for a patient id the registry has no record of (shown by the admin tools)."""
-        out = RecordPolicy(patient_id)
-        row = conn.execute(select(records).where(records.c.patient_id == patient_id)).first()
-        if row is not None:
-            out.treating_physician = row.treating_physician
-            out.break_glass_allowed = bool(row.break_glass_allowed)
-            out.centre_15_allowed = bool(row.centre_15_allowed)
-        rows = conn.execute(select(professionals.c.professional_id, professionals.c.status)
-                            .where(professionals.c.patient_id == patient_id)).all()
-        out.authorised = frozenset(r.professional_id for r in rows if r.status == AUTHORISED)
-        out.blocked = frozenset(r.professional_id for r in rows if r.status == BLOCKED)
-        return out
-
-    def documents(self, unique_ids, conn) -> dict[str, DocumentPolicy]:
-        out: dict[str, DocumentPolicy] = {}
-        ids = list(dict.fromkeys(unique_ids))
-        for i in range(0, len(ids), 500):
-            for r in conn.execute(select(documents.c.unique_id, documents.c.masked, documents.c.disclosed)
-                                  .where(documents.c.unique_id.in_(ids[i:i + 500]))):
-                out[r.unique_id] = DocumentPolicy(None if r.masked is None else bool(r.masked), bool(r.disclosed))
         return out
 
     def emergency_accesses(self, patient_id: str) -> list[dict]:

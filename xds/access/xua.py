@@ -101,11 +101,6 @@ def load_certificates(paths) -> list:
     return out
 
 
-def _fingerprint(cert) -> bytes:
-    from cryptography.hazmat.primitives import hashes
-    return cert.fingerprint(hashes.SHA256())
-
-
 @dataclass
 class AssertionFacts:
     id: str
@@ -135,9 +130,9 @@ class XuaVerifier:
 
     def __init__(self, trusted_certs: list, audience: str = "", clock_skew: int = 60, store=None,
                  replay_check: bool = True) -> None:
-        self.trusted = {_fingerprint(c): c for c in trusted_certs}
         from cryptography.hazmat.primitives.serialization import Encoding
-        self._by_der = {c.public_bytes(Encoding.DER): c for c in trusted_certs}
+        self.trusted = {c.public_bytes(Encoding.DER): c for c in trusted_certs}
+        """Pinned issuer certificates by their DER encoding."""
         self._local = threading.local()
         self.audience = audience or ""
         self.clock_skew = dt.timedelta(seconds=int(clock_skew))
@@ -209,7 +204,7 @@ class XuaVerifier:
                 der = base64.b64decode("".join(embedded.split()), validate=True)
             except ValueError:
                 raise XuaError(INVALID_TOKEN, "the signature's X509Certificate cannot be read") from None
-            anchor = self._by_der.get(der)  # pinned: the very certificate, byte for byte
+            anchor = self.trusted.get(der)  # pinned: the very certificate, byte for byte
             if anchor is None:
                 try:
                     cert = x509.load_der_x509_certificate(der)
