@@ -91,12 +91,27 @@ def main() -> int:
     import sys
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = pickle.load(sys.stdin.buffer)
+    lower_priority(getattr(settings, "audit_nice", 0))
 
     class _Ready:
         def set(self) -> None:
             sys.stdout.write("ready\n")
             sys.stdout.flush()
     return run(settings, ready=_Ready(), watch_parent=True)
+
+
+def lower_priority(nice: int) -> None:
+    """Run this process ``nice`` steps below the workers (ITI-20: auditing must not slow a transaction).
+
+    Delivery reads from the durable outbox, so it may lag behind a burst without losing anything:
+    when both cores are busy answering, the scheduler gives them to the workers and the audit
+    process drains the outbox once the burst is over (benchmarks/audit.py reports the lag).
+    """
+    if nice > 0:
+        try:
+            os.nice(nice)
+        except OSError as exc:
+            log.warning("audit: could not lower the audit process priority: %s", exc)
 
 
 class AuditProcess:

@@ -42,7 +42,8 @@ def query_handler(services):
     def handle(request: SoapRequest) -> SoapResponse:
         query_id, params, return_type = read_request(request.body)
         access = getattr(services, "access", None)
-        caller = access.identify(request) if access is not None else None
+        # the replay check of the caller's assertion is done with the first read of the record
+        caller = access.identify(request, defer_replay=True) if access is not None else None
         decisions: dict = {}
         refused = access.check_query(caller, params, decisions) if access is not None else None
         if refused is not None:

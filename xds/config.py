@@ -33,6 +33,9 @@ class Settings:
     audit_forward: list[str] = field(default_factory=list)
     """Audit Record Repositories to send to: ``udp://HOST:PORT`` or ``tls://HOST:PORT`` (ITI-20)."""
     audit_enabled: bool = True
+    audit_nice: int = 10
+    """Niceness of the audit process (sender and local ARR store): under full load it yields the
+    CPU to transactions and catches up from the durable outbox afterwards; 0 keeps it level."""
     arr_udp_port: int = 0
     """Built-in Audit Record Repository syslog/UDP port (RFC 5426); 0: not listening."""
     arr_tls_port: int = 0

@@ -41,6 +41,9 @@ class Caller:
     kind: str = "node"
     """``node`` (system), ``professional``, ``patient``, ``auditor``."""
     authenticated: bool = False
+    pending_assertion: tuple[str, float] | None = None
+    """(ID, NotOnOrAfter) of a verified XUA assertion whose replay check the access policy still
+    owes: it is done with the first read of the patient's record (one statement)."""
 
     @property
     def is_emergency(self) -> bool:

@@ -230,12 +230,65 @@ def _find_as(world, kind: str, monkeypatch):
     return result, before, seen
 
 
-def test_a_dmp_find_documents_reads_the_policy_in_two_statements(world, monkeypatch):
-    """The patient's decisions once (check_query, reused by filter_query) and every document's
-    facts (codes, authors, the patient's masks) in one statement: ITI-18 is the hot path."""
+def test_a_dmp_find_documents_reads_the_policy_in_one_statement(world, monkeypatch):
+    """The patient's decisions once (check_query, reused by filter_query), the documents' facts
+    from the LeafClass answer itself: ITI-18 is the hot path, one statement beside the query."""
     result, _before, seen = _find_as(world, "authorised", monkeypatch)
     assert len(result.ids) == len(m.NOT_MASKED) == len(result.objects)
-    assert len(seen) == 3, seen  # record, FindDocuments, facts
+    assert len(seen) == 2, seen  # record (with the patient's document decisions), FindDocuments
+
+
+def test_entry_facts_of_a_leaf_class_answer_equal_the_stored_facts(world):
+    """What the filter reads from the LeafClass elements is what the registry indexed."""
+    from xds.access.policy import document_facts, entry_facts
+    db, policy, records = world
+    patient, uids = records[m.OPEN]
+    result = run_stored_query(db, FIND, find(db, patient), "LeafClass")
+    record = policy.store.record(patient)
+    with db.read() as conn:
+        stored = document_facts(conn, uuids=result.ids)
+    read = {u: entry_facts(el, p, record) for u, el, p in zip(result.ids, result.objects, result.patients)}
+    assert len(read) == len(m.CASES) and read == stored
+    assert any(f.state.masked is not None for f in read.values()) and any(f.state.disclosed for f in read.values())
+
+
+def test_the_deferred_replay_check_goes_with_the_record(world, monkeypatch):
+    """identify(defer_replay=True) leaves the assertion's replay check to the first read of the
+    record: on PostgreSQL both in one statement; a second use of the id is refused either way."""
+    from xds.soap.faults import SoapFault
+    db, policy, records = world
+    patient, _uids = records[m.OPEN]
+    aid = "_deferred-" + fresh_patient().split("^")[0]
+    who = caller("authorised", patient, "x")
+    who.pending_assertion = (aid, 4102444800.0)
+    policy.store._next_purge = float("inf")  # the once-a-minute purge of expired ids is not at issue
+    with _statements(db, monkeypatch) as seen:
+        assert policy.check_query(who, find(db, patient), {}) is None
+    assert who.pending_assertion is None
+    if db.url.startswith("postgresql"):
+        assert len(seen) == 1 and "INSERT INTO access_assertions" in seen[0], seen
+    again = caller("authorised", patient, "x")
+    again.pending_assertion = (aid, 4102444800.0)
+    with pytest.raises(SoapFault) as refused:
+        policy.check_query(again, find(db, patient), {})
+    assert "replay" in refused.value.reason
+
+
+def test_a_get_query_settles_the_deferred_replay_check_itself(world):
+    """A query without a patient parameter reads no record first: the check is done on its own."""
+    from xds.soap.faults import SoapFault
+    db, policy, records = world
+    patient, uids = records[m.OPEN]
+    aid = "_get-" + fresh_patient().split("^")[0]
+    params = {"$XDSDocumentEntryUniqueId": [[f"('{next(iter(uids.values()))}')"]]}
+    for attempt in range(2):
+        who = caller("authorised", patient, "x")
+        who.pending_assertion = (aid, 4102444800.0)
+        if attempt == 0:
+            assert policy.check_query(who, params, {}) is None
+        else:
+            with pytest.raises(SoapFault):
+                policy.check_query(who, params, {})
 
 
 def test_a_treating_physician_query_needs_no_document_facts(world, monkeypatch):

@@ -31,13 +31,16 @@ every authenticated caller sees everything (a plain XDS affinity domain).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, or_, select, text
 
 from xds.context import Caller
 from xds.errors import ErrorCode, ErrorList
+from xds.vocabulary import DOC, NS_RIM, q
 
 from registry.store.db import driver_execute
 
@@ -101,6 +104,8 @@ class Decision:
     reason: str = ""
     emergency: bool = False
     caller_id: str | None = None
+    record: RecordPolicy | None = field(default=None, compare=False, repr=False)
+    """The patient's decisions it was taken on (their document decisions serve the filter)."""
 
     def sees(self, doc: DocumentFacts) -> bool:
         if not self.allowed:
@@ -227,6 +232,38 @@ def document_facts(conn, *, uuids=None, unique_ids=None) -> dict[str, DocumentFa
             for u, (uid, pid) in entries.items()}
 
 
+_EXTRINSIC_OBJECT = q(NS_RIM, "ExtrinsicObject")
+_CLASSIFICATION = q(NS_RIM, "Classification")
+_EXTERNAL_IDENTIFIER = q(NS_RIM, "ExternalIdentifier")
+_AUTHOR_PERSON = f"{q(NS_RIM, 'Slot')}[@name='authorPerson']/{q(NS_RIM, 'ValueList')}/{q(NS_RIM, 'Value')}"
+
+
+def entry_facts(entry, patient_id: str, record: RecordPolicy | None) -> DocumentFacts | None:
+    """A DocumentEntry's facts read from its LeafClass element, as the registry stored it.
+
+    The same values the registration wrote to ``entry_codes`` and ``entry_authors`` (the
+    confidentialityCode classifications' codes, the first authorPerson of each author), so a
+    LeafClass answer needs no second read; None when ``entry`` is not an ExtrinsicObject.
+    """
+    if entry.tag != _EXTRINSIC_OBJECT:
+        return None
+    unique_id, codes, authors = "", set(), set()
+    for el in entry.iterchildren(_CLASSIFICATION, _EXTERNAL_IDENTIFIER):
+        if el.tag == _EXTERNAL_IDENTIFIER:
+            if el.get("identificationScheme") == DOC.UNIQUE_ID:
+                unique_id = el.get("value") or ""
+            continue
+        scheme = el.get("classificationScheme")
+        if scheme == DOC.CONFIDENTIALITY_CODE:
+            codes.add(el.get("nodeRepresentation") or "")
+        elif scheme == DOC.AUTHOR:
+            person = el.findtext(_AUTHOR_PERSON)
+            if person:
+                authors.add(author_id(person))
+    state = record.documents.get(unique_id) if record is not None else None
+    return DocumentFacts(unique_id, patient_id, frozenset(codes), frozenset(authors), state or DocumentPolicy())
+
+
 def has_authored(conn, patient_id: str, professional_id: str) -> bool:
     from registry.store import schema as t
     de, authors = t.document_entries, t.entry_authors
@@ -287,8 +324,12 @@ class AccessPolicy:
         security_alert(self.services, caller, description, kind, patient_id, success)
 
     # -- who is calling --------------------------------------------------------------------------------
-    def identify(self, request) -> Caller:
-        """The Caller of a SOAP request: TLS node, XUA assertion (verified); SoapFault when refused."""
+    def identify(self, request, defer_replay: bool = False) -> Caller:
+        """The Caller of a SOAP request: TLS node, XUA assertion (verified); SoapFault when refused.
+
+        ``defer_replay``: the assertion's replay check waits for the first read of the patient's
+        record (:meth:`decide`) or :meth:`settle`, whichever comes first (ITI-18).
+        """
         from xds.context import caller_from_environ
         environ = request.environ if request.environ is not None else {}
         caller = environ.get(CALLER_KEY)  # the audit edge's Caller: filled in place, audited as such
@@ -298,8 +339,23 @@ class AccessPolicy:
         caller.reply_to = caller.reply_to or request.reply_to
         caller.authenticated = bool(caller.node_subject)
         if self.xua is not None:
-            self.xua.apply(request, caller, required=self.xua_required, on_refusal=self._alert)
+            self.xua.apply(request, caller, required=self.xua_required, on_refusal=self._alert,
+                           defer_replay=defer_replay)
         return caller
+
+    def settle(self, caller: Caller) -> None:
+        """Do the replay check ``identify`` deferred, if it is still owed; SoapFault on a replay."""
+        if caller is not None and caller.pending_assertion is not None:
+            assertion_id, expires = caller.pending_assertion
+            caller.pending_assertion = None
+            if not self.store.first_use(assertion_id, expires):
+                self._replayed(caller, assertion_id)
+
+    def _replayed(self, caller: Caller, assertion_id: str) -> None:
+        from .xua import replayed
+        error = replayed(assertion_id)
+        self._alert(caller, f"XUA assertion refused: {error.reason}", "authentication")
+        raise error.fault()
 
     @property
     def xua_required(self) -> bool:
@@ -321,7 +377,14 @@ class AccessPolicy:
         if conn is None:
             with self.database.quick_read() as conn:
                 return self.decide(caller, patient_id, action, conn)
-        record = self.store.record(patient_id, conn)
+        if caller.pending_assertion is not None:
+            assertion_id, expires = caller.pending_assertion
+            caller.pending_assertion = None
+            record, fresh = self.store.record_and_first_use(patient_id, conn, assertion_id, expires)
+            if not fresh:
+                self._replayed(caller, assertion_id)
+        else:
+            record = self.store.record(patient_id, conn)
         decision = decide(caller, record, action, care_team_may_submit=self.care_team_may_submit)
         if not decision.allowed and action == READ and caller_kind(caller) == PROFESSIONAL and caller.user_id \
                 and record.state == "open" and caller.user_id not in record.blocked \
@@ -329,7 +392,7 @@ class AccessPolicy:
                 and has_authored(conn, patient_id, caller.user_id):
             decision = decide(caller, record, action, care_team_may_submit=self.care_team_may_submit,
                               authored=True)
-        return decision
+        return dataclasses.replace(decision, record=record)
 
     def _granted(self, caller: Caller, patient_id: str, decision: Decision, transaction: str) -> None:
         if decision.emergency:
@@ -346,12 +409,16 @@ class AccessPolicy:
                     known: dict[str, Decision] | None = None) -> ErrorList | None:
         """Errors for a query on a patient the caller may not access; None when it may run.
 
-        ``known``: a dict that keeps this request's decisions for :meth:`filter_query`.
+        ``known``: a dict that keeps this request's decisions for :meth:`filter_query`. A replay
+        check that ``identify`` deferred is done here at the latest (with the record when the
+        query names a patient).
         """
         if not self.is_dmp:
+            self.settle(caller)
             return None
         patient = query_patient(params)
         if patient is None:
+            self.settle(caller)
             return None  # Get* queries: filtered object by object
         decision = self.decide(caller, patient, known=known)
         if not decision.allowed:
@@ -367,8 +434,10 @@ class AccessPolicy:
         """Drop from a QueryResult (ids, objects) what the caller may not see, and associations to it.
 
         The owners and kinds of the objects come with the result; only associations need their
-        ends read, and documents their facts, unless every patient concerned is seen in full
-        (treating physician) or not at all.
+        ends read. Documents' facts come from their LeafClass elements and the patients'
+        decisions (:func:`entry_facts`); an ObjectRef answer or one with associations reads them
+        (:func:`document_facts`), unless every patient concerned is seen in full (treating
+        physician) or not at all.
         """
         if not self.is_dmp or not result.ids:
             return
@@ -376,24 +445,34 @@ class AccessPolicy:
         assoc = t.associations
         ids = list(result.ids)
         known = {} if known is None else known
-        with self.database.quick_read() as conn:
-            owners = dict(zip(ids, result.patients))
-            links = [u for u, k in zip(ids, result.kinds) if k == "association"]
-            documents = [u for u, k in zip(ids, result.kinds) if k == "document"]
+        owners = dict(zip(ids, result.patients))
+        links = [u for u, k in zip(ids, result.kinds) if k == "association"]
+        documents = [u for u, k in zip(ids, result.kinds) if k == "document"]
+        with ExitStack() as stack:
+            opened: list = []
+
+            def conn():
+                """A connection only when something is left to read (often nothing is)."""
+                if not opened:
+                    opened.append(stack.enter_context(self.database.quick_read()))
+                return opened[0]
+
             ends: dict[str, tuple[str, str]] = {}
             for i in range(0, len(links), 500):
-                for r in conn.execute(select(assoc.c.uuid, assoc.c.source, assoc.c.target)
-                                      .where(assoc.c.uuid.in_(links[i:i + 500]))):
+                for r in conn().execute(select(assoc.c.uuid, assoc.c.source, assoc.c.target)
+                                        .where(assoc.c.uuid.in_(links[i:i + 500]))):
                     ends[r.uuid] = (r.source, r.target)
-            for pid in {p for p in owners.values() if p}:
-                self.decide(caller, pid, READ, conn, known=known)
+            for pid in {p for p in owners.values() if p and p not in known}:
+                self.decide(caller, pid, READ, conn(), known=known)
             everything = all(d.view in (ALL, FULL) or not d.allowed for d in known.values())
             docs: dict[str, DocumentFacts] = {}
-            if documents or ends:
-                if ends or not everything:
-                    docs = document_facts(conn, uuids=set(documents) | {e for st in ends.values() for e in st})
-                for pid in {d.patient_id for d in docs.values()}:
-                    self.decide(caller, pid, READ, conn, known=known)
+            if ends or (documents and not everything):
+                if not ends:
+                    docs = self._facts_of_entries(result, known)
+                if ends or len(docs) < len(documents):
+                    docs = document_facts(conn(), uuids=set(documents) | {e for st in ends.values() for e in st})
+                for pid in {d.patient_id for d in docs.values() if d.patient_id not in known}:
+                    self.decide(caller, pid, READ, conn(), known=known)
         hidden = {u for u, d in docs.items() if not known[d.patient_id].sees(d)}
         keep = []
         for i, uid in enumerate(ids):
@@ -408,6 +487,20 @@ class AccessPolicy:
             result.objects = [result.objects[i] for i in keep]
             result.patients = [result.patients[i] for i in keep]
             result.kinds = [result.kinds[i] for i in keep]
+
+    @staticmethod
+    def _facts_of_entries(result, known: dict[str, Decision]) -> dict[str, DocumentFacts]:
+        """Facts of the answer's documents from their LeafClass elements; {} if one is not one."""
+        docs: dict[str, DocumentFacts] = {}
+        for uid, kind, pid, element in zip(result.ids, result.kinds, result.patients, result.objects):
+            if kind != "document":
+                continue
+            decision = known.get(pid) if pid else None
+            facts = entry_facts(element, pid, decision.record if decision is not None else None) if pid else None
+            if facts is None:
+                return {}
+            docs[uid] = facts
+        return docs
 
     # ITI-41 --------------------------------------------------------------------------------------------
     def check_submission(self, caller: Caller, patient_ids) -> ErrorList | None:

@@ -16,7 +16,7 @@ database; the record itself (exists, open or closed) stays the registry's ``pati
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, String, Table, delete, insert,
@@ -59,6 +59,7 @@ documents = Table(
     Column("masked", Boolean),
     Column("disclosed", Boolean, nullable=False, default=False),
     Column("updated_at", Float, nullable=False),
+    Index(None, "patient_id"),
 )
 
 emergency = Table(
@@ -84,16 +85,27 @@ AUTHORISED = "authorised"
 BLOCKED = "blocked"
 
 _RECORD = (
-    "SELECT p.state, r.patient_id IS NOT NULL AS has_record, r.treating_physician, r.break_glass_allowed, "
-    "r.centre_15_allowed, ap.professional_id, ap.status FROM (SELECT :patient AS patient_id) x "
+    "SELECT 'r' AS k, p.state AS a, r.treating_physician AS b, r.break_glass_allowed AS c, "
+    "r.centre_15_allowed AS d, r.patient_id IS NOT NULL AS e FROM (SELECT :patient AS patient_id) x "
     "LEFT JOIN patients p ON p.patient_id = x.patient_id "
     "LEFT JOIN access_records r ON r.patient_id = x.patient_id "
-    "LEFT JOIN access_professionals ap ON ap.patient_id = x.patient_id")
+    "UNION ALL SELECT 'p', professional_id, status, NULL, NULL, NULL FROM access_professionals "
+    "WHERE patient_id = :patient "
+    "UNION ALL SELECT 'd', unique_id, NULL, masked, disclosed, NULL FROM access_documents "
+    "WHERE patient_id = :patient")
 """The record's state (the registry's ``patients``, NULL when never created) and every decision of
-the patient, one row per professional listed (one row with NULLs when none is)."""
+the patient: one ``r`` row, a ``p`` row per professional listed, a ``d`` row per document whose
+mask or disclosure the patient or a professional changed."""
 
 _FIRST_USE = ("INSERT INTO access_assertions (assertion_id, expires_at) VALUES (:assertion_id, :expires_at) "
               "ON CONFLICT (assertion_id) DO NOTHING")
+
+_RECORD_AND_FIRST_USE = (
+    "WITH used AS (INSERT INTO access_assertions (assertion_id, expires_at) VALUES (:assertion_id, :expires_at) "
+    "ON CONFLICT (assertion_id) DO NOTHING RETURNING 1) "
+    + _RECORD + " UNION ALL SELECT 'u', NULL, NULL, NULL, NULL, NULL FROM used")
+"""PostgreSQL: the replay check of the request's assertion and the record in one autocommit
+statement; a ``u`` row says the assertion id is new."""
 
 
 @dataclass
@@ -107,6 +119,8 @@ class RecordPolicy:
     centre_15_allowed: bool = True
     authorised: frozenset[str] = frozenset()
     blocked: frozenset[str] = frozenset()
+    documents: dict[str, "DocumentPolicy"] = field(default_factory=dict)
+    """uniqueId -> the patient's (or the author's) decision on that document, where one was taken."""
 
     def as_dict(self) -> dict:
         return {"patient_id": self.patient_id, "state": self.state, "treating_physician": self.treating_physician,
@@ -138,17 +152,21 @@ class AccessStore:
         if conn is None:
             with self.db.read() as conn:
                 return self.record(patient_id, conn)
-        rows, _ = driver_execute(conn, _RECORD, {"patient": patient_id})
-        out = RecordPolicy(patient_id)
-        state, has_record, treating, break_glass, centre_15, _, _ = rows[0]
-        out.state = state
-        if has_record:
-            out.treating_physician = treating
-            out.break_glass_allowed = bool(break_glass)
-            out.centre_15_allowed = bool(centre_15)
-        out.authorised = frozenset(r[5] for r in rows if r[6] == AUTHORISED)
-        out.blocked = frozenset(r[5] for r in rows if r[6] == BLOCKED)
-        return out
+        return _record_of(patient_id, driver_execute(conn, _RECORD, {"patient": patient_id})[0])
+
+    def record_and_first_use(self, patient_id: str, conn, assertion_id: str, expires_at: float
+                             ) -> tuple[RecordPolicy, bool]:
+        """The record and the replay check of the request's assertion (:meth:`first_use`).
+
+        On PostgreSQL one autocommit statement does both (``conn`` from ``Database.quick_read``):
+        the replay check is then not a round trip of its own on the ITI-18 hot path.
+        """
+        if conn.dialect.name != "postgresql" or not getattr(conn.connection.dbapi_connection, "autocommit", False):
+            return self.record(patient_id, conn), self.first_use(assertion_id, expires_at)
+        self._purge_expired()
+        rows = driver_execute(conn, _RECORD_AND_FIRST_USE, {"patient": patient_id, "assertion_id": assertion_id,
+                                                            "expires_at": expires_at})[0]
+        return _record_of(patient_id, [r for r in rows if r[0] != "u"]), any(r[0] == "u" for r in rows)
 
     def emergency_accesses(self, patient_id: str) -> list[dict]:
         with self.db.read() as conn:
@@ -208,6 +226,13 @@ class AccessStore:
                                                   professional_name=name, organization=organization, mode=mode,
                                                   at=time.time()))
 
+    def _purge_expired(self) -> None:
+        now = time.time()
+        if now >= self._next_purge:
+            self._next_purge = now + 60
+            with self.db.write() as conn:
+                conn.execute(delete(assertions).where(assertions.c.expires_at < now - 3600))
+
     def first_use(self, assertion_id: str, expires_at: float) -> bool:
         """Remember an assertion id until it expires; False when it was seen before (a replay).
 
@@ -216,11 +241,7 @@ class AccessStore:
         in the serialised writer transaction. Expired ids are purged at most once a minute per
         process.
         """
-        now = time.time()
-        if now >= self._next_purge:
-            self._next_purge = now + 60
-            with self.db.write() as conn:
-                conn.execute(delete(assertions).where(assertions.c.expires_at < now - 3600))
+        self._purge_expired()
         values = {"assertion_id": assertion_id, "expires_at": expires_at}
         if self.db.is_sqlite:
             with self.db.write() as conn:
@@ -228,3 +249,21 @@ class AccessStore:
         with self.db.writer.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             return driver_execute(conn, _FIRST_USE, values)[1] == 1
+
+
+def _record_of(patient_id: str, rows) -> RecordPolicy:
+    out = RecordPolicy(patient_id)
+    authorised, blocked = set(), set()
+    for kind, a, b, c, d, e in rows:
+        if kind == "r":
+            out.state = a
+            if e:
+                out.treating_physician = b
+                out.break_glass_allowed = bool(c)
+                out.centre_15_allowed = bool(d)
+        elif kind == "p":
+            (authorised if b == AUTHORISED else blocked if b == BLOCKED else set()).add(a)
+        else:
+            out.documents[a] = DocumentPolicy(None if c is None else bool(c), bool(d))
+    out.authorised, out.blocked = frozenset(authorised), frozenset(blocked)
+    return out

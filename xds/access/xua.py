@@ -140,8 +140,12 @@ class XuaVerifier:
         self.replay_check = replay_check and store is not None
 
     # -- the SOAP side ---------------------------------------------------------------------------
-    def apply(self, request, caller: Caller, required: bool, on_refusal=None) -> None:
-        """Fill ``caller`` from the request's assertion; raise a SoapFault (and alert) when refused."""
+    def apply(self, request, caller: Caller, required: bool, on_refusal=None, defer_replay: bool = False) -> None:
+        """Fill ``caller`` from the request's assertion; raise a SoapFault (and alert) when refused.
+
+        ``defer_replay``: leave the replay check to the access policy (``caller.pending_assertion``),
+        which does it in the statement that reads the patient's record.
+        """
         try:
             assertions = list(request.header.iter(_q(NS_SAML, "Assertion"))) if request.header is not None else []
             if not assertions:
@@ -149,16 +153,18 @@ class XuaVerifier:
                     raise XuaError(INVALID_TOKEN, "this service requires an XUA SAML 2.0 assertion in the "
                                                   "wsse:Security header")
                 return
-            facts = self.verify(assertions, request.header)
+            facts = self.verify(assertions, request.header, defer_replay=defer_replay)
         except XuaError as exc:
             if on_refusal is not None:
                 on_refusal(caller, f"XUA assertion refused: {exc.reason}", "authentication")
             raise exc.fault() from None
         fill_caller(caller, facts)
+        if defer_replay and self.replay_check:
+            caller.pending_assertion = (facts.id, facts.not_on_or_after.timestamp())
 
     # -- the checks --------------------------------------------------------------------------------
     def verify(self, assertions: list[etree._Element], header: etree._Element | None = None,
-               now: dt.datetime | None = None) -> AssertionFacts:
+               now: dt.datetime | None = None, defer_replay: bool = False) -> AssertionFacts:
         if len(assertions) != 1:
             raise XuaError(INVALID_TOKEN, f"{len(assertions)} SAML assertions in the header; exactly one is "
                                           "accepted (a second, unsigned assertion is a signature-wrapping attack)")
@@ -187,8 +193,9 @@ class XuaVerifier:
             raise XuaError(INVALID_TOKEN, "the signed element is not the assertion")
         facts = read_assertion(signed)
         self._check_conditions(signed, facts, now or dt.datetime.now(dt.timezone.utc))
-        if self.replay_check and not self.store.first_use(facts.id, facts.not_on_or_after.timestamp()):
-            raise XuaError(FAILED_AUTHENTICATION, f"assertion {facts.id} was already used (replay)")
+        if self.replay_check and not defer_replay and not self.store.first_use(facts.id,
+                                                                               facts.not_on_or_after.timestamp()):
+            raise replayed(facts.id)
         return facts
 
     def _check_signature(self, assertion: etree._Element, signature: etree._Element) -> etree._Element:
@@ -256,6 +263,10 @@ class XuaVerifier:
             if self.audience not in audiences:
                 raise XuaError(FAILED_AUTHENTICATION, f"the assertion is not for this service (audience "
                                                       f"{', '.join(audiences) or 'none'}, expected {self.audience})")
+
+
+def replayed(assertion_id: str) -> XuaError:
+    return XuaError(FAILED_AUTHENTICATION, f"assertion {assertion_id} was already used (replay)")
 
 
 def read_assertion(signed: etree._Element) -> AssertionFacts:
