@@ -2,10 +2,11 @@
 
 The hot path only appends the :class:`~audit.messages.AuditEvent` to an in-memory list (a few
 microseconds). A background thread of the worker process serializes the events (XML, RFC 5424
-header) and writes them in batches, one INSERT per batch, into the durable outbox
-(:mod:`audit.store`); the sender (:mod:`audit.sender`) delivers from there. Auditing therefore
-never slows a transaction down by a database round trip, and never fails one: an error while
-writing is logged and the batch retried.
+header) and writes them in batches, one transaction per batch, into the hash-chained record
+store, and into the durable outbox when ARRs are configured (:func:`audit.store.record_batch`);
+the sender (:mod:`audit.sender`) forwards from there. Auditing therefore never slows a
+transaction down by a database round trip, and never fails one: an error while writing is
+logged and the batch retried.
 
 What a crash can lose: events handed over in the last flush interval (``interval``, 50 ms by
 default) if the worker process is killed with SIGKILL. A graceful stop (SIGTERM, gunicorn's
@@ -33,8 +34,10 @@ class Auditor:
     enabled = True
 
     def __init__(self, database, source_id: str, interval: float = 0.05, max_batch: int = 500,
-                 app_name: str = syslog.APP_NAME) -> None:
+                 app_name: str = syslog.APP_NAME, forward: bool = False) -> None:
         self.database = database
+        self.forward = forward
+        """ARRs are configured: every record also goes to the outbox."""
         self.source_id = source_id
         self.interval = interval
         self.max_batch = max_batch
@@ -75,7 +78,7 @@ class Auditor:
         self.write_now([messages.application_activity(self.source_id, start, application)])
 
     def write_now(self, events: list[AuditEvent]) -> None:
-        store.enqueue(self.database, [self._encode(e) for e in events])
+        store.record_batch(self.database, [self._encode(e) for e in events], self.forward)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything recorded so far is in the outbox."""
@@ -100,10 +103,10 @@ class Auditor:
         self._thread.start()
         atexit.register(self.close)
 
-    def _encode(self, event: AuditEvent) -> tuple[bytes, str]:
+    def _encode(self, event: AuditEvent) -> tuple[bytes, fields.Fields]:
         """The RFC 5424 message and its indexed fields (so the store need not parse it again)."""
         return (syslog.encode(event.to_xml(), self.hostname, self.app_name, timestamp=event.time),
-                fields.to_json(event.index_fields()))
+                event.index_fields())
 
     def _run(self) -> None:
         """Write a batch every ``interval`` (sooner when it is full, or on flush and close).
@@ -141,7 +144,7 @@ class Auditor:
             return
         for attempt in range(1 if closing else 1000):
             try:
-                store.enqueue(self.database, encoded)
+                store.record_batch(self.database, encoded, self.forward)
                 return
             except Exception as exc:  # noqa: BLE001 - database down: keep the batch, retry
                 log.warning("audit: outbox write failed (%s), retrying", exc)
@@ -193,4 +196,4 @@ def build_auditor(settings, database):
         store.migrate(database)
     finally:
         os.close(fd)
-    return Auditor(database, source_id(settings))
+    return Auditor(database, source_id(settings), forward=bool(settings.audit_forward))

@@ -131,6 +131,14 @@ def dedupe(keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
+def of_message(message: bytes) -> Fields:
+    """The fields of a stored message, or the ``invalid`` status when it is not RFC 5424."""
+    try:
+        return extract(message)
+    except syslog.SyslogError:
+        return Fields(INVALID)
+
+
 def to_json(f: Fields) -> str:
     import json
     return json.dumps([f.status, f.event_ts, f.event_id, f.event_action, f.event_type, f.outcome, f.source_id,

@@ -1,9 +1,11 @@
-"""Deliver the outbox: to our own record store and to each configured ARR (ITI TF-2 3.20.6).
+"""Deliver the outbox to each configured ARR (ITI TF-2 3.20.6).
 
-One :class:`Sender` per server (it runs in the audit process, :mod:`audit.daemon`). Each pass:
+One :class:`Sender` per server (it runs in the audit process, :mod:`audit.daemon`). Our own
+records are chained by the workers as they write them (:func:`audit.store.record_batch`); the
+outbox holds what the forwarded ARRs still need. Each pass:
 
-1. ``local``: outbox rows after the local cursor are appended to the hash-chained store, cursor
-   moved in the same transaction (exactly once);
+1. ``local`` (outbox rows an earlier version left, :func:`chain_pending_local`): rows after the
+   local cursor are appended to the hash-chained store, cursor moved in the same transaction;
 2. each ARR (``udp://HOST:PORT``, RFC 5426; ``tls://HOST:PORT``, RFC 5425 with TLS 1.2+ and our
    client certificate): rows after its cursor are sent in order, the cursor moved after they
    were sent (at-least-once: a crash between the two sends them again). An ARR that is down
@@ -144,7 +146,7 @@ class Sender:
                 _, rows = store.pending(self.database, store.LOCAL, self.batch, with_fields=True)
                 if not rows:
                     break
-                incoming = [store.Incoming(m, store.LOCAL, None, fields.from_json(f) if f else _fields(m))
+                incoming = [store.Incoming(m, store.LOCAL, None, fields.from_json(f) if f else fields.of_message(m))
                             for _, m, f in rows]
                 store.append_from_outbox(self.database, rows[-1][0], incoming)
                 moved += len(rows)
@@ -192,8 +194,14 @@ class Sender:
             d.transport.close()
 
 
-def _fields(message: bytes) -> fields.Fields:
-    try:
-        return fields.extract(message)
-    except syslog.SyslogError:
-        return fields.Fields(fields.INVALID)
+
+def chain_pending_local(database, forward: list[str] | tuple[str, ...] = ()) -> int:
+    """Chain the outbox rows an earlier version left for local delivery, then drop the rows no
+    forwarded ARR still needs. ``xds serve`` runs it once at start-up, before anything is audited:
+    from then on the workers chain their records themselves and mark their outbox rows local."""
+    sender = Sender(database)
+    moved = 0
+    while step := sender.deliver_once():
+        moved += step
+    store.prune(database, [store.LOCAL, *forward])
+    return moved

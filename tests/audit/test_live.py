@@ -74,3 +74,29 @@ def test_trail_of_a_live_server(live_server):
     assert "audit trail intact" in live_server.xds("audit", "verify").stdout
     starts = _events(live_server, type="110100", subtype="110120")
     assert starts and starts[0]["agent"][0]["who"]["identifier"]["value"] == "xds serve"
+
+
+def _nice(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
+
+
+def _children(pid: int) -> list[int]:
+    import os
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
+def test_the_audit_process_runs_below_the_workers(live_server):
+    """audit_nice (default 10): under full load the forwarding waits, not the transactions."""
+    from xds.config import Settings
+    daemons = [p for p in _children(live_server.process.pid)
+               if b"audit.daemon" in open(f"/proc/{p}/cmdline", "rb").read()]
+    assert len(daemons) == 1
+    assert _nice(daemons[0]) == _nice(live_server.process.pid) + Settings().audit_nice == 10

@@ -110,20 +110,20 @@ def test_outbox_in_order_once_and_pruned(audit_db):
     assert s.deliver_once() == 1 and store.count(audit_db) == 4 and store.verify(audit_db).ok
 
 
-def test_outbox_writes_are_batched_per_interval(audit_db, monkeypatch):
+def test_audit_writes_are_batched_per_interval(audit_db, monkeypatch):
     """A steady trickle of events is written once per flush interval, not once per event: the
-    outbox transaction is what auditing costs a transaction (benchmarks/audit.py)."""
+    write transaction is what auditing costs a transaction (benchmarks/audit.py)."""
     import time
 
     writes: list[int] = []
-    real = store.enqueue
+    real = store.record_batch
 
-    def counting(database, batch):
+    def counting(database, batch, forward=False):
         writes.append(len(batch))
         time.sleep(0.01)  # a commit's round trips and WAL flush, as on PostgreSQL
-        real(database, batch)
+        real(database, batch, forward)
 
-    monkeypatch.setattr(store, "enqueue", counting)
+    monkeypatch.setattr(store, "record_batch", counting)
     a = Auditor(audit_db, "src", interval=0.2)
     caller = Caller(remote_addr="10.0.0.5", endpoint="http://h/registry")
     for _ in range(40):
@@ -133,4 +133,40 @@ def test_outbox_writes_are_batched_per_interval(audit_db, monkeypatch):
     a.close()
     assert sum(writes) == 40
     assert len(writes) <= 4, writes
-    assert store.outbox_size(audit_db) == 40
+    assert store.count(audit_db) == 40
+
+
+def _record(auditor: Auditor, n: int) -> None:
+    caller = Caller(remote_addr="10.0.0.5", endpoint="http://h/registry")
+    for _ in range(n):
+        auditor.record(messages.stored_query(caller, "src", 0, "urn:uuid:q", b"<q/>", PATIENT))
+    auditor.flush()
+    auditor.close()
+
+
+def test_the_writer_chains_its_records_without_the_outbox(audit_db):
+    """No ARR to forward to: each message is written once, into the chain, by the worker."""
+    _record(Auditor(audit_db, "src"), 5)
+    assert store.count(audit_db) == 5 and store.verify(audit_db).ok
+    assert store.outbox_size(audit_db) == 0
+
+
+def test_with_arrs_configured_the_outbox_keeps_what_they_still_need(audit_db):
+    """The same transaction chains the records and queues them for the ARRs, marked local."""
+    _record(Auditor(audit_db, "src", forward=True), 4)
+    assert store.count(audit_db) == 4 and store.verify(audit_db).ok
+    assert store.pending(audit_db, store.LOCAL)[1] == []
+    assert [m for _, m in store.pending(audit_db, "udp://arr.example:514")[1]] == \
+        [r.raw for r in store.iter_all(audit_db)]
+
+
+def test_rows_an_earlier_version_left_for_local_delivery_are_chained_once(audit_db):
+    """``xds serve`` chains them at start-up; the workers' own outbox rows are never chained twice."""
+    from audit.sender import chain_pending_local
+    store.enqueue(audit_db, [b"<85>1 - h a 1 IHE+RFC-3881 - <AuditMessage/>"] * 3)
+    assert chain_pending_local(audit_db) == 3 and store.count(audit_db) == 3
+    assert store.outbox_size(audit_db) == 0
+    _record(Auditor(audit_db, "src", forward=True), 2)
+    assert chain_pending_local(audit_db, ["udp://arr.example:514"]) == 0
+    assert store.count(audit_db) == 5 and store.verify(audit_db).ok
+    assert store.outbox_size(audit_db) == 2

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import fcntl
+import functools
 import logging
 import os
 import threading
@@ -329,6 +330,13 @@ class Issuer:
                                     serialization.NoEncryption())
         return cls(key_pem, cert.public_bytes(serialization.Encoding.PEM), common_name)
 
+    @functools.cached_property
+    def private_key(self):
+        """The key, loaded once: loading a PEM RSA key checks it (tens of milliseconds) and the key
+        signs an assertion per request in tests and benchmarks."""
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+        return load_pem_private_key(self.key_pem, password=None)
+
     @property
     def certificate(self):
         from cryptography import x509
@@ -391,7 +399,7 @@ class Issuer:
             attribute(ATTR_RESOURCE, patient_id)
         signer = XMLSigner(method=SignatureConstructionMethod.enveloped, signature_algorithm=SignatureMethod.RSA_SHA256,
                            digest_algorithm=DigestAlgorithm.SHA256, c14n_algorithm=EXC_C14N)
-        return signer.sign(a, key=self.key_pem, cert=self.cert_pem.decode(), reference_uri="#" + aid,
+        return signer.sign(a, key=self.private_key, cert=self.cert_pem.decode(), reference_uri="#" + aid,
                            id_attribute="ID")
 
     def security_header(self, professional_id: str, **kw) -> etree._Element:
