@@ -44,14 +44,21 @@ def query_handler(services):
         access = getattr(services, "access", None)
         # the replay check of the caller's assertion is done with the first read of the record
         caller = access.identify(request, defer_replay=True) if access is not None else None
-        decisions: dict = {}
-        refused = access.check_query(caller, params, decisions) if access is not None else None
-        if refused is not None:
-            result = QueryResult(errors=refused, return_type=return_type)
-        else:
+        if access is None or not access.is_dmp:
+            if access is not None:
+                access.settle(caller)
             result = run_stored_query(services.database, query_id, params, return_type, services.settings)
-            if access is not None and result.ok:
-                access.filter_query(caller, result, decisions)
+            return SoapResponse(body=response_element(result), action=Actions.STORED_QUERY_RESPONSE)
+        decisions: dict = {}
+        # one connection for the policy's reads and the query: a checkout is a cost of its own
+        with services.database.quick_read() as conn:
+            refused = access.check_query(caller, params, decisions, conn)
+            if refused is not None:
+                result = QueryResult(errors=refused, return_type=return_type)
+            else:
+                result = run_stored_query(conn, query_id, params, return_type, services.settings)
+                if result.ok:
+                    access.filter_query(caller, result, decisions, conn)
         return SoapResponse(body=response_element(result), action=Actions.STORED_QUERY_RESPONSE)
     return handle
 

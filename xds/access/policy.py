@@ -406,7 +406,7 @@ class AccessPolicy:
 
     # ITI-18 --------------------------------------------------------------------------------------------
     def check_query(self, caller: Caller, params: dict[str, list[list[str]]],
-                    known: dict[str, Decision] | None = None) -> ErrorList | None:
+                    known: dict[str, Decision] | None = None, conn=None) -> ErrorList | None:
         """Errors for a query on a patient the caller may not access; None when it may run.
 
         ``known``: a dict that keeps this request's decisions for :meth:`filter_query`. A replay
@@ -420,7 +420,7 @@ class AccessPolicy:
         if patient is None:
             self.settle(caller)
             return None  # Get* queries: filtered object by object
-        decision = self.decide(caller, patient, known=known)
+        decision = self.decide(caller, patient, conn=conn, known=known)
         if not decision.allowed:
             self._refused(caller, patient, decision, "ITI-18")
             errors = ErrorList()
@@ -430,7 +430,7 @@ class AccessPolicy:
         self._granted(caller, patient, decision, "ITI-18")
         return None
 
-    def filter_query(self, caller: Caller, result, known: dict[str, Decision] | None = None) -> None:
+    def filter_query(self, caller: Caller, result, known: dict[str, Decision] | None = None, conn=None) -> None:
         """Drop from a QueryResult (ids, objects) what the caller may not see, and associations to it.
 
         The owners and kinds of the objects come with the result; only associations need their
@@ -451,7 +451,10 @@ class AccessPolicy:
         with ExitStack() as stack:
             opened: list = []
 
-            def conn():
+            if conn is not None:
+                opened.append(conn)
+
+            def reader():
                 """A connection only when something is left to read (often nothing is)."""
                 if not opened:
                     opened.append(stack.enter_context(self.database.quick_read()))
@@ -459,20 +462,20 @@ class AccessPolicy:
 
             ends: dict[str, tuple[str, str]] = {}
             for i in range(0, len(links), 500):
-                for r in conn().execute(select(assoc.c.uuid, assoc.c.source, assoc.c.target)
+                for r in reader().execute(select(assoc.c.uuid, assoc.c.source, assoc.c.target)
                                         .where(assoc.c.uuid.in_(links[i:i + 500]))):
                     ends[r.uuid] = (r.source, r.target)
             for pid in {p for p in owners.values() if p and p not in known}:
-                self.decide(caller, pid, READ, conn(), known=known)
+                self.decide(caller, pid, READ, reader(), known=known)
             everything = all(d.view in (ALL, FULL) or not d.allowed for d in known.values())
             docs: dict[str, DocumentFacts] = {}
             if ends or (documents and not everything):
                 if not ends:
                     docs = self._facts_of_entries(result, known)
                 if ends or len(docs) < len(documents):
-                    docs = document_facts(conn(), uuids=set(documents) | {e for st in ends.values() for e in st})
+                    docs = document_facts(reader(), uuids=set(documents) | {e for st in ends.values() for e in st})
                 for pid in {d.patient_id for d in docs.values() if d.patient_id not in known}:
-                    self.decide(caller, pid, READ, conn(), known=known)
+                    self.decide(caller, pid, READ, reader(), known=known)
         hidden = {u for u, d in docs.items() if not known[d.patient_id].sees(d)}
         keep = []
         for i, uid in enumerate(ids):
