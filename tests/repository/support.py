@@ -12,7 +12,8 @@ from wsgiref.util import setup_testing_defaults
 from lxml import etree
 
 from xds import rim
-from xds.metadata import Association, Author, Code, DocumentEntry, SubmissionSet
+from tests.support.metadata import document_entry, submission_set
+from xds.metadata import Association, Author, DocumentEntry
 from xds.vocabulary import NS_LCM, NS_RIM, NS_RS, NS_XDSB, Actions, AssocType, q
 
 NS_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -36,18 +37,11 @@ def sha1(data: bytes) -> str:
 
 
 def entry(doc_id: str, unique_id: str, patient: str = PATIENT, mime: str = "text/xml") -> DocumentEntry:
-    return DocumentEntry(
-        entry_uuid=doc_id, unique_id=unique_id, patient_id=patient, mime_type=mime, title="Compte rendu",
-        class_code=Code("10", "1.2.250.1.213.1.1.4.1", "Compte rendu"),
-        type_code=Code("11490-0", "2.16.840.1.113883.6.1", "Lettre de sortie"),
-        format_code=Code("urn:ihe:iti:xds-sd:text:2008", "1.3.6.1.4.1.19376.1.2.3", "Scanned text"),
-        healthcare_facility_type_code=Code("SA01", "1.2.250.1.71.4.2.4", "Etablissement public"),
-        practice_setting_code=Code("ETABLISSEMENT", "1.2.250.1.213.1.1.4.9", "Etablissement de sante"),
-        confidentiality_codes=[Code("N", "2.16.840.1.113883.5.25", "Normal")],
-        authors=[Author(AUTHOR, [INSTITUTION], ["Medecin"])],
-        creation_time="20240501093000", language_code="fr-FR",
-        source_patient_id="P-0042^^^&1.2.250.1.999.3&ISO", source_patient_info=["PID-5|DUPONT^Marie^^^^^L"],
-    )
+    """The shared test DocumentEntry as a Document Source sends it in ITI-41: without what the
+    repository computes (hash, size, repositoryUniqueId), authored with the national ids."""
+    return document_entry(patient, doc_id, unique_id=unique_id, mime_type=mime, hash=None, size=None,
+                          repository_unique_id=None, authors=[Author(AUTHOR, [INSTITUTION], ["Medecin"])],
+                          source_patient_info=["PID-5|DUPONT^Marie^^^^^L"])
 
 
 @dataclass
@@ -73,10 +67,8 @@ def submission(contents: list[bytes], patient: str = PATIENT, unique_ids: list[s
     """A valid ITI-41 submission of ``contents``; ``edit(DocumentEntry, index)`` may change entries."""
     docs = [Doc(f"Document{i:02d}", (unique_ids[i] if unique_ids else new_oid()), data, mime)
             for i, data in enumerate(contents)]
-    ss = SubmissionSet(entry_uuid="SubmissionSet01", unique_id=new_oid(), patient_id=patient,
-                       source_id="1.2.250.1.999.5", submission_time="20240501100000",
-                       content_type_code=Code("04", "1.2.250.1.213.2.2", "Hospitalisation"),
-                       authors=[Author(AUTHOR, [INSTITUTION])])
+    ss = submission_set(patient)
+    ss.authors = [Author(AUTHOR, [INSTITUTION])]
     objects: list[rim.RegistryObject] = []
     for i, d in enumerate(docs):
         e = entry(d.id, d.unique_id, patient, mime)

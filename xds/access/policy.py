@@ -235,7 +235,8 @@ def document_facts(conn, *, uuids=None, unique_ids=None) -> dict[str, DocumentFa
 _EXTRINSIC_OBJECT = q(NS_RIM, "ExtrinsicObject")
 _CLASSIFICATION = q(NS_RIM, "Classification")
 _EXTERNAL_IDENTIFIER = q(NS_RIM, "ExternalIdentifier")
-_AUTHOR_PERSON = f"{q(NS_RIM, 'Slot')}[@name='authorPerson']/{q(NS_RIM, 'ValueList')}/{q(NS_RIM, 'Value')}"
+_SLOT = q(NS_RIM, "Slot")
+_VALUE = q(NS_RIM, "Value")
 
 
 def entry_facts(entry, patient_id: str, record: RecordPolicy | None) -> DocumentFacts | None:
@@ -257,11 +258,22 @@ def entry_facts(entry, patient_id: str, record: RecordPolicy | None) -> Document
         if scheme == DOC.CONFIDENTIALITY_CODE:
             codes.add(el.get("nodeRepresentation") or "")
         elif scheme == DOC.AUTHOR:
-            person = el.findtext(_AUTHOR_PERSON)
+            person = _first_value(el, "authorPerson")
             if person:
                 authors.add(author_id(person))
     state = record.documents.get(unique_id) if record is not None else None
     return DocumentFacts(unique_id, patient_id, frozenset(codes), frozenset(authors), state or DocumentPolicy())
+
+
+def _first_value(obj, name: str) -> str | None:
+    """The first Value of the Slot ``name`` (walked by hand: an ElementPath with a predicate is
+    interpreted in Python on every call, ten times per answer)."""
+    for slot in obj.iterchildren(_SLOT):
+        if slot.get("name") == name:
+            for value in slot.iter(_VALUE):
+                return value.text
+            return None
+    return None
 
 
 def has_authored(conn, patient_id: str, professional_id: str) -> bool:
