@@ -1,12 +1,12 @@
 """The one interface the actors call: ``services.auditor.record(event)``.
 
 The hot path only appends the :class:`~audit.messages.AuditEvent` to an in-memory list (a few
-microseconds). A background thread of the worker process serializes the events (XML, RFC 5424
-header) and writes them in batches, one transaction per batch, into the hash-chained record
-store, and into the durable outbox when ARRs are configured (:func:`audit.store.record_batch`);
-the sender (:mod:`audit.sender`) forwards from there. Auditing therefore never slows a
-transaction down by a database round trip, and never fails one: an error while writing is
-logged and the batch retried.
+microseconds). A background thread of the worker process serializes the events (compact JSON,
+:mod:`audit.compact`) and writes them in batches, one INSERT per batch, into the durable outbox
+(:mod:`audit.store`); the audit process (:mod:`audit.sender`), below the workers' priority,
+writes the messages, chains them and forwards them from there. Auditing therefore
+never slows a transaction down by a database round trip, and never fails one: an error while
+writing is logged and the batch retried.
 
 What a crash can lose: events handed over in the last flush interval (``interval``, 50 ms by
 default) if the worker process is killed with SIGKILL. A graceful stop (SIGTERM, gunicorn's
@@ -22,7 +22,7 @@ import time
 
 from xds.context import Caller
 
-from . import fields, messages, store, syslog
+from . import compact, messages, store, syslog
 from .messages import AuditEvent
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,8 @@ class Auditor:
     enabled = True
 
     def __init__(self, database, source_id: str, interval: float = 0.05, max_batch: int = 500,
-                 app_name: str = syslog.APP_NAME, forward: bool = False) -> None:
+                 app_name: str = syslog.APP_NAME) -> None:
         self.database = database
-        self.forward = forward
-        """ARRs are configured: every record also goes to the outbox."""
         self.source_id = source_id
         self.interval = interval
         self.max_batch = max_batch
@@ -78,7 +76,7 @@ class Auditor:
         self.write_now([messages.application_activity(self.source_id, start, application)])
 
     def write_now(self, events: list[AuditEvent]) -> None:
-        store.record_batch(self.database, [self._encode(e) for e in events], self.forward)
+        store.enqueue(self.database, [self._encode(e) for e in events])
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything recorded so far is in the outbox."""
@@ -103,10 +101,9 @@ class Auditor:
         self._thread.start()
         atexit.register(self.close)
 
-    def _encode(self, event: AuditEvent) -> tuple[bytes, fields.Fields]:
-        """The RFC 5424 message and its indexed fields (so the store need not parse it again)."""
-        return (syslog.encode(event.to_xml(), self.hostname, self.app_name, timestamp=event.time),
-                event.index_fields())
+    def _encode(self, event: AuditEvent) -> bytes:
+        """The event's compact outbox form; the audit process writes the message (audit.compact)."""
+        return compact.encode(event, self.hostname, self.app_name)
 
     def _run(self) -> None:
         """Write a batch every ``interval`` (sooner when it is full, or on flush and close).
@@ -144,7 +141,7 @@ class Auditor:
             return
         for attempt in range(1 if closing else 1000):
             try:
-                store.record_batch(self.database, encoded, self.forward)
+                store.enqueue(self.database, encoded)
                 return
             except Exception as exc:  # noqa: BLE001 - database down: keep the batch, retry
                 log.warning("audit: outbox write failed (%s), retrying", exc)
@@ -196,4 +193,4 @@ def build_auditor(settings, database):
         store.migrate(database)
     finally:
         os.close(fd)
-    return Auditor(database, source_id(settings), forward=bool(settings.audit_forward))
+    return Auditor(database, source_id(settings))

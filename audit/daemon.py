@@ -1,14 +1,12 @@
 """The audit process of ``xds serve`` (and the whole of ``xds arr``): sender and ARR listeners.
 
 Process model: gunicorn forks workers that answer requests; each worker's
-:class:`~audit.auditor.Auditor` chains its records into the store (the chain lock orders them)
-and, when ARRs are configured, into the outbox. Forwarding must happen once per server, and the
-ARR listeners once per port, so neither can live in the workers. ``serve()`` starts this process
-once, from the master, *before* gunicorn runs, as a fresh interpreter (``python -m
-audit.daemon``: no engine, socket or thread inherited), and stops it after gunicorn has stopped
-its workers, so that the last records of the workers and the Application Stop record are
-forwarded. The process also exits by itself when its parent disappears (a killed master), and a
-restart resumes from the cursors in the database.
+:class:`~audit.auditor.Auditor` only writes to the outbox table. Delivery must happen exactly
+once per server and the hash chain needs a single ordered writer, so neither can live in the
+workers. ``serve()`` starts this process once, from the master, *before* gunicorn runs, as a fresh
+interpreter (``python -m audit.daemon``: no engine, socket or thread inherited), and stops it after gunicorn has stopped its workers, so that the last records of the
+workers and the Application Stop record are delivered. The process also exits by itself when
+its parent disappears (a killed master), and a restart resumes from the cursors in the database.
 """
 from __future__ import annotations
 
@@ -31,8 +29,8 @@ def build(settings, database):
     from .sender import Sender
 
     sender = None
-    if settings.audit_enabled and settings.audit_forward:
-        sender = Sender(database, forward=list(settings.audit_forward), local=False, tls_cert=settings.tls_cert,
+    if settings.audit_enabled:
+        sender = Sender(database, forward=list(settings.audit_forward), tls_cert=settings.tls_cert,
                         tls_key=settings.tls_key, tls_ca=settings.tls_ca)
     arr = None
     if settings.arr_udp_port or settings.arr_tls_port:
@@ -105,9 +103,9 @@ def main() -> int:
 def lower_priority(nice: int) -> None:
     """Run this process ``nice`` steps below the workers (ITI-20: auditing must not slow a transaction).
 
-    Forwarding reads from the durable outbox, so it may lag behind a burst without losing
-    anything: when both cores are busy answering, the scheduler gives them to the workers and the
-    audit process drains the outbox once the burst is over.
+    Delivery reads from the durable outbox, so it may lag behind a burst without losing anything:
+    when both cores are busy answering, the scheduler gives them to the workers and the audit
+    process drains the outbox once the burst is over (benchmarks/audit.py reports the lag).
     """
     if nice > 0:
         try:

@@ -1,11 +1,10 @@
-"""Deliver the outbox to each configured ARR (ITI TF-2 3.20.6).
+"""Deliver the outbox: to our own record store and to each configured ARR (ITI TF-2 3.20.6).
 
-One :class:`Sender` per server (it runs in the audit process, :mod:`audit.daemon`). Our own
-records are chained by the workers as they write them (:func:`audit.store.record_batch`); the
-outbox holds what the forwarded ARRs still need. Each pass:
+One :class:`Sender` per server (it runs in the audit process, :mod:`audit.daemon`). Each pass:
 
-1. ``local`` (outbox rows an earlier version left, :func:`chain_pending_local`): rows after the
-   local cursor are appended to the hash-chained store, cursor moved in the same transaction;
+1. ``local``: outbox rows after the local cursor are written as RFC 5424 messages
+   (:func:`audit.compact.materialize`) and appended to the hash-chained store, cursor moved in
+   the same transaction (exactly once);
 2. each ARR (``udp://HOST:PORT``, RFC 5426; ``tls://HOST:PORT``, RFC 5425 with TLS 1.2+ and our
    client certificate): rows after its cursor are sent in order, the cursor moved after they
    were sent (at-least-once: a crash between the two sends them again). An ARR that is down
@@ -24,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from . import fields, store, syslog
+from . import compact, store, syslog
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +145,8 @@ class Sender:
                 _, rows = store.pending(self.database, store.LOCAL, self.batch, with_fields=True)
                 if not rows:
                     break
-                incoming = [store.Incoming(m, store.LOCAL, None, fields.from_json(f) if f else fields.of_message(m))
-                            for _, m, f in rows]
+                incoming = [store.Incoming(raw, store.LOCAL, None, indexed)
+                            for raw, indexed in (compact.materialize(m, f) for _, m, f in rows)]
                 store.append_from_outbox(self.database, rows[-1][0], incoming)
                 moved += len(rows)
                 if len(rows) < self.batch:
@@ -161,7 +160,7 @@ class Sender:
                 if not rows:
                     break
                 try:
-                    d.transport.send([m for _, m in rows])
+                    d.transport.send([compact.materialize(m)[0] for _, m in rows])
                 except OSError as exc:
                     d.failures += 1
                     d.last_error = f"{exc.__class__.__name__}: {exc}"
@@ -193,15 +192,3 @@ class Sender:
         for d in self.destinations:
             d.transport.close()
 
-
-
-def chain_pending_local(database, forward: list[str] | tuple[str, ...] = ()) -> int:
-    """Chain the outbox rows an earlier version left for local delivery, then drop the rows no
-    forwarded ARR still needs. ``xds serve`` runs it once at start-up, before anything is audited:
-    from then on the workers chain their records themselves and mark their outbox rows local."""
-    sender = Sender(database)
-    moved = 0
-    while step := sender.deliver_once():
-        moved += step
-    store.prune(database, [store.LOCAL, *forward])
-    return moved

@@ -1,11 +1,9 @@
 """Audit tables: the durable outbox, delivery cursors, the hash-chained record store and its keys.
 
-* ``audit_outbox``: the audit messages this server still owes the Audit Record Repositories it
-  forwards to, as ready RFC 5424 messages, written before anything is sent (ITI TF-2 3.20.4.1:
-  audit must not be lost when an ARR is down). Our own records do not wait there: the workers
-  chain them into ``audit_records`` in the same transaction (:func:`record_batch`).
-* ``audit_cursors``: per forwarded ARR, the last outbox id delivered, in id order and
-  at-least-once; ``local`` marks the outbox rows already in our own store.
+* ``audit_outbox``: every audit message this server emits, as a ready RFC 5424 message, written
+  before anything is sent (ITI TF-2 3.20.4.1: audit must not be lost when an ARR is down).
+* ``audit_cursors``: per destination (``local`` for our own store, one per forwarded ARR), the
+  last outbox id delivered. Delivery is in id order and at-least-once.
 * ``audit_records``: the Audit Record Repository's store. Each record keeps the raw message,
   indexed fields and ``hash = SHA-256(prev_hash, record)``; the chain makes an edited, deleted
   or inserted record visible to :func:`verify`. Appends are serialised (SQLite ``BEGIN
@@ -24,7 +22,7 @@ from typing import Iterable, Iterator
 from sqlalchemy import (BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
                         delete, exists, func, insert, select, text, update)
 
-from .fields import Fields, to_json
+from .fields import Fields
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "audit_alembic_version"
@@ -125,32 +123,6 @@ def enqueue(database, messages: list[bytes | tuple[bytes, str | None]]) -> None:
                   [(now, r["message"], r["fields"]) for r in rows])
         else:
             conn.execute(insert(outbox), rows)
-
-
-def record_batch(database, events: list[tuple[bytes, Fields]], forward: bool = False) -> None:
-    """Our own audit messages: into the hash-chained store and, when ARRs are configured, the outbox.
-
-    One transaction, so a message is in both or in neither. Chaining them here, rather than
-    through the outbox and the audit process, writes each message once instead of three times
-    (outbox insert, record insert, outbox delete), which is most of what auditing costs a
-    transaction (benchmarks/audit.py). Locks are taken chain first, then outbox, by every writer.
-    The outbox rows written here are marked delivered to ``local`` (they are chained already).
-    """
-    if not events:
-        return
-    now = time.time()
-    with database.write() as conn:
-        _append(conn, [Incoming(m, LOCAL, None, f, now) for m, f in events])
-        if not forward:
-            return
-        rows = [(now, m, to_json(f)) for m, f in events]
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": OUTBOX_LOCK})
-            _copy(conn, "audit_outbox", ("created_at", "message", "fields"), rows)
-        else:
-            conn.execute(insert(outbox), [{"created_at": c, "message": m, "fields": f} for c, m, f in rows])
-        last = conn.execute(select(func.max(outbox.c.id))).scalar()
-        _set_cursor(conn, LOCAL, last)
 
 
 def pending(database, destination: str, limit: int = 500, with_fields: bool = False) -> tuple[int, list[tuple]]:

@@ -99,10 +99,8 @@ def _start_audit(settings: Settings):
     from registry.store.db import Database
 
     if settings.audit_enabled:
-        from audit.sender import chain_pending_local
         db = Database(settings.effective_database_url())
         try:
-            chain_pending_local(db, settings.audit_forward)
             build_auditor(settings, db).application_event(start=True)
         finally:
             db.dispose()

@@ -110,20 +110,20 @@ def test_outbox_in_order_once_and_pruned(audit_db):
     assert s.deliver_once() == 1 and store.count(audit_db) == 4 and store.verify(audit_db).ok
 
 
-def test_audit_writes_are_batched_per_interval(audit_db, monkeypatch):
+def test_outbox_writes_are_batched_per_interval(audit_db, monkeypatch):
     """A steady trickle of events is written once per flush interval, not once per event: the
-    write transaction is what auditing costs a transaction (benchmarks/audit.py)."""
+    outbox transaction is what auditing costs a transaction (benchmarks/audit.py)."""
     import time
 
     writes: list[int] = []
-    real = store.record_batch
+    real = store.enqueue
 
-    def counting(database, batch, forward=False):
+    def counting(database, batch):
         writes.append(len(batch))
         time.sleep(0.01)  # a commit's round trips and WAL flush, as on PostgreSQL
-        real(database, batch, forward)
+        real(database, batch)
 
-    monkeypatch.setattr(store, "record_batch", counting)
+    monkeypatch.setattr(store, "enqueue", counting)
     a = Auditor(audit_db, "src", interval=0.2)
     caller = Caller(remote_addr="10.0.0.5", endpoint="http://h/registry")
     for _ in range(40):
@@ -133,40 +133,46 @@ def test_audit_writes_are_batched_per_interval(audit_db, monkeypatch):
     a.close()
     assert sum(writes) == 40
     assert len(writes) <= 4, writes
-    assert store.count(audit_db) == 40
+    assert store.outbox_size(audit_db) == 40
 
 
-def _record(auditor: Auditor, n: int) -> None:
-    caller = Caller(remote_addr="10.0.0.5", endpoint="http://h/registry")
-    for _ in range(n):
-        auditor.record(messages.stored_query(caller, "src", 0, "urn:uuid:q", b"<q/>", PATIENT))
-    auditor.flush()
-    auditor.close()
+def test_the_outbox_holds_the_event_and_the_store_its_message(audit_db):
+    """The worker queues the compact event; the audit process writes the very message the
+    worker would have written (its host, application, process id and time)."""
+    import os
+
+    from audit import syslog
+
+    a = Auditor(audit_db, "src")
+    event = messages.stored_query(Caller(remote_addr="10.0.0.5", endpoint="http://h/registry", user_id="810001"),
+                                  "src", 0, "urn:uuid:q", b"<AdhocQueryRequest/>", PATIENT)
+    a.record(event)
+    a.flush()
+    a.close()
+    (_, queued), = store.pending(audit_db, store.LOCAL)[1]
+    assert queued.startswith(b"{") and b"AuditMessage" not in queued
+    Sender(audit_db).deliver_once()
+    (record,) = store.iter_all(audit_db)
+    assert bytes(record.raw) == syslog.encode(event.to_xml(), a.hostname, a.app_name, procid=str(os.getpid()),
+                                              timestamp=event.time)
+    assert store.verify(audit_db).ok
 
 
-def test_the_writer_chains_its_records_without_the_outbox(audit_db):
-    """No ARR to forward to: each message is written once, into the chain, by the worker."""
-    _record(Auditor(audit_db, "src"), 5)
-    assert store.count(audit_db) == 5 and store.verify(audit_db).ok
-    assert store.outbox_size(audit_db) == 0
+def test_the_compact_form_keeps_every_field():
+    from lxml import etree
 
-
-def test_with_arrs_configured_the_outbox_keeps_what_they_still_need(audit_db):
-    """The same transaction chains the records and queues them for the ARRs, marked local."""
-    _record(Auditor(audit_db, "src", forward=True), 4)
-    assert store.count(audit_db) == 4 and store.verify(audit_db).ok
-    assert store.pending(audit_db, store.LOCAL)[1] == []
-    assert [m for _, m in store.pending(audit_db, "udp://arr.example:514")[1]] == \
-        [r.raw for r in store.iter_all(audit_db)]
-
-
-def test_rows_an_earlier_version_left_for_local_delivery_are_chained_once(audit_db):
-    """``xds serve`` chains them at start-up; the workers' own outbox rows are never chained twice."""
-    from audit.sender import chain_pending_local
-    store.enqueue(audit_db, [b"<85>1 - h a 1 IHE+RFC-3881 - <AuditMessage/>"] * 3)
-    assert chain_pending_local(audit_db) == 3 and store.count(audit_db) == 3
-    assert store.outbox_size(audit_db) == 0
-    _record(Auditor(audit_db, "src", forward=True), 2)
-    assert chain_pending_local(audit_db, ["udp://arr.example:514"]) == 0
-    assert store.count(audit_db) == 5 and store.verify(audit_db).ok
-    assert store.outbox_size(audit_db) == 2
+    from audit import compact
+    caller = Caller(remote_addr="10.0.0.6", endpoint="http://h/repository", user_id="810002", user_name="Dr B",
+                    roles=[CodedValue("10", "1.2.250.1.71.1.2.7", "Medecin")], organization_id="3750100018",
+                    purpose_of_use=[CodedValue("TREATMENT", "2.16.840.1.113883.5.8", "Soins")],
+                    access_mode="bris_de_glace", reply_to="http://source.example/ws")
+    events = [messages.stored_query(caller, "src", 4, "urn:uuid:q", etree.fromstring("<q>é &amp; ü</q>"), PATIENT,
+                                    "urn:oid:1.2.3", description="partial <answer>"),
+              messages.retrieve(caller, "src", 0, [messages.DocumentRef("1.2.3.4", "1.2.5", "urn:oid:9")], PATIENT),
+              messages.application_activity("src", True)]
+    events[1].objects[1].details.append(("raw", b"\xff\x00 not text"))
+    events[1].site_id = "site"
+    for event in events:
+        back, host, app, pid = compact.decode(compact.encode(event, "host-1", "app", "42"))
+        assert (host, app, pid) == ("host-1", "app", "42")
+        assert back.to_xml() == event.to_xml() and back.index_fields() == event.index_fields()
