@@ -140,7 +140,7 @@ def dmp_bodies(url: str, cases: list[tuple[str, dict]], issuer, copies: int) -> 
 
 
 def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, max_requests: int,
-            rounds: int = 3) -> list:
+            rounds: int = 5) -> list:
     """FindDocuments LeafClass, 8 clients, under ``--access-policy dmp`` with signed assertions
     (issue 6: within 25% of the open mode).
 
@@ -170,7 +170,7 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
     rates: dict[str, list[float]] = {"open": [], "dmp": []}
     p95, failures = [], 0
     try:
-        per_round = min(max_requests, 4000)
+        per_round = min(max_requests, 3000)
         work = dmp_bodies(dmp.registry_url, cases, issuer, per_round * rounds)
         plain_work = bodies(plain.registry_url, "FindDocuments", cases)
         for r in range(rounds):
@@ -296,7 +296,7 @@ def main() -> None:
     if dmp_rows:
         print()
         print("FindDocuments LeafClass, 8 clients: --access-policy dmp with signed XUA assertions vs open mode "
-              "(3 alternated rounds each, medians)")
+              "(5 alternated rounds each, medians)")
         print_table(["db", "entries", "dmp q/s", "dmp p95 ms", "failed", "open q/s", "slower by"], dmp_rows)
         print()
     print("\n".join(targets))
