@@ -140,13 +140,23 @@ class Sender:
     def deliver_once(self) -> int:
         """One pass over every destination; returns how many messages moved."""
         moved = 0
+        made: dict[int, tuple] = {}
+
+        def message(row_id: int, raw: bytes, indexed: str | None = None) -> tuple:
+            """An outbox row as RFC 5424, written once per pass for the local store and every ARR."""
+            if row_id not in made:
+                if len(made) >= 4 * self.batch:  # a long backlog: keep the memory bounded
+                    made.clear()
+                made[row_id] = compact.materialize(raw, indexed)
+            return made[row_id]
+
         if self.local:
             while True:
                 _, rows = store.pending(self.database, store.LOCAL, self.batch, with_fields=True)
                 if not rows:
                     break
                 incoming = [store.Incoming(raw, store.LOCAL, None, indexed)
-                            for raw, indexed in (compact.materialize(m, f) for _, m, f in rows)]
+                            for raw, indexed in (message(i, m, f) for i, m, f in rows)]
                 store.append_from_outbox(self.database, rows[-1][0], incoming)
                 moved += len(rows)
                 if len(rows) < self.batch:
@@ -160,7 +170,7 @@ class Sender:
                 if not rows:
                     break
                 try:
-                    d.transport.send([compact.materialize(m)[0] for _, m in rows])
+                    d.transport.send([message(i, m)[0] for i, m in rows])
                 except OSError as exc:
                     d.failures += 1
                     d.last_error = f"{exc.__class__.__name__}: {exc}"

@@ -100,10 +100,8 @@ mask or disclosure the patient or a professional changed."""
 _FIRST_USE = ("INSERT INTO access_assertions (assertion_id, expires_at) VALUES (:assertion_id, :expires_at) "
               "ON CONFLICT (assertion_id) DO NOTHING")
 
-_RECORD_AND_FIRST_USE = (
-    "WITH used AS (INSERT INTO access_assertions (assertion_id, expires_at) VALUES (:assertion_id, :expires_at) "
-    "ON CONFLICT (assertion_id) DO NOTHING RETURNING 1) "
-    + _RECORD + " UNION ALL SELECT 'u', NULL, NULL, NULL, NULL, NULL FROM used")
+_RECORD_AND_FIRST_USE = ("WITH used AS (" + _FIRST_USE + " RETURNING 1) " + _RECORD
+                         + " UNION ALL SELECT 'u', NULL, NULL, NULL, NULL, NULL FROM used")
 """PostgreSQL: the replay check of the request's assertion and the record in one autocommit
 statement; a ``u`` row says the assertion id is new."""
 
@@ -262,7 +260,10 @@ def _record_of(patient_id: str, rows) -> RecordPolicy:
                 out.break_glass_allowed = bool(c)
                 out.centre_15_allowed = bool(d)
         elif kind == "p":
-            (authorised if b == AUTHORISED else blocked if b == BLOCKED else set()).add(a)
+            if b == AUTHORISED:
+                authorised.add(a)
+            elif b == BLOCKED:
+                blocked.add(a)
         else:
             out.documents[a] = DocumentPolicy(None if c is None else bool(c), bool(d))
     out.authorised, out.blocked = frozenset(authorised), frozenset(blocked)
