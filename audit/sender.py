@@ -9,7 +9,8 @@ One :class:`Sender` per server (it runs in the audit process, :mod:`audit.daemon
    client certificate): rows after its cursor are sent in order, the cursor moved after they
    were sent (at-least-once: a crash between the two sends them again). An ARR that is down
    keeps its cursor; it is retried with a capped back-off while the others go on;
-3. outbox rows every destination has are deleted.
+3. outbox rows every destination has are deleted, and on PostgreSQL the outbox is vacuumed
+   after every :data:`VACUUM_EVERY` deletes (a queue table must not wait for autovacuum).
 
 Cursors live in the database, so a restart (or a second server process) resumes where delivery
 stopped: nothing is lost.
@@ -27,6 +28,8 @@ from . import compact, store, syslog
 
 log = logging.getLogger(__name__)
 
+VACUUM_EVERY = 5000
+"""Outbox rows deleted between two vacuums of the outbox (PostgreSQL, store.vacuum_outbox)."""
 UDP_MAX = 65507
 """Largest UDP payload over IPv4; bigger messages are sent truncated, as RFC 5426 3.2 allows."""
 
@@ -131,6 +134,9 @@ class Sender:
     max_backoff: float = 30.0
 
     def __post_init__(self) -> None:
+        self._pruned = 0
+        """The outbox id deleted through (store.prune); 0 until the first prune of this process."""
+        self._unvacuumed = 0
         self.destinations = [_Destination(u, transport_for(u, self.tls_cert, self.tls_key, self.tls_ca))
                              for u in self.forward]
 
@@ -183,7 +189,14 @@ class Sender:
                 if len(rows) < self.batch:
                     break
         if moved:
-            store.prune(self.database, self.names())
+            deleted, self._pruned = store.prune(self.database, self.names(), self._pruned)
+            self._unvacuumed += deleted
+            if self._unvacuumed >= VACUUM_EVERY:
+                self._unvacuumed = 0
+                try:
+                    store.vacuum_outbox(self.database)
+                except Exception:  # noqa: BLE001 - e.g. not the table's owner: autovacuum's job then
+                    log.warning("audit: could not vacuum the outbox", exc_info=True)
         return moved
 
     def drain(self, timeout: float = 10.0) -> bool:

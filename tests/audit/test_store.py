@@ -110,6 +110,40 @@ def test_outbox_in_order_once_and_pruned(audit_db):
     assert s.deliver_once() == 1 and store.count(audit_db) == 4 and store.verify(audit_db).ok
 
 
+def test_prune_deletes_from_the_previous_prune_point_to_the_slowest_cursor(audit_db):
+    """Rows up to ``after`` went in an earlier prune: the delete is a range, not a walk over the
+    index entries of every row deleted since the last vacuum."""
+    store.enqueue(audit_db, [b"<85>1 - h a 1 IHE+RFC-3881 - <AuditMessage/>"] * 5)
+    ids = [r[0] for r in store.pending(audit_db, store.LOCAL)[1]]
+    store.advance(audit_db, store.LOCAL, ids[3])
+    assert store.prune(audit_db, [store.LOCAL], after=ids[0]) == (3, ids[3])
+    assert [r[0] for r in store.pending(audit_db, "nobody")[1]] == [ids[0], ids[4]]
+    assert store.prune(audit_db, [store.LOCAL], after=ids[3]) == (0, ids[3])
+
+
+def test_sender_vacuums_the_outbox_after_every_few_thousand_deletes(audit_db, monkeypatch):
+    """A queue table is all dead rows after a while; the sender reclaims them itself, whether
+    autovacuum is on or not (on PostgreSQL the emptied outbox shrinks to no pages at all)."""
+    from sqlalchemy import text
+
+    from audit import sender as sender_module
+
+    vacuums = []
+    real = store.vacuum_outbox
+    monkeypatch.setattr(sender_module, "VACUUM_EVERY", 150)
+    monkeypatch.setattr(store, "vacuum_outbox", lambda db: (vacuums.append(1), real(db)))
+    s = Sender(audit_db)
+    store.enqueue(audit_db, [b"<85>1 - h a 1 IHE+RFC-3881 - <AuditMessage>" + b"x" * 2000 + b"</AuditMessage>"] * 100)
+    s.deliver_once()
+    assert vacuums == []
+    store.enqueue(audit_db, [b"<85>1 - h a 1 IHE+RFC-3881 - <AuditMessage/>"] * 100)
+    s.deliver_once()
+    assert vacuums == [1] and store.outbox_size(audit_db) == 0
+    if not audit_db.is_sqlite:
+        with audit_db.read() as conn:
+            assert conn.execute(text("SELECT pg_relation_size('audit_outbox')")).scalar() == 0
+
+
 def test_outbox_writes_are_batched_per_interval(audit_db, monkeypatch):
     """A steady trickle of events is written once per flush interval, not once per event: the
     outbox transaction is what auditing costs a transaction (benchmarks/audit.py)."""
