@@ -355,13 +355,20 @@ class AccessPolicy:
                            defer_replay=defer_replay)
         return caller
 
+    @staticmethod
+    def _owed_replay_check(caller: Caller | None) -> tuple[str, float] | None:
+        """(assertion id, expiry) of the replay check ``identify`` deferred, taken off the caller:
+        whoever asks first does it, once."""
+        owed = caller.pending_assertion if caller is not None else None
+        if owed is not None:
+            caller.pending_assertion = None
+        return owed
+
     def settle(self, caller: Caller) -> None:
         """Do the replay check ``identify`` deferred, if it is still owed; SoapFault on a replay."""
-        if caller is not None and caller.pending_assertion is not None:
-            assertion_id, expires = caller.pending_assertion
-            caller.pending_assertion = None
-            if not self.store.first_use(assertion_id, expires):
-                self._replayed(caller, assertion_id)
+        owed = self._owed_replay_check(caller)
+        if owed is not None and not self.store.first_use(*owed):
+            self._replayed(caller, owed[0])
 
     def _replayed(self, caller: Caller, assertion_id: str) -> None:
         from .xua import replayed
@@ -389,12 +396,11 @@ class AccessPolicy:
         if conn is None:
             with self.database.quick_read() as conn:
                 return self.decide(caller, patient_id, action, conn)
-        if caller.pending_assertion is not None:
-            assertion_id, expires = caller.pending_assertion
-            caller.pending_assertion = None
-            record, fresh = self.store.record_and_first_use(patient_id, conn, assertion_id, expires)
+        owed = self._owed_replay_check(caller)
+        if owed is not None:
+            record, fresh = self.store.record_and_first_use(patient_id, conn, *owed)
             if not fresh:
-                self._replayed(caller, assertion_id)
+                self._replayed(caller, owed[0])
         else:
             record = self.store.record(patient_id, conn)
         decision = decide(caller, record, action, care_team_may_submit=self.care_team_may_submit)
