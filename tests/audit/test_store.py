@@ -1,7 +1,8 @@
 """The record store: hash chain (edited, deleted, inserted rows), searches, outbox order."""
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+import pytest
+from sqlalchemy import delete, insert, select, text, update
 
 from audit import messages, store
 from audit.auditor import Auditor
@@ -124,7 +125,6 @@ def test_prune_deletes_from_the_previous_prune_point_to_the_slowest_cursor(audit
 def test_sender_vacuums_the_outbox_after_every_few_thousand_deletes(audit_db, monkeypatch):
     """A queue table is all dead rows after a while; the sender reclaims them itself, whether
     autovacuum is on or not (on PostgreSQL the emptied outbox shrinks to no pages at all)."""
-    from sqlalchemy import text
 
     from audit import sender as sender_module
 
@@ -152,10 +152,10 @@ def test_outbox_writes_are_batched_per_interval(audit_db, monkeypatch):
     writes: list[int] = []
     real = store.enqueue
 
-    def counting(database, batch):
+    def counting(database, batch, *rest):
         writes.append(len(batch))
         time.sleep(0.01)  # a commit's round trips and WAL flush, as on PostgreSQL
-        real(database, batch)
+        real(database, batch, *rest)
 
     monkeypatch.setattr(store, "enqueue", counting)
     a = Auditor(audit_db, "src", interval=0.2)
@@ -168,6 +168,36 @@ def test_outbox_writes_are_batched_per_interval(audit_db, monkeypatch):
     assert sum(writes) == 40
     assert len(writes) <= 4, writes
     assert store.outbox_size(audit_db) == 40
+
+
+@pytest.mark.parametrize("sync_commit", [True, False])
+def test_outbox_batches_wait_for_the_wal_flush_only_when_asked(audit_db, monkeypatch, sync_commit):
+    """``audit_sync_commit``: on PostgreSQL an outbox batch commits with ``synchronous_commit``
+    off unless asked, for that transaction only; the rows are there either way."""
+    seen: list[str] = []
+    real = store._copy
+
+    def watching(conn, *args):
+        if not audit_db.is_sqlite:
+            seen.append(conn.execute(text("SHOW synchronous_commit")).scalar())
+        real(conn, *args)
+
+    monkeypatch.setattr(store, "_copy", watching)
+    store.enqueue(audit_db, [b"one", b"two"], sync_commit=sync_commit)
+    assert store.outbox_size(audit_db) == 2
+    if not audit_db.is_sqlite:
+        assert seen == ["on" if sync_commit else "off"]
+        with audit_db.write() as conn:
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+
+
+def test_the_auditor_takes_audit_sync_commit_from_the_settings(audit_db, tmp_path):
+    from audit.auditor import build_auditor
+    from xds.config import Settings
+
+    assert build_auditor(Settings(data_dir=tmp_path), audit_db).sync_commit is False
+    strict = build_auditor(Settings(data_dir=tmp_path, audit_sync_commit=True), audit_db)
+    assert strict.sync_commit is True
 
 
 def test_the_outbox_holds_the_event_and_the_store_its_message(audit_db):
