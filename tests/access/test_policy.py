@@ -252,11 +252,14 @@ def test_entry_facts_of_a_leaf_class_answer_equal_the_stored_facts(world):
     assert any(f.state.masked is not None for f in read.values()) and any(f.state.disclosed for f in read.values())
 
 
-def test_the_deferred_replay_check_goes_with_the_record(world, monkeypatch):
+@pytest.mark.parametrize("sync_commit", [True, False])
+def test_the_deferred_replay_check_goes_with_the_record(world, monkeypatch, sync_commit):
     """identify(defer_replay=True) leaves the assertion's replay check to the first read of the
-    record: on PostgreSQL both in one statement; a second use of the id is refused either way."""
+    record: on PostgreSQL both in one statement; a second use of the id is refused either way,
+    whether the check waits for the WAL flush or not (``xua_replay_sync_commit``)."""
     from xds.soap.faults import SoapFault
     db, policy, records = world
+    monkeypatch.setattr(policy.store, "replay_sync_commit", sync_commit)
     patient, _uids = records[m.OPEN]
     aid = "_deferred-" + fresh_patient().split("^")[0]
     who = caller("authorised", patient, "x")
@@ -274,10 +277,12 @@ def test_the_deferred_replay_check_goes_with_the_record(world, monkeypatch):
     assert "replay" in refused.value.reason
 
 
-def test_a_get_query_settles_the_deferred_replay_check_itself(world):
+@pytest.mark.parametrize("sync_commit", [True, False])
+def test_a_get_query_settles_the_deferred_replay_check_itself(world, monkeypatch, sync_commit):
     """A query without a patient parameter reads no record first: the check is done on its own."""
     from xds.soap.faults import SoapFault
     db, policy, records = world
+    monkeypatch.setattr(policy.store, "replay_sync_commit", sync_commit)
     patient, uids = records[m.OPEN]
     aid = "_get-" + fresh_patient().split("^")[0]
     params = {"$XDSDocumentEntryUniqueId": [[f"('{next(iter(uids.values()))}')"]]}
@@ -289,6 +294,39 @@ def test_a_get_query_settles_the_deferred_replay_check_itself(world):
         else:
             with pytest.raises(SoapFault):
                 policy.check_query(who, params, {})
+
+
+@pytest.mark.parametrize("sync_commit", [True, False])
+def test_a_replay_check_waits_for_the_wal_flush_only_when_asked(world, sync_commit):
+    """On PostgreSQL the replay check's own transaction runs with ``synchronous_commit`` off
+    unless ``xua_replay_sync_commit``; SQLite (synchronous=NORMAL) has no flush to skip."""
+    from sqlalchemy import text
+
+    from registry.store.db import driver_execute
+    from xds.access.store import _FIRST_USE_ALONE, _RECORD_AND_FIRST_USE
+    db, _policy, records = world
+    if db.is_sqlite:
+        return
+    patient, _uids = records[m.OPEN]
+    for statement in (_FIRST_USE_ALONE[sync_commit], _RECORD_AND_FIRST_USE[sync_commit]):
+        values = {"assertion_id": "_wal-" + fresh_patient().split("^")[0], "expires_at": 4102444800.0,
+                  "patient": patient}
+        with db.write() as conn:
+            driver_execute(conn, statement, values)
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == ("on" if sync_commit else "off")
+        with db.write() as conn:
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+
+
+def test_the_replay_check_takes_xua_replay_sync_commit_from_the_settings(world, tmp_path):
+    from types import SimpleNamespace
+
+    from xds.access.service import build_access
+    db, _policy, _records = world
+    assert build_access(SimpleNamespace(settings=Settings(data_dir=tmp_path), database=db)
+                        ).store.replay_sync_commit is False
+    strict = Settings(data_dir=tmp_path, xua_replay_sync_commit=True)
+    assert build_access(SimpleNamespace(settings=strict, database=db)).store.replay_sync_commit is True
 
 
 def test_a_treating_physician_query_needs_no_document_facts(world, monkeypatch):

@@ -24,7 +24,7 @@ def build_access(services) -> AccessPolicy:
     from .xua import build_verifier
     settings, database = services.settings, services.database
     ensure_schema(settings, database)
-    store = AccessStore(database)
+    store = AccessStore(database, replay_sync_commit=bool(getattr(settings, "xua_replay_sync_commit", False)))
     return AccessPolicy(settings, database, store, build_verifier(settings, store), services)
 
 

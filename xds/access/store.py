@@ -100,8 +100,29 @@ mask or disclosure the patient or a professional changed."""
 _FIRST_USE = ("INSERT INTO access_assertions (assertion_id, expires_at) VALUES (:assertion_id, :expires_at) "
               "ON CONFLICT (assertion_id) DO NOTHING")
 
-_RECORD_AND_FIRST_USE = ("WITH used AS (" + _FIRST_USE + " RETURNING 1) " + _RECORD
-                         + " UNION ALL SELECT 'u', NULL, NULL, NULL, NULL, NULL FROM used")
+_LAZY = "lazy AS (SELECT set_config('synchronous_commit', 'off', true))"
+_PG_FIRST_USE = {
+    True: _FIRST_USE,
+    False: ("INSERT INTO access_assertions (assertion_id, expires_at) SELECT :assertion_id, :expires_at FROM lazy "
+            "ON CONFLICT (assertion_id) DO NOTHING"),
+}
+"""PostgreSQL, by ``sync_commit``: the second form commits without waiting for the WAL flush,
+through the ``lazy`` CTE that sets ``synchronous_commit`` for that statement's transaction."""
+
+
+def _pg_statement(sync_commit: bool, first_use_as: str | None = None, then: str = "") -> str:
+    """The PostgreSQL replay check, alone or (``first_use_as``) as a CTE before ``then``."""
+    ctes = [] if sync_commit else [_LAZY]
+    if first_use_as is None:
+        return ("WITH " + ", ".join(ctes) + " " if ctes else "") + _PG_FIRST_USE[sync_commit]
+    ctes.append(f"{first_use_as} AS ({_PG_FIRST_USE[sync_commit]} RETURNING 1)")
+    return "WITH " + ", ".join(ctes) + " " + then
+
+
+_FIRST_USE_ALONE = {sync: _pg_statement(sync) for sync in (True, False)}
+_RECORD_AND_FIRST_USE = {
+    sync: _pg_statement(sync, "used", _RECORD + " UNION ALL SELECT 'u', NULL, NULL, NULL, NULL, NULL FROM used")
+    for sync in (True, False)}
 """PostgreSQL: the replay check of the request's assertion and the record in one autocommit
 statement; a ``u`` row says the assertion id is new."""
 
@@ -140,9 +161,16 @@ def migrate(database) -> None:
 class AccessStore:
     """Reads and changes of the policy state, each its own short transaction."""
 
-    def __init__(self, database) -> None:
+    def __init__(self, database, replay_sync_commit: bool = True) -> None:
         self.db = database
         self._next_purge = 0.0
+        self.replay_sync_commit = replay_sync_commit
+        """PostgreSQL: make each replay check wait for the WAL flush (``xua_replay_sync_commit``).
+
+        Off, a crash of the database server itself can forget the assertion ids of its last
+        ~0.6 s (3 x ``wal_writer_delay``): one of those assertions, if still valid, could then be
+        used once more. The wait, once per XUA request, cost 17% of the dmp mode's FindDocuments
+        throughput (benchmarks/query.py)."""
 
     # ------------------------------------------------------------------ reads
     def record(self, patient_id: str, conn=None) -> RecordPolicy:
@@ -162,8 +190,8 @@ class AccessStore:
         if conn.dialect.name != "postgresql" or not getattr(conn.connection.dbapi_connection, "autocommit", False):
             return self.record(patient_id, conn), self.first_use(assertion_id, expires_at)
         self._purge_expired()
-        rows = driver_execute(conn, _RECORD_AND_FIRST_USE, {"patient": patient_id, "assertion_id": assertion_id,
-                                                            "expires_at": expires_at})[0]
+        rows = driver_execute(conn, _RECORD_AND_FIRST_USE[self.replay_sync_commit],
+                              {"patient": patient_id, "assertion_id": assertion_id, "expires_at": expires_at})[0]
         return _record_of(patient_id, [r for r in rows if r[0] != "u"]), any(r[0] == "u" for r in rows)
 
     def emergency_accesses(self, patient_id: str) -> list[dict]:
@@ -246,7 +274,7 @@ class AccessStore:
                 return driver_execute(conn, _FIRST_USE, values)[1] == 1
         with self.db.writer.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            return driver_execute(conn, _FIRST_USE, values)[1] == 1
+            return driver_execute(conn, _FIRST_USE_ALONE[self.replay_sync_commit], values)[1] == 1
 
 
 def _record_of(patient_id: str, rows) -> RecordPolicy:
