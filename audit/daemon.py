@@ -31,7 +31,7 @@ def build(settings, database):
     sender = None
     if settings.audit_enabled:
         sender = Sender(database, forward=list(settings.audit_forward), tls_cert=settings.tls_cert,
-                        tls_key=settings.tls_key, tls_ca=settings.tls_ca)
+                        tls_key=settings.tls_key, tls_ca=settings.tls_ca, sync_commit=settings.audit_sync_commit)
     arr = None
     if settings.arr_udp_port or settings.arr_tls_port:
         ctx = server_context(settings.tls_cert, settings.tls_key, settings.tls_ca) if settings.arr_tls_port else None

@@ -132,6 +132,8 @@ class Sender:
     tls_ca: str = ""
     batch: int = 500
     max_backoff: float = 30.0
+    sync_commit: bool = True
+    """PostgreSQL: wait for the WAL flush of each append, cursor move and prune (``audit_sync_commit``)."""
 
     def __post_init__(self) -> None:
         self._pruned = 0
@@ -163,7 +165,7 @@ class Sender:
                     break
                 incoming = [store.Incoming(raw, store.LOCAL, None, indexed)
                             for raw, indexed in (message(i, m, f) for i, m, f in rows)]
-                store.append_from_outbox(self.database, rows[-1][0], incoming)
+                store.append_from_outbox(self.database, rows[-1][0], incoming, self.sync_commit)
                 moved += len(rows)
                 if len(rows) < self.batch:
                     break
@@ -184,12 +186,12 @@ class Sender:
                     log.warning("audit: ARR %s unreachable (%s); %d messages wait", d.url, d.last_error, len(rows))
                     break
                 d.failures = 0
-                store.advance(self.database, d.url, rows[-1][0])
+                store.advance(self.database, d.url, rows[-1][0], self.sync_commit)
                 moved += len(rows)
                 if len(rows) < self.batch:
                     break
         if moved:
-            deleted, self._pruned = store.prune(self.database, self.names(), self._pruned)
+            deleted, self._pruned = store.prune(self.database, self.names(), self._pruned, self.sync_commit)
             self._unvacuumed += deleted
             if self._unvacuumed >= VACUUM_EVERY:
                 self._unvacuumed = 0

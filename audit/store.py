@@ -22,6 +22,8 @@ from typing import Iterable, Iterator
 from sqlalchemy import (BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
                         delete, exists, func, insert, select, text, update)
 
+from registry.store.db import driver_execute
+
 from .fields import Fields
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -103,11 +105,17 @@ def migrate(database) -> None:
 
 # -- outbox --------------------------------------------------------------------------------------
 
-_OUTBOX_BEGIN = {
-    True: text("SELECT pg_advisory_xact_lock(:k)"),
-    False: text("SELECT pg_advisory_xact_lock(:k), set_config('synchronous_commit', 'off', true)"),
-}
-"""The first statement of an outbox transaction, by ``sync_commit``: one round trip either way."""
+_LAZY_COMMIT = "set_config('synchronous_commit', 'off', true)"
+_OUTBOX_BEGIN = {True: "SELECT pg_advisory_xact_lock(:k)",
+                 False: "SELECT pg_advisory_xact_lock(:k), " + _LAZY_COMMIT}
+"""The first statement of an outbox transaction, by ``sync_commit``: one round trip either way,
+run by the driver itself (SQLAlchemy's per-statement work was half the cost of a batch)."""
+
+
+def _commit_lazily(conn) -> None:
+    """PostgreSQL: this transaction's commit does not wait for the WAL flush (see :func:`enqueue`)."""
+    if conn.dialect.name == "postgresql":
+        driver_execute(conn, "SELECT " + _LAZY_COMMIT, {})
 
 
 def enqueue(database, messages: list[bytes | tuple[bytes, str | None]], sync_commit: bool = True) -> None:
@@ -132,7 +140,7 @@ def enqueue(database, messages: list[bytes | tuple[bytes, str | None]], sync_com
             {"created_at": now, "message": m[0], "fields": m[1]} for m in messages]
     with database.write() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(_OUTBOX_BEGIN[bool(sync_commit)], {"k": OUTBOX_LOCK})
+            driver_execute(conn, _OUTBOX_BEGIN[bool(sync_commit)], {"k": OUTBOX_LOCK})
             _copy(conn, "audit_outbox", ("created_at", "message", "fields"),
                   [(now, r["message"], r["fields"]) for r in rows])
         else:
@@ -158,12 +166,16 @@ def _set_cursor(conn, destination: str, last_id: int) -> None:
         conn.execute(insert(cursors).values(destination=destination, last_id=last_id))
 
 
-def advance(database, destination: str, last_id: int) -> None:
+def advance(database, destination: str, last_id: int, sync_commit: bool = True) -> None:
+    """Move a forwarding cursor. ``sync_commit=False``: a database crash can lose the move, and
+    the messages are sent again (at least once, as ITI-20 allows)."""
     with database.write() as conn:
+        if not sync_commit:
+            _commit_lazily(conn)
         _set_cursor(conn, destination, last_id)
 
 
-def prune(database, destinations: Iterable[str], after: int = 0) -> tuple[int, int]:
+def prune(database, destinations: Iterable[str], after: int = 0, sync_commit: bool = True) -> tuple[int, int]:
     """Delete outbox rows every destination has received; (rows deleted, id deleted through).
 
     ``after``: the id a previous prune deleted through. Until PostgreSQL vacuums the outbox, the
@@ -174,6 +186,8 @@ def prune(database, destinations: Iterable[str], after: int = 0) -> tuple[int, i
     """
     destinations = list(destinations)
     with database.write() as conn:
+        if not sync_commit:
+            _commit_lazily(conn)  # a lost delete is done again by the next prune
         got = dict(conn.execute(select(cursors.c.destination, cursors.c.last_id)
                                 .where(cursors.c.destination.in_(destinations))).all())
         if len(got) < len(destinations):
@@ -280,9 +294,15 @@ def append(database, messages: list[Incoming]) -> int:
         return _append(conn, messages)
 
 
-def append_from_outbox(database, last_id: int, messages: list[Incoming]) -> None:
-    """Store our own records and move the ``local`` cursor in the same transaction: exactly once."""
+def append_from_outbox(database, last_id: int, messages: list[Incoming], sync_commit: bool = True) -> None:
+    """Store our own records and move the ``local`` cursor in the same transaction: exactly once.
+
+    ``sync_commit=False``: a crash of the database server can lose the last appends, cursor
+    included; the records are then stored again from the outbox rows, which the WAL holds
+    before them, or were lost with them (``audit_sync_commit``)."""
     with database.write() as conn:
+        if not sync_commit:
+            _commit_lazily(conn)
         _append(conn, messages)
         _set_cursor(conn, LOCAL, last_id)
 

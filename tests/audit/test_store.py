@@ -191,6 +191,29 @@ def test_outbox_batches_wait_for_the_wal_flush_only_when_asked(audit_db, monkeyp
             assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
 
 
+@pytest.mark.parametrize("sync_commit", [True, False])
+def test_the_sender_stores_and_moves_cursors_waiting_for_the_flush_only_when_asked(audit_db, monkeypatch,
+                                                                                   sync_commit):
+    """The audit process's own transactions follow ``audit_sync_commit`` as the outbox does: an
+    append and its cursor commit together, so a lost one is stored again from the outbox."""
+    seen: list[str] = []
+    for name in ("_append", "_set_cursor"):
+        real = getattr(store, name)
+
+        def watching(conn, *args, _real=real):
+            if not audit_db.is_sqlite:
+                seen.append(conn.execute(text("SHOW synchronous_commit")).scalar())
+            return _real(conn, *args)
+        monkeypatch.setattr(store, name, watching)
+    store.enqueue(audit_db, [messages.stored_query(Caller(remote_addr="10.0.0.5"), "src", 0, "urn:uuid:q", b"<q/>",
+                                                   PATIENT).to_xml()])
+    Sender(audit_db, sync_commit=sync_commit).deliver_once()
+    store.advance(audit_db, "udp://127.0.0.1:9", 1, sync_commit)
+    assert store.count(audit_db) == 1 and store.outbox_size(audit_db) == 0
+    if not audit_db.is_sqlite:
+        assert seen == ["on" if sync_commit else "off"] * 3
+
+
 def test_the_auditor_takes_audit_sync_commit_from_the_settings(audit_db, tmp_path):
     from audit.auditor import build_auditor
     from xds.config import Settings
@@ -198,6 +221,9 @@ def test_the_auditor_takes_audit_sync_commit_from_the_settings(audit_db, tmp_pat
     assert build_auditor(Settings(data_dir=tmp_path), audit_db).sync_commit is False
     strict = build_auditor(Settings(data_dir=tmp_path, audit_sync_commit=True), audit_db)
     assert strict.sync_commit is True
+    from audit.daemon import build
+    assert build(Settings(data_dir=tmp_path), audit_db)[0].sync_commit is False
+    assert build(Settings(data_dir=tmp_path, audit_sync_commit=True), audit_db)[0].sync_commit is True
 
 
 def test_the_outbox_holds_the_event_and_the_store_its_message(audit_db):
