@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 from sqlalchemy import (BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
                         delete, exists, func, insert, select, text, update)
 
-from registry.store.db import driver_execute
+from registry.store.db import LAZY_COMMIT, driver_execute
 
 from .fields import Fields
 
@@ -105,9 +105,8 @@ def migrate(database) -> None:
 
 # -- outbox --------------------------------------------------------------------------------------
 
-_LAZY_COMMIT = "set_config('synchronous_commit', 'off', true)"
 _OUTBOX_BEGIN = {True: "SELECT pg_advisory_xact_lock(:k)",
-                 False: "SELECT pg_advisory_xact_lock(:k), " + _LAZY_COMMIT}
+                 False: "SELECT pg_advisory_xact_lock(:k), " + LAZY_COMMIT}
 """The first statement of an outbox transaction, by ``sync_commit``: one round trip either way,
 run by the driver itself (SQLAlchemy's per-statement work was half the cost of a batch)."""
 
@@ -115,7 +114,7 @@ run by the driver itself (SQLAlchemy's per-statement work was half the cost of a
 def _commit_lazily(conn) -> None:
     """PostgreSQL: this transaction's commit does not wait for the WAL flush (see :func:`enqueue`)."""
     if conn.dialect.name == "postgresql":
-        driver_execute(conn, "SELECT " + _LAZY_COMMIT, {})
+        driver_execute(conn, "SELECT " + LAZY_COMMIT, {})
 
 
 def enqueue(database, messages: list[bytes | tuple[bytes, str | None]], sync_commit: bool = True) -> None:

@@ -43,6 +43,13 @@ def _pyformat(sql: str) -> str:
     return re.sub(r"(?<!:):([A-Za-z_]\w*)", r"%(\1)s", sql.replace("%", "%%"))
 
 
+LAZY_COMMIT = "set_config('synchronous_commit', 'off', true)"
+"""PostgreSQL, in a statement: the commit of this transaction (an autocommit statement's own
+included) does not wait for the WAL flush. For rows whose loss in a crash of the database server
+itself (the last ~0.6 s, 3 x ``wal_writer_delay``) is bounded and said where it is used: the
+audit outbox (``audit_sync_commit``) and the XUA replay check (``xua_replay_sync_commit``)."""
+
+
 def driver_execute(conn: Connection, sql: str, values: dict) -> tuple[list[tuple], int]:
     """(rows, rowcount) of one hot-path statement, run by the driver itself on PostgreSQL.
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, String, Table, delete, insert,
                         select, update)
 
-from registry.store.db import driver_execute
+from registry.store.db import LAZY_COMMIT, driver_execute
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "access_alembic_version"
@@ -100,29 +100,19 @@ mask or disclosure the patient or a professional changed."""
 _FIRST_USE = ("INSERT INTO access_assertions (assertion_id, expires_at) VALUES (:assertion_id, :expires_at) "
               "ON CONFLICT (assertion_id) DO NOTHING")
 
-_LAZY = "lazy AS (SELECT set_config('synchronous_commit', 'off', true))"
-_PG_FIRST_USE = {
-    True: _FIRST_USE,
-    False: ("INSERT INTO access_assertions (assertion_id, expires_at) SELECT :assertion_id, :expires_at FROM lazy "
-            "ON CONFLICT (assertion_id) DO NOTHING"),
-}
-"""PostgreSQL, by ``sync_commit``: the second form commits without waiting for the WAL flush,
-through the ``lazy`` CTE that sets ``synchronous_commit`` for that statement's transaction."""
+_LAZY = f"lazy AS (SELECT {LAZY_COMMIT})"
+_FIRST_USE_FROM_LAZY = ("INSERT INTO access_assertions (assertion_id, expires_at) SELECT :assertion_id, :expires_at "
+                        "FROM lazy ON CONFLICT (assertion_id) DO NOTHING")
+_USED = " UNION ALL SELECT 'u', NULL, NULL, NULL, NULL, NULL FROM used"
 
+_FIRST_USE_ALONE = {True: _FIRST_USE, False: f"WITH {_LAZY} {_FIRST_USE_FROM_LAZY}"}
+"""PostgreSQL, by ``replay_sync_commit``: the replay check alone; the second form commits without
+waiting for the WAL flush (the ``lazy`` CTE sets ``synchronous_commit`` for its transaction)."""
 
-def _pg_statement(sync_commit: bool, first_use_as: str | None = None, then: str = "") -> str:
-    """The PostgreSQL replay check, alone or (``first_use_as``) as a CTE before ``then``."""
-    ctes = [] if sync_commit else [_LAZY]
-    if first_use_as is None:
-        return ("WITH " + ", ".join(ctes) + " " if ctes else "") + _PG_FIRST_USE[sync_commit]
-    ctes.append(f"{first_use_as} AS ({_PG_FIRST_USE[sync_commit]} RETURNING 1)")
-    return "WITH " + ", ".join(ctes) + " " + then
-
-
-_FIRST_USE_ALONE = {sync: _pg_statement(sync) for sync in (True, False)}
 _RECORD_AND_FIRST_USE = {
-    sync: _pg_statement(sync, "used", _RECORD + " UNION ALL SELECT 'u', NULL, NULL, NULL, NULL, NULL FROM used")
-    for sync in (True, False)}
+    True: f"WITH used AS ({_FIRST_USE} RETURNING 1) {_RECORD}{_USED}",
+    False: f"WITH {_LAZY}, used AS ({_FIRST_USE_FROM_LAZY} RETURNING 1) {_RECORD}{_USED}",
+}
 """PostgreSQL: the replay check of the request's assertion and the record in one autocommit
 statement; a ``u`` row says the assertion id is new."""
 
