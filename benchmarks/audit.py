@@ -29,7 +29,8 @@ from pathlib import Path
 _HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [str(Path(__file__).resolve().parents[1])] + [p for p in sys.path if p not in (_HERE, "")] + [_HERE]
 
-from common import ROOT, EchoServer, database_urls, insert_floor, print_table, run_load, start_xds  # noqa: E402
+from common import (ROOT, EchoServer, database_urls, insert_floor, print_table, run_load, spread,  # noqa: E402
+                    start_xds)
 
 from audit import fields, messages, store, syslog  # noqa: E402
 from audit.sender import client_context
@@ -109,7 +110,8 @@ def bench_queries(tmp: Path, backend: str, url: str, args, echo_rate: float) -> 
     r_sus, drain = statistics.median(sustained), statistics.median(drains)
     return [[backend, "ITI-18 audit off", f"{r_off:.0f}", f"{echo_rate:.0f}", f"{r_off / echo_rate:.3f}", ""],
             [backend, "ITI-18 audit on", f"{r_on:.0f}", f"{echo_rate:.0f}", f"{r_on / echo_rate:.3f}",
-             f"{(1 - r_on / r_off) * 100:+.1f}% slower; records all stored {drain:.1f} s after the load"],
+             f"{(1 - r_on / r_off) * 100:+.1f}% slower ({spread(rates['on'], rates['off'])}); records all stored "
+             f"{drain:.1f} s after the load"],
             [backend, "ITI-18 audit on, until stored", f"{r_sus:.0f}", f"{echo_rate:.0f}",
              f"{r_sus / echo_rate:.3f}", f"{(1 - r_sus / r_off) * 100:+.1f}% slower, counting the time to "
                                          "store every record"]]

@@ -160,6 +160,17 @@ def start_xds(tmp: Path, url: str, *extra: str, env: dict | None = None) -> Live
                         env=env)
 
 
+def spread(slow: Sequence[float], fast: Sequence[float]) -> str:
+    """Round by round, how much slower ``slow`` was than ``fast`` measured next to it: the range.
+
+    The headline compares medians; this says how far single rounds strayed from it, which on a
+    shared machine is often more than the difference measured."""
+    each = sorted((1 - s / f) * 100 for s, f in zip(slow, fast) if f)
+    if not each:
+        return "no rounds"
+    return f"rounds {each[0]:+.1f}% to {each[-1]:+.1f}%"
+
+
 def print_table(headers: list[str], rows: list[list]) -> None:
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
     print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths)))

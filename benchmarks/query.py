@@ -29,7 +29,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from common import EchoServer, PostgresSchema, postgres_available, print_table, run_load, start_xds
+from common import EchoServer, PostgresSchema, postgres_available, print_table, run_load, spread, start_xds
 
 import loader
 from lxml import etree
@@ -192,7 +192,8 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
         for server in servers.values():
             server.stop()
     d, o, x = (statistics.median(rates[n]) for n in ("dmp", "open", "open+XUA"))
-    return [f"{d:.0f}", f"{statistics.median(p95):.1f}", failures, f"{o:.0f}", f"{(1 - d / o) * 100:.1f}%",
+    return [f"{d:.0f}", f"{statistics.median(p95):.1f}", failures, f"{o:.0f}",
+            f"{(1 - d / o) * 100:.1f}% ({spread(rates['dmp'], rates['open'])})",
             f"{x:.0f}", f"{(1 - x / o) * 100:.1f}%", f"{(1 - d / x) * 100:.1f}%"]
 
 
