@@ -107,14 +107,10 @@ def migrate(database) -> None:
 
 _OUTBOX_BEGIN = {True: "SELECT pg_advisory_xact_lock(:k)",
                  False: "SELECT pg_advisory_xact_lock(:k), " + LAZY_COMMIT}
-"""The first statement of an outbox transaction, by ``sync_commit``: one round trip either way,
-run by the driver itself (SQLAlchemy's per-statement work was half the cost of a batch)."""
+"""The first statement of an outbox transaction, by ``sync_commit``: one round trip either way
+(the lock carries ``Database.write``'s own lazy-commit statement), run by the driver itself
+(SQLAlchemy's per-statement work was half the cost of a batch)."""
 
-
-def _commit_lazily(conn) -> None:
-    """PostgreSQL: this transaction's commit does not wait for the WAL flush (see :func:`enqueue`)."""
-    if conn.dialect.name == "postgresql":
-        driver_execute(conn, "SELECT " + LAZY_COMMIT, {})
 
 
 def enqueue(database, messages: list[bytes | tuple[bytes, str | None]], sync_commit: bool = True) -> None:
@@ -168,9 +164,7 @@ def _set_cursor(conn, destination: str, last_id: int) -> None:
 def advance(database, destination: str, last_id: int, sync_commit: bool = True) -> None:
     """Move a forwarding cursor. ``sync_commit=False``: a database crash can lose the move, and
     the messages are sent again (at least once, as ITI-20 allows)."""
-    with database.write() as conn:
-        if not sync_commit:
-            _commit_lazily(conn)
+    with database.write(sync_commit) as conn:
         _set_cursor(conn, destination, last_id)
 
 
@@ -184,9 +178,7 @@ def prune(database, destinations: Iterable[str], after: int = 0, sync_commit: bo
     Bounded below, the delete reads only the rows it removes.
     """
     destinations = list(destinations)
-    with database.write() as conn:
-        if not sync_commit:
-            _commit_lazily(conn)  # a lost delete is done again by the next prune
+    with database.write(sync_commit) as conn:  # a lost delete is done again by the next prune
         got = dict(conn.execute(select(cursors.c.destination, cursors.c.last_id)
                                 .where(cursors.c.destination.in_(destinations))).all())
         if len(got) < len(destinations):
@@ -299,9 +291,7 @@ def append_from_outbox(database, last_id: int, messages: list[Incoming], sync_co
     ``sync_commit=False``: a crash of the database server can lose the last appends, cursor
     included; the records are then stored again from the outbox rows, which the WAL holds
     before them, or were lost with them (``audit_sync_commit``)."""
-    with database.write() as conn:
-        if not sync_commit:
-            _commit_lazily(conn)
+    with database.write(sync_commit) as conn:
         _append(conn, messages)
         _set_cursor(conn, LOCAL, last_id)
 

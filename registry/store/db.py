@@ -90,9 +90,15 @@ class Database:
         self._integrity_errors = (self.writer.dialect.dbapi.IntegrityError,)
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One all-or-nothing transaction (ITI TF-2 3.42.4.1.3: a submission is atomic)."""
+    def write(self, sync_commit: bool = True) -> Iterator[Connection]:
+        """One all-or-nothing transaction (ITI TF-2 3.42.4.1.3: a submission is atomic).
+
+        ``sync_commit=False``: on PostgreSQL its commit does not wait for the WAL flush
+        (:data:`LAZY_COMMIT`); SQLite (synchronous=NORMAL) has no flush per commit to skip.
+        """
         with self.writer.begin() as conn:
+            if not sync_commit and not self.is_sqlite:
+                driver_execute(conn, "SELECT " + LAZY_COMMIT, {})
             yield conn
 
     @contextmanager
