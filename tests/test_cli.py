@@ -43,3 +43,22 @@ def test_serve_prints_endpoints_and_stops_cleanly_on_sigterm(tmp_path):
     assert server.stop() == 0
     log = server.log()
     assert f"{server.registry_url}" in log and f"{server.repository_url}" in log and "?wsdl" in log
+
+
+def test_xua_issue_writes_an_assertion_the_server_trusts(tmp_path):
+    """``xds xua issue``: a wsse:Security with a signed assertion for the professional and the
+    patient, ``--one-time-use`` adding saml2:OneTimeUse, that the local issuer's verifier accepts."""
+    from lxml import etree
+
+    from xds.access.xua import NS_SAML, XuaVerifier, _q, local_issuer
+    data = tmp_path / "d"
+    for flags, once in (((), False), (("--one-time-use",), True)):
+        r = subprocess.run([sys.executable, "-m", "xds.cli", "xua", "issue", "810000000042", "--patient", PID,
+                            "--data-dir", str(data), *flags], capture_output=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        security = etree.fromstring(r.stdout.strip())
+        verifier = XuaVerifier([local_issuer(data, create=False).certificate], replay_check=False)
+        facts = verifier.verify(list(security.iter(_q(NS_SAML, "Assertion"))))
+        assert (facts.name_id, facts.text("urn:oasis:names:tc:xacml:2.0:resource:resource-id")) == \
+            ("810000000042", PID)
+        assert facts.one_time_use is once

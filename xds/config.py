@@ -62,6 +62,10 @@ class Settings:
     """An assertion is required on ITI-18/41/43: ``auto`` (in the ``dmp`` policy), ``true``, ``false``."""
     xua_replay_check: bool = True
     """Refuse an assertion ID seen before (each request carries a fresh assertion)."""
+    xua_assertion_reuse: bool = False
+    """Accept an assertion again until it expires, as SAML 2.0 allows and as X-Service Users that
+    keep one assertion for a session do; one carrying ``saml2:OneTimeUse`` is still accepted once.
+    Each worker then checks an assertion's signature once, not on every request."""
     xua_replay_sync_commit: bool = False
     """PostgreSQL: make each replay check wait for the database's WAL flush. Off, a crash of the
     database server itself can forget the assertion ids of its last ~0.6 s; on costs the dmp

@@ -323,3 +323,29 @@ def test_wrong_audience(tmp_path):
             with pytest.raises(XuaError) as info:
                 verifier.verify(list(sec.iter(_q(NS_SAML, "Assertion"))))
             assert info.value.subcode.endswith("FailedAuthentication") and "audience" in info.value.reason
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_assertion_reuse_over_soap(tmp_path, backend):
+    """``xua_assertion_reuse``: one assertion serves several requests until it expires, unless it
+    carries OneTimeUse (SAML 2.0 Core 2.5.1.5)."""
+    url, handle = database_url(backend, tmp_path)
+    issuer = local_issuer(tmp_path / "data")
+    server = start_server(tmp_path / "data", url, "--access-policy", "dmp",
+                          env={"XDS_XUA_TRUST_LOCAL_ISSUER": "true", "XDS_XUA_ASSERTION_REUSE": "true"})
+    try:
+        client = Client(server, issuer)
+        patient = fresh_patient()
+        kept = wrap_security(_assertion(client, patient_id=patient))
+        for _ in range(3):
+            assert client.find(patient, copy.deepcopy(kept)).tag.endswith("AdhocQueryResponse")
+        once = wrap_security(_assertion(client, patient_id=patient, one_time_use=True))
+        client.find(patient, copy.deepcopy(once))
+        with pytest.raises(SoapFaultError) as info:
+            client.find(patient, copy.deepcopy(once))
+        assert "FailedAuthentication" in str(info.value) and "replay" in str(info.value)
+    finally:
+        code = server.stop()
+        if handle is not None:
+            handle.close()
+    assert code == 0, server.log()

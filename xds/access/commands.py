@@ -93,7 +93,8 @@ def cmd_xua_issue(args: argparse.Namespace) -> int:
     role = (args.role, PROFESSION_SYSTEM if args.role not in PATIENT_ROLES else "", args.role_name or "")
     assertion = issuer.assertion(args.professional_id, name=args.name, role=role, organization=args.organization,
                                  organization_id=args.organization_id, patient_id=args.patient,
-                                 mode=args.mode, audience=args.audience, validity=args.validity)
+                                 mode=args.mode, audience=args.audience, validity=args.validity,
+                                 one_time_use=args.one_time_use)
     out = etree.tostring(wrap_security(assertion), xml_declaration=True, encoding="UTF-8")
     if args.output and args.output != "-":
         with open(args.output, "wb") as fh:
@@ -156,6 +157,8 @@ def add_commands(sub, add_common_options) -> None:
                     help="access mode (TRE_R248)")
     pp.add_argument("--audience")
     pp.add_argument("--validity", type=int, default=300, help="seconds (default 300)")
+    pp.add_argument("--one-time-use", action="store_true",
+                    help="add saml2:OneTimeUse: accepted once even where xua_assertion_reuse is on")
     pp.add_argument("-o", "--output", help="file to write (default stdout)")
     pp.add_argument("--print-certificate", action="store_true", help="also print the issuer certificate (stderr)")
     pp.set_defaults(func=cmd_xua_issue)

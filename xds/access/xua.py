@@ -12,7 +12,12 @@ Verification (:class:`XuaVerifier`), every step refusing with a WS-Security SOAP
 5. ``NotBefore`` / ``NotOnOrAfter`` with the configured clock skew; the audience when configured
    (the French VIHF token has none);
 6. the assertion ID is used once (replay), remembered until it expires, in the database so that
-   every worker shares it.
+   every worker shares it; with ``xua_assertion_reuse`` only an assertion carrying
+   ``saml2:OneTimeUse`` is (SAML 2.0 Core 2.5.1.5), and the others may come again until they expire.
+
+With ``xua_assertion_reuse`` a worker keeps what it verified, by the SHA-256 of the assertion's
+bytes: the same assertion again skips step 3 and the reading of step 4, never the conditions of
+step 5 nor the placement checks of step 1.
 
 Faults: ``wsse:InvalidSecurityToken`` for a missing, unsigned, malformed or wrapped assertion;
 ``wsse:FailedAuthentication`` for a wrong or untrusted signature, a validity window or audience
@@ -27,6 +32,7 @@ import base64
 import datetime as dt
 import fcntl
 import functools
+import hashlib
 import logging
 import os
 import threading
@@ -102,35 +108,39 @@ def load_certificates(paths) -> list:
     return out
 
 
+@dataclass(frozen=True)
+class AttributeValue:
+    """One saml2:AttributeValue as read: its text and the HL7 coded values inside it."""
+    text: str
+    codes: tuple[CodedValue, ...] = ()
+
+
 @dataclass
 class AssertionFacts:
+    """What a verified assertion says, as plain values: a worker may keep it for the next request
+    that carries the same assertion (``xua_assertion_reuse``), so it holds no element of the tree."""
     id: str
     issuer: str | None
     name_id: str | None
     not_on_or_after: dt.datetime
-    attributes: dict[str, list[etree._Element]] = field(default_factory=dict)
+    not_before: dt.datetime | None = None
+    audiences: tuple[str, ...] = ()
+    one_time_use: bool = False
+    """``saml2:Conditions/saml2:OneTimeUse``: the issuer asks that the assertion be used once."""
+    attributes: dict[str, list[AttributeValue]] = field(default_factory=dict)
 
     def text(self, name: str) -> str | None:
-        for value in self.attributes.get(name, ()):
-            text = "".join(value.itertext()).strip()
-            if text:
-                return text
-        return None
+        return next((value.text for value in self.attributes.get(name, ()) if value.text), None)
 
     def codes(self, name: str) -> list[CodedValue]:
-        out = []
-        for value in self.attributes.get(name, ()):
-            for el in value.iter():
-                if isinstance(el.tag, str) and el.get("code"):
-                    out.append(CodedValue(el.get("code"), el.get("codeSystem", ""), el.get("displayName", "")))
-        return out
+        return [code for value in self.attributes.get(name, ()) for code in value.codes]
 
 
 class XuaVerifier:
     """Checks the assertion of a request against trusted issuer certificates (thread-safe)."""
 
     def __init__(self, trusted_certs: list, audience: str = "", clock_skew: int = 60, store=None,
-                 replay_check: bool = True) -> None:
+                 replay_check: bool = True, reuse: bool = False) -> None:
         from cryptography.hazmat.primitives.serialization import Encoding
         self.trusted = {c.public_bytes(Encoding.DER): c for c in trusted_certs}
         """Pinned issuer certificates by their DER encoding."""
@@ -139,6 +149,11 @@ class XuaVerifier:
         self.clock_skew = dt.timedelta(seconds=int(clock_skew))
         self.store = store
         self.replay_check = replay_check and store is not None
+        self.reuse = reuse
+        """``xua_assertion_reuse``: an assertion without OneTimeUse may come again until it expires."""
+        self._verified: dict[bytes, AssertionFacts] = {}
+        """SHA-256 of an assertion's bytes -> its facts, in insertion order (``reuse`` only)."""
+        self._verified_lock = threading.Lock()
 
     # -- the SOAP side ---------------------------------------------------------------------------
     def apply(self, request, caller: Caller, required: bool, on_refusal=None, defer_replay: bool = False) -> None:
@@ -160,8 +175,13 @@ class XuaVerifier:
                 on_refusal(caller, f"XUA assertion refused: {exc.reason}", "authentication")
             raise exc.fault() from None
         fill_caller(caller, facts)
-        if defer_replay and self.replay_check:
+        if defer_replay and self.once(facts):
             caller.pending_assertion = (facts.id, facts.not_on_or_after.timestamp())
+
+    def once(self, facts: AssertionFacts) -> bool:
+        """Whether the replay check applies: to every assertion, or with ``reuse`` to those that
+        carry OneTimeUse (SAML 2.0 Core 2.5.1.5; ITI TF-2 3.40.4.1.2 lets the others be reused)."""
+        return self.replay_check and (facts.one_time_use or not self.reuse)
 
     # -- the checks --------------------------------------------------------------------------------
     def verify(self, assertions: list[etree._Element], header: etree._Element | None = None,
@@ -174,6 +194,21 @@ class XuaVerifier:
             parent = assertion.getparent()
             if parent is None or parent.tag != _q(NS_WSSE, "Security") or parent.getparent() is not header:
                 raise XuaError(INVALID_TOKEN, "the SAML assertion must be a child of wsse:Security")
+        data = etree.tostring(assertion, with_tail=False)
+        digest = hashlib.sha256(data).digest() if self.reuse else b""
+        facts = self._verified.get(digest) if self.reuse else None
+        if facts is None:
+            facts = self._verify_signed(assertion, data)
+            if self.reuse and not facts.one_time_use:
+                self._remember(digest, facts)
+        self._check_conditions(facts, now or dt.datetime.now(dt.timezone.utc))
+        if not defer_replay and self.once(facts) and not self.store.first_use(facts.id,
+                                                                              facts.not_on_or_after.timestamp()):
+            raise replayed(facts.id)
+        return facts
+
+    def _verify_signed(self, assertion: etree._Element, data: bytes) -> AssertionFacts:
+        """Steps 2 to 4: the signature's form, the signature itself, the facts of what it signs."""
         signatures = assertion.findall(_q(NS_DS, "Signature"))
         if not signatures:
             raise XuaError(INVALID_TOKEN, "the assertion is not signed")
@@ -189,19 +224,22 @@ class XuaVerifier:
         refs = signature.findall(f"{_q(NS_DS, 'SignedInfo')}/{_q(NS_DS, 'Reference')}")
         if len(refs) != 1 or refs[0].get("URI") != "#" + assertion_id:
             raise XuaError(INVALID_TOKEN, "the signature must reference the assertion itself (#ID)")
-        signed = self._check_signature(assertion, signature)
+        signed = self._check_signature(data, signature)
         if signed.tag != _q(NS_SAML, "Assertion") or signed.get("ID") != assertion_id:
             raise XuaError(INVALID_TOKEN, "the signed element is not the assertion")
-        facts = read_assertion(signed)
-        self._check_conditions(signed, facts, now or dt.datetime.now(dt.timezone.utc))
-        if self.replay_check and not defer_replay and not self.store.first_use(facts.id,
-                                                                               facts.not_on_or_after.timestamp()):
-            raise replayed(facts.id)
-        return facts
+        return read_assertion(signed)
 
-    def _check_signature(self, assertion: etree._Element, signature: etree._Element) -> etree._Element:
+    def _remember(self, digest: bytes, facts: AssertionFacts) -> None:
+        """Keep a verified assertion's facts for its next use; the oldest go beyond
+        ``VERIFIED_CACHE_SIZE`` (a bound on memory whatever the number of sessions)."""
+        with self._verified_lock:
+            while len(self._verified) >= VERIFIED_CACHE_SIZE:
+                del self._verified[next(iter(self._verified))]
+            self._verified[digest] = facts
+
+    def _check_signature(self, data: bytes, signature: etree._Element) -> etree._Element:
         from cryptography import x509
-        from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
+        from signxml import XMLVerifier
         from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
 
         if not self.trusted:
@@ -223,14 +261,10 @@ class XuaVerifier:
             candidates = [anchor]
         else:
             candidates = list(self.trusted.values())
-        config = SignatureConfiguration(require_x509=True, location="./", expect_references=1,
-                                        signature_methods=frozenset({SignatureMethod.RSA_SHA256}),
-                                        digest_algorithms=frozenset({DigestAlgorithm.SHA256}))
-        data = etree.tostring(assertion)
         last: Exception | None = None
         for cert in candidates:
             try:
-                result = self._verifier(XMLVerifier).verify(data, x509_cert=cert, expect_config=config,
+                result = self._verifier(XMLVerifier).verify(data, x509_cert=cert, expect_config=_expected_signature(),
                                                             id_attribute="ID")
                 return result.signed_xml
             except InvalidCertificate as exc:
@@ -250,20 +284,27 @@ class XuaVerifier:
             verifier = self._local.verifier = factory()
         return verifier
 
-    def _check_conditions(self, signed: etree._Element, facts: AssertionFacts, now: dt.datetime) -> None:
-        conditions = signed.find(_q(NS_SAML, "Conditions"))
-        if conditions is None or not conditions.get("NotOnOrAfter"):
-            raise XuaError(INVALID_TOKEN, "the assertion has no Conditions/@NotOnOrAfter")
-        not_before = _parse_time(conditions.get("NotBefore"), "NotBefore")
-        if not_before is not None and now + self.clock_skew < not_before:
-            raise XuaError(FAILED_AUTHENTICATION, f"the assertion is not valid before {_format_time(not_before)}")
+    def _check_conditions(self, facts: AssertionFacts, now: dt.datetime) -> None:
+        if facts.not_before is not None and now + self.clock_skew < facts.not_before:
+            raise XuaError(FAILED_AUTHENTICATION, f"the assertion is not valid before {_format_time(facts.not_before)}")
         if now - self.clock_skew >= facts.not_on_or_after:
             raise XuaError(FAILED_AUTHENTICATION, f"the assertion expired at {_format_time(facts.not_on_or_after)}")
-        if self.audience:
-            audiences = [(a.text or "").strip() for a in conditions.iter(_q(NS_SAML, "Audience"))]
-            if self.audience not in audiences:
-                raise XuaError(FAILED_AUTHENTICATION, f"the assertion is not for this service (audience "
-                                                      f"{', '.join(audiences) or 'none'}, expected {self.audience})")
+        if self.audience and self.audience not in facts.audiences:
+            raise XuaError(FAILED_AUTHENTICATION, f"the assertion is not for this service (audience "
+                                                  f"{', '.join(facts.audiences) or 'none'}, expected {self.audience})")
+
+
+VERIFIED_CACHE_SIZE = 4096
+"""Verified assertions a worker keeps with ``xua_assertion_reuse`` (a few MB)."""
+
+
+@functools.lru_cache(maxsize=1)
+def _expected_signature():
+    """signxml's ``expect_config``: one reference, RSA-SHA256 over SHA-256 digests, an X.509 key."""
+    from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod
+    return SignatureConfiguration(require_x509=True, location="./", expect_references=1,
+                                  signature_methods=frozenset({SignatureMethod.RSA_SHA256}),
+                                  digest_algorithms=frozenset({DigestAlgorithm.SHA256}))
 
 
 def replayed(assertion_id: str) -> XuaError:
@@ -272,15 +313,27 @@ def replayed(assertion_id: str) -> XuaError:
 
 def read_assertion(signed: etree._Element) -> AssertionFacts:
     conditions = signed.find(_q(NS_SAML, "Conditions"))
-    expires = _parse_time(conditions.get("NotOnOrAfter") if conditions is not None else None, "NotOnOrAfter")
+    if conditions is None:
+        raise XuaError(INVALID_TOKEN, "the assertion has no Conditions/@NotOnOrAfter")
+    expires = _parse_time(conditions.get("NotOnOrAfter"), "NotOnOrAfter")
     if expires is None:
         raise XuaError(INVALID_TOKEN, "the assertion has no Conditions/@NotOnOrAfter")
     name_id = signed.findtext(f"{_q(NS_SAML, 'Subject')}/{_q(NS_SAML, 'NameID')}")
     facts = AssertionFacts(signed.get("ID"), (signed.findtext(_q(NS_SAML, "Issuer")) or "").strip() or None,
-                           name_id.strip() if name_id else None, expires)
+                           name_id.strip() if name_id else None, expires,
+                           not_before=_parse_time(conditions.get("NotBefore"), "NotBefore"),
+                           audiences=tuple((a.text or "").strip() for a in conditions.iter(_q(NS_SAML, "Audience"))),
+                           one_time_use=conditions.find(_q(NS_SAML, "OneTimeUse")) is not None)
     for attr in signed.iterfind(f"{_q(NS_SAML, 'AttributeStatement')}/{_q(NS_SAML, 'Attribute')}"):
-        facts.attributes.setdefault(attr.get("Name", ""), []).extend(attr.findall(_q(NS_SAML, "AttributeValue")))
+        facts.attributes.setdefault(attr.get("Name", ""), []).extend(
+            _attribute_value(value) for value in attr.findall(_q(NS_SAML, "AttributeValue")))
     return facts
+
+
+def _attribute_value(value: etree._Element) -> AttributeValue:
+    codes = tuple(CodedValue(el.get("code"), el.get("codeSystem", ""), el.get("displayName", ""))
+                  for el in value.iter() if isinstance(el.tag, str) and el.get("code"))
+    return AttributeValue("".join(value.itertext()).strip(), codes)
 
 
 def fill_caller(caller: Caller, facts: AssertionFacts) -> None:
@@ -346,7 +399,7 @@ class Issuer:
                   organization: str | None = None, organization_id: str | None = None,
                   patient_id: str | None = None, mode: str = "normal", audience: str | None = None,
                   validity: int = 300, not_before: dt.datetime | None = None, issuer: str | None = None,
-                  assertion_id: str | None = None) -> etree._Element:
+                  assertion_id: str | None = None, one_time_use: bool = False) -> etree._Element:
         """A signed saml2:Assertion (unattached) for a professional, the patient or a representative."""
         from signxml import DigestAlgorithm, SignatureMethod, XMLSigner
         from signxml.algorithms import SignatureConstructionMethod
@@ -368,6 +421,8 @@ class Issuer:
         if audience:
             ar = etree.SubElement(cond, _q(NS_SAML, "AudienceRestriction"))
             etree.SubElement(ar, _q(NS_SAML, "Audience")).text = audience
+        if one_time_use:
+            etree.SubElement(cond, _q(NS_SAML, "OneTimeUse"))
         authn = etree.SubElement(a, _q(NS_SAML, "AuthnStatement"), AuthnInstant=_format_time(now))
         ctx = etree.SubElement(authn, _q(NS_SAML, "AuthnContext"))
         etree.SubElement(ctx, _q(NS_SAML, "AuthnContextClassRef")).text = \
@@ -455,6 +510,7 @@ def build_verifier(settings, store=None) -> XuaVerifier:
             certs.append(issuer.certificate)
     return XuaVerifier(certs, audience=getattr(settings, "xua_audience", ""),
                        clock_skew=getattr(settings, "xua_clock_skew", 60), store=store,
-                       replay_check=bool(getattr(settings, "xua_replay_check", True)))
+                       replay_check=bool(getattr(settings, "xua_replay_check", True)),
+                       reuse=bool(getattr(settings, "xua_assertion_reuse", False)))
 
 
