@@ -94,9 +94,9 @@ def _children(pid: int) -> list[int]:
 
 
 def test_the_audit_process_runs_below_the_workers(live_server):
-    """audit_nice (default 10): under full load the forwarding waits, not the transactions."""
+    """audit_nice (default 19): under full load the forwarding waits, not the transactions."""
     from xds.config import Settings
     daemons = [p for p in _children(live_server.process.pid)
                if b"audit.daemon" in open(f"/proc/{p}/cmdline", "rb").read()]
     assert len(daemons) == 1
-    assert _nice(daemons[0]) == _nice(live_server.process.pid) + Settings().audit_nice == 10
+    assert _nice(daemons[0]) == _nice(live_server.process.pid) + Settings().audit_nice == 19
