@@ -115,10 +115,11 @@ class AttributeValue:
     codes: tuple[CodedValue, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class AssertionFacts:
     """What a verified assertion says, as plain values: a worker may keep it for the next request
-    that carries the same assertion (``xua_assertion_reuse``), so it holds no element of the tree."""
+    that carries the same assertion (``xua_assertion_reuse``), so it holds no element of the tree
+    and is never changed."""
     id: str
     issuer: str | None
     name_id: str | None
@@ -319,15 +320,16 @@ def read_assertion(signed: etree._Element) -> AssertionFacts:
     if expires is None:
         raise XuaError(INVALID_TOKEN, "the assertion has no Conditions/@NotOnOrAfter")
     name_id = signed.findtext(f"{_q(NS_SAML, 'Subject')}/{_q(NS_SAML, 'NameID')}")
-    facts = AssertionFacts(signed.get("ID"), (signed.findtext(_q(NS_SAML, "Issuer")) or "").strip() or None,
-                           name_id.strip() if name_id else None, expires,
-                           not_before=_parse_time(conditions.get("NotBefore"), "NotBefore"),
-                           audiences=tuple((a.text or "").strip() for a in conditions.iter(_q(NS_SAML, "Audience"))),
-                           one_time_use=conditions.find(_q(NS_SAML, "OneTimeUse")) is not None)
+    attributes: dict[str, list[AttributeValue]] = {}
     for attr in signed.iterfind(f"{_q(NS_SAML, 'AttributeStatement')}/{_q(NS_SAML, 'Attribute')}"):
-        facts.attributes.setdefault(attr.get("Name", ""), []).extend(
+        attributes.setdefault(attr.get("Name", ""), []).extend(
             _attribute_value(value) for value in attr.findall(_q(NS_SAML, "AttributeValue")))
-    return facts
+    return AssertionFacts(signed.get("ID"), (signed.findtext(_q(NS_SAML, "Issuer")) or "").strip() or None,
+                          name_id.strip() if name_id else None, expires,
+                          not_before=_parse_time(conditions.get("NotBefore"), "NotBefore"),
+                          audiences=tuple((a.text or "").strip() for a in conditions.iter(_q(NS_SAML, "Audience"))),
+                          one_time_use=conditions.find(_q(NS_SAML, "OneTimeUse")) is not None,
+                          attributes=attributes)
 
 
 def _attribute_value(value: etree._Element) -> AttributeValue:
