@@ -62,7 +62,8 @@ class Settings:
     xua_required: str = "auto"
     """An assertion is required on ITI-18/41/43: ``auto`` (in the ``dmp`` policy), ``true``, ``false``."""
     xua_replay_check: bool = True
-    """Refuse an assertion ID seen before (each request carries a fresh assertion)."""
+    """Refuse an assertion ID seen before: every assertion (each request carries a fresh one), or
+    with ``xua_assertion_reuse`` those that carry OneTimeUse."""
     xua_assertion_reuse: bool = False
     """Accept an assertion again until it expires, as SAML 2.0 allows and as X-Service Users that
     keep one assertion for a session do; one carrying ``saml2:OneTimeUse`` is still accepted once.
