@@ -117,9 +117,9 @@ _OUTBOX_BEGIN = {True: "SELECT pg_advisory_xact_lock(:k)",
 (SQLAlchemy's per-statement work was half the cost of a batch)."""
 
 
-
 def enqueue(database, messages: list[bytes | tuple[bytes, str | None]], sync_commit: bool = True) -> None:
-    """One transaction, one multi-row INSERT: the only cost auditing adds to the database.
+    """One transaction, one multi-row INSERT (a COPY on PostgreSQL): the only cost auditing adds
+    to the database.
 
     The senders read by id after a cursor, so ids must commit in id order: a sequence value
     taken by one transaction and committed after a later one would be skipped. SQLite writers
