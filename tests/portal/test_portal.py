@@ -87,8 +87,7 @@ def browser_page(server, login: str, viewport=DESKTOP, lang: str | None = None):
     page.goto(server.base_url + "/portal/login" + (f"?lang={lang}" if lang else ""))
     page.get_by_label(re.compile("Identifiant|Login")).fill(login)
     page.get_by_label(re.compile("Mot de passe|Password")).fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("Se connecter|Log in")).click()
-    page.wait_for_load_state()
+    follow(page, page.get_by_role("button", name=re.compile("Se connecter|Log in")))
     return ctx, page
 
 
@@ -111,6 +110,13 @@ def seed(server, pid: str, author: str = "pro-a", **kw) -> str:
                     confidentiality="N")
     assert "added=1" in r.url, r.text[-2000:]
     return uid
+
+
+def follow(page, target) -> None:
+    """Click a link or a form's button and wait for the page it leads to. Reading ``page.content()`` between the
+    click and the commit of the new document returns the old page or an empty one, depending on timing."""
+    with page.expect_navigation():
+        target.click()
 
 
 def titles(page) -> list[str]:
@@ -141,34 +147,34 @@ def test_patient_documents_access_and_block(portal):
     assert "Mes documents" in page.content() and page.locator("html").get_attribute("lang") == "fr"
     shot(page, "patient-documents", portal.backend)
     page.get_by_label("Du").fill("2024-01-01")
-    page.get_by_role("button", name="Filtrer").click()
+    follow(page, page.get_by_role("button", name="Filtrer"))
     assert titles(page) == ["Compte rendu récent"]
     # who may read my record: find Bruno by name, block him
-    page.get_by_role("link", name="Qui peut consulter mon dossier").click()
+    follow(page, page.get_by_role("link", name="Qui peut consulter mon dossier"))
     page.get_by_label("Nom ou identifiant national (RPPS)").fill("Bruno")
-    page.get_by_role("button", name="Rechercher").click()
-    page.locator("ul.people li", has_text="Bruno").last.get_by_role("button", name="Bloquer").click()
+    follow(page, page.get_by_role("button", name="Rechercher"))
+    follow(page, page.locator("ul.people li", has_text="Bruno").last.get_by_role("button", name="Bloquer"))
     assert "Enregistré" in page.content()
     record = api(portal, "GET", f"/records/{seg(pid)}")
     assert PROS["pro-b"][0] in record["blocked"] and PROS["pro-b"][0] not in record["authorised"]
     page.get_by_label("Nom ou identifiant national (RPPS)").fill(PROS["pro-t"][0])
-    page.get_by_role("button", name="Rechercher").click()
-    page.get_by_role("button", name="Désigner comme médecin traitant").click()
+    follow(page, page.get_by_role("button", name="Rechercher"))
+    follow(page, page.get_by_role("button", name="Désigner comme médecin traitant"))
     assert api(portal, "GET", f"/records/{seg(pid)}")["treating_physician"] == PROS["pro-t"][0]
-    page.get_by_role("button", name=re.compile("S'opposer : Accès « bris de glace »")).click()
+    follow(page, page.get_by_role("button", name=re.compile("S'opposer : Accès « bris de glace »")))
     assert api(portal, "GET", f"/records/{seg(pid)}")["break_glass_allowed"] is False
-    page.get_by_role("button", name=re.compile("Autoriser : Accès « bris de glace »")).click()
+    follow(page, page.get_by_role("button", name=re.compile("Autoriser : Accès « bris de glace »")))
     shot(page, "patient-access", portal.backend)
     ctx.close()
     # the blocked professional's next search shows nothing
     ctx, page = browser_page(portal, "pro-b")
     page.get_by_label("INS du patient").fill(pid)
-    page.get_by_role("button", name="Rechercher").click()
+    follow(page, page.get_by_role("button", name="Rechercher"))
     assert "Vous n'avez pas accès à ce dossier" in page.content()
     assert page.locator("table.docs").count() == 0 and "Compte rendu" not in page.content()
     page.get_by_label("Motif (obligatoire)").fill("malaise")
     page.get_by_label("Je confirme l'urgence").check()
-    page.get_by_role("button", name="Accès en urgence").click()  # a block outranks an emergency
+    follow(page, page.get_by_role("button", name="Accès en urgence"))  # a block outranks an emergency
     assert "Vous n'avez pas accès à ce dossier" in page.content() and page.locator("table.docs").count() == 0
     ctx.close()
 
@@ -180,7 +186,7 @@ def test_mask_hides_from_authorised_but_not_treating(portal):
     uid = seed(portal, pid, author="pro-e", title="Compte rendu sensible")  # care team feeding
     ctx, page = browser_page(portal, login)
     page.goto(portal.base_url + f"/portal/documents/{seg(uid)}")
-    page.get_by_role("button", name="Masquer aux professionnels").click()
+    follow(page, page.get_by_role("button", name="Masquer aux professionnels"))
     assert page.get_by_role("button", name="Démasquer").is_visible()
     ctx.close()
     for pro, sees in (("pro-a", False), ("pro-t", True)):
@@ -223,21 +229,21 @@ def test_professional_upload_pdf_invisible_then_disclose(portal):
     api(portal, "PUT", f"/records/{seg(pid)}/authorised/{PROS['pro-a'][0]}")
     ctx, page = browser_page(portal, "pro-a")
     page.get_by_label("INS du patient").fill(pid)
-    page.get_by_role("button", name="Rechercher").click()
+    follow(page, page.get_by_role("button", name="Rechercher"))
     page.get_by_label("Fichier (CDA R2 XML ou PDF)").set_input_files(
         files=[{"name": "resultats.pdf", "mimeType": "application/pdf", "buffer": tiny_pdf()}])
     page.get_by_label("Titre du document").fill("Résultats PDF")
     page.get_by_label("Confidentialité").select_option("INVISIBLE_PATIENT")
-    page.get_by_role("button", name="Envoyer").click()
+    follow(page, page.get_by_role("button", name="Envoyer"))
     assert "Document ajouté" in page.content() and "Résultats PDF" in titles(page)
     shot(page, "professional-patient", portal.backend)
     # a CDA with a PDF body, shown inline too
     page.get_by_label("Fichier (CDA R2 XML ou PDF)").set_input_files(
         files=[{"name": "cr.xml", "mimeType": "text/xml",
                 "buffer": cda(pid, PROS["pro-a"][0], "CR en PDF", pdf=tiny_pdf("CDA PDF"))}])
-    page.get_by_role("button", name="Envoyer").click()
+    follow(page, page.get_by_role("button", name="Envoyer"))
     assert "CR en PDF" in titles(page)
-    page.get_by_role("link", name="CR en PDF").click()
+    follow(page, page.get_by_role("link", name="CR en PDF"))
     assert page.locator("iframe.pdf").count() == 1
     pdf = ctx.request.get(page.locator("iframe.pdf").get_attribute("src").join([portal.base_url, ""])
                           if False else portal.base_url + page.locator("iframe.pdf").get_attribute("src"))
@@ -248,8 +254,8 @@ def test_professional_upload_pdf_invisible_then_disclose(portal):
     assert "Résultats PDF" not in titles(ppage) and "CR en PDF" in titles(ppage)
     ctx, page = browser_page(portal, "pro-a")
     page.goto(portal.base_url + "/portal/pro/patient?ins=" + seg(pid))
-    page.get_by_role("link", name="Résultats PDF").click()
-    page.get_by_role("button", name="Rendre visible au patient").click()
+    follow(page, page.get_by_role("link", name="Résultats PDF"))
+    follow(page, page.get_by_role("button", name="Rendre visible au patient"))
     ctx.close()
     ppage.reload()
     assert "Résultats PDF" in titles(ppage)
@@ -268,7 +274,7 @@ def test_emergency_access_shown_in_history(portal):
     assert page.locator("table.docs").count() == 0
     page.get_by_label("Motif (obligatoire)").fill("Patient inconscient aux urgences")
     page.get_by_label("Je confirme l'urgence").check()
-    page.get_by_role("button", name="Accès en urgence").click()
+    follow(page, page.get_by_role("button", name="Accès en urgence"))
     assert "Vous êtes en accès d'urgence" in page.content() and "Compte rendu urgence" in titles(page)
     ctx.close()
     ctx, page = browser_page(portal, login)
@@ -312,7 +318,7 @@ def test_auditor_desk(portal):
         time.sleep(0.5)
     assert page.locator("table.audit tbody tr").count() >= 2
     shot(page, "auditor-search", portal.backend)
-    page.locator("table.audit tbody tr td a").first.click()
+    follow(page, page.locator("table.audit tbody tr td a").first)
     assert "XML brut" in page.content() and "AuditMessage" in page.content()
     shot(page, "auditor-record", portal.backend)
     csv = ctx.request.get(portal.base_url + "/portal/audit/export.csv?patient=" + seg(pid))
@@ -351,8 +357,7 @@ def test_oidc_login_with_fake_provider(portal):
     assert page.locator("html").get_attribute("lang") == "en"
     shot(page, "login", portal.backend)
     before = portal.oidc.token_requests
-    page.get_by_role("link", name=re.compile("identity provider")).click()
-    page.wait_for_load_state()
+    follow(page, page.get_by_role("link", name=re.compile("identity provider")))
     assert page.url.startswith(portal.base_url + "/portal/audit/"), page.url
     assert portal.oidc.token_requests == before + 1
     ctx.close()
