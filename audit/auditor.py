@@ -21,6 +21,7 @@ import logging
 import socket
 import threading
 import time
+from dataclasses import dataclass
 
 from xds.context import Caller
 
@@ -28,6 +29,15 @@ from . import compact, messages, store, syslog
 from .messages import AuditEvent
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """A transaction's facts waiting in the queue (:meth:`Auditor.record_facts`)."""
+    builder: str
+    caller: list
+    args: tuple
+    time: float
 
 
 class Auditor:
@@ -53,9 +63,9 @@ class Auditor:
         self._urgent = False
 
     # -- the API ------------------------------------------------------------------------------
-    def record(self, event: AuditEvent) -> None:
+    def record(self, event: AuditEvent | _Facts) -> None:
         """Queue one audit event; never raises, never waits for the database."""
-        if not event.source_id:
+        if isinstance(event, AuditEvent) and not event.source_id:
             event.source_id = self.source_id
         with self._cond:
             self._events.append(event)
@@ -63,6 +73,11 @@ class Auditor:
                 self._start()
             if len(self._events) >= self.max_batch:
                 self._cond.notify()
+
+    def record_facts(self, builder: str, caller: Caller, *args) -> None:
+        """Queue the facts of a transaction; the audit process builds the event
+        (``compact.BUILDERS[builder]``). Never raises, never waits for the database."""
+        self.record(_Facts(builder, compact.caller_facts(caller), args, time.time()))
 
     def security_alert(self, caller: Caller, description: str,
                        alert_type: messages.Code = messages.USE_OF_RESTRICTED_FUNCTION,
@@ -105,8 +120,11 @@ class Auditor:
         self._thread.start()
         atexit.register(self.close)
 
-    def _encode(self, event: AuditEvent) -> bytes:
+    def _encode(self, event: AuditEvent | _Facts) -> bytes:
         """The event's compact outbox form; the audit process writes the message (audit.compact)."""
+        if isinstance(event, _Facts):
+            return compact.encode_facts(event.builder, event.caller, event.args, event.time, self.source_id,
+                                        self.hostname, self.app_name)
         return compact.encode(event, self.hostname, self.app_name)
 
     def _run(self) -> None:
@@ -160,6 +178,9 @@ class NullAuditor:
     source_id = ""
 
     def record(self, event: AuditEvent) -> None:
+        pass
+
+    def record_facts(self, *args) -> None:
         pass
 
     def security_alert(self, *args, **kwargs) -> None:

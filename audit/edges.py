@@ -27,8 +27,6 @@ current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("
 # A transport or access layer that establishes who calls (XUA, TLS) stores its Caller under
 # environ["xds.caller"]; the wrappers read it again after the handler ran.
 
-_PATIENT_PARAMS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "$XDSFolderPatientId", "$patientId")
-
 
 def caller_of(request) -> Caller:
     known = request.environ.get(CALLER_KEY)
@@ -125,23 +123,13 @@ def audited_register(handler, auditor):
 
 
 def _query(auditor, caller, request, response, home_community_id) -> None:
-    body = request.body
-    query = body.find(q(NS_RIM, "AdhocQuery"))
-    query_id = query.get("id", "") if query is not None else ""
-    patient = None
-    if query is not None:
-        for slot in query.iterchildren(q(NS_RIM, "Slot")):
-            if slot.get("name") in _PATIENT_PARAMS:
-                value = slot.findtext(f"{q(NS_RIM, 'ValueList')}/{q(NS_RIM, 'Value')}") or ""
-                patient = value.strip().strip("(").strip(")").strip().strip("'") or None
-                break
     outcome = _status(response.body if response else None)
-    auditor.record(messages.stored_query(caller, auditor.source_id, outcome, query_id, body, patient,
-                                         home_community_id))
+    auditor.record_facts("iti18", caller, outcome, etree.tostring(request.body, encoding="UTF-8"), home_community_id)
 
 
 def audited_query(handler, auditor, home_community_id: str | None = None):
-    """ITI-18 at the Document Registry: Query (110112), E, the AdhocQueryRequest as the query object."""
+    """ITI-18 at the Document Registry: Query (110112), E, the AdhocQueryRequest as the query object
+    (:func:`audit.messages.stored_query_of_request`, built by the audit process)."""
     return _audited(handler, auditor, _query, home_community_id)
 
 

@@ -171,6 +171,16 @@ def spread(slow: Sequence[float], fast: Sequence[float]) -> str:
     return f"rounds {each[0]:+.1f}% to {each[-1]:+.1f}%"
 
 
+def paired_slowdown(slow: Sequence[float], fast: Sequence[float]) -> float:
+    """How much slower ``slow`` is than ``fast``, in percent: the median over rounds of each round's
+    pair (measured next to each other).
+
+    A pair shares the machine's state of the moment; on a shared VM whose speed swings by 20 to 60
+    points from one round to the next, the median of the pairs' ratios is steadier than the ratio
+    of two medians taken over different moments."""
+    return statistics.median((1 - s / f) * 100 for s, f in zip(slow, fast) if f)
+
+
 def print_table(headers: list[str], rows: list[list]) -> None:
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
     print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths)))
@@ -179,5 +189,5 @@ def print_table(headers: list[str], rows: list[list]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
 
 
-__all__ = ["Load", "run_load", "EchoServer", "database_urls", "insert_floor", "start_xds", "print_table",
+__all__ = ["Load", "run_load", "EchoServer", "database_urls", "insert_floor", "start_xds", "print_table", "paired_slowdown",
            "PG_BASE", "statistics"]

@@ -31,7 +31,8 @@ import threading
 import uuid
 from pathlib import Path
 
-from common import EchoServer, PostgresSchema, postgres_available, print_table, run_load, spread, start_xds
+from common import (EchoServer, PostgresSchema, paired_slowdown, postgres_available, print_table, run_load, spread,
+                    start_xds)
 
 import loader
 from lxml import etree
@@ -170,8 +171,10 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
     """FindDocuments LeafClass, 8 clients, under ``--access-policy dmp`` with signed assertions
     (issue 6: within 25% of the open mode).
 
-    Four servers run side by side and their rounds alternate, medians compared: on a shared 2-core
-    machine the speed drifts by more than the difference measured.
+    Four servers run side by side and their rounds alternate, each server going first in turn; the
+    slowdown is the median of each round's ratio to the open server's rate of the same round
+    (``common.paired_slowdown``): on a shared 2-core machine the speed drifts by more than the
+    difference measured.
     - open: no assertion;
     - open+XUA: the open mode requiring the same signed assertions (``xua_required``): signature,
       conditions and replay check, no policy. It splits the dmp cost into the assertion's
@@ -220,8 +223,10 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
         for name, server in servers.items():  # unmeasured: a cold first round strays
             warm = dmp_bodies(server.registry_url, cases, issuer, WARM_UP, 1) if name != "open" else work[name][0]
             run_load(server.registry_url, warm, 8, WARM_UP, seconds)
+        names = list(servers)
         for r in range(rounds):
-            for name, server in servers.items():
+            for name in names[r % len(names):] + names[:r % len(names)]:  # each server in turn goes first
+                server = servers[name]
                 source = Sessions(work[name][r], uses) if name == "dmp reuse" else work[name][r]
                 load = run_load(server.registry_url, source, 8, per_round, seconds,
                                 check=lambda content: SUCCESS in content)
@@ -237,7 +242,8 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
                         ("open+XUA", "open+XUA (no policy)")):
         d = statistics.median(rates[name])
         rows.append([label, f"{d:.0f}", f"{statistics.median(p95[name]):.1f}", f"{o:.0f}",
-                     f"{(1 - d / o) * 100:.1f}% ({spread(rates[name], rates['open'])})"])
+                     f"{paired_slowdown(rates[name], rates['open']):.1f}% (medians {(1 - d / o) * 100:.1f}%; "
+                     f"{spread(rates[name], rates['open'])})"])
     return rows, failures
 
 

@@ -272,3 +272,64 @@ def test_the_compact_form_keeps_every_field():
         back, host, app, pid = compact.decode(compact.encode(event, "host-1", "app", "42"))
         assert (host, app, pid) == ("host-1", "app", "42")
         assert back.to_xml() == event.to_xml() and back.index_fields() == event.index_fields()
+
+
+ADHOC = ('<query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0" '
+         'xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><query:ResponseOption returnType="LeafClass"/>'
+         '<rim:AdhocQuery id="urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"><rim:Slot name="$XDSDocumentEntryStatus">'
+         '<rim:ValueList><rim:Value>(\'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved\')</rim:Value>'
+         '</rim:ValueList></rim:Slot><rim:Slot name="$XDSDocumentEntryPatientId"><rim:ValueList>'
+         f'<rim:Value>\'{PATIENT.replace("&", "&amp;")}\'</rim:Value></rim:ValueList></rim:Slot></rim:AdhocQuery>'
+         '<!-- é --></query:AdhocQueryRequest>').encode()
+
+
+def test_the_facts_of_a_stored_query_give_the_event_the_worker_would_have_built():
+    """A worker queues an ITI-18 as facts (the caller, the outcome, the AdhocQueryRequest); the
+    audit process's event is the one :func:`messages.stored_query` builds with the request's
+    query id and patient, at the time the worker recorded it."""
+    from datetime import datetime, timezone
+
+    from audit import compact
+    caller = Caller(remote_addr="10.0.0.6", endpoint="http://h/registry", user_id="810002", user_name="Dr B",
+                    roles=[CodedValue("10", "1.2.250.1.71.1.2.7", "Medecin")], organization="Hôpital",
+                    organization_id="3750100018", patient_id=PATIENT, kind="professional",
+                    purpose_of_use=[CodedValue("TREATMENT", "2.16.840.1.113883.5.8", "Soins")],
+                    access_mode="centre_15", reply_to="http://source.example/ws", node_subject="CN=node")
+    when = 1_790_000_000.123456
+    row = compact.encode_facts("iti18", compact.caller_facts(caller), [8, ADHOC, "urn:oid:1.2.3"], when, "src",
+                               "host-1", "app", "42")
+    assert b"AdhocQueryRequest" in row and b"110112" not in row
+    back, host, app, pid = compact.decode(row)
+    expected = messages.stored_query(caller, "src", 8, "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d", ADHOC,
+                                     PATIENT, "urn:oid:1.2.3")
+    assert (host, app, pid) == ("host-1", "app", "42")
+    assert back.time == datetime.fromtimestamp(when, timezone.utc)
+    expected.time = back.time
+    assert back.to_xml() == expected.to_xml() and back.index_fields() == expected.index_fields()
+
+
+def test_a_stored_query_request_that_does_not_parse_is_still_audited():
+    event = messages.stored_query_of_request(Caller(remote_addr="10.0.0.5"), "src", 8, b"<not xml")
+    objects = event.objects
+    assert [(o.object_id, o.query) for o in objects] == [("unknown", b"<not xml")]
+
+
+def test_the_auditor_queues_facts_and_the_store_gets_their_message(audit_db):
+    import os
+
+    from audit import compact, syslog
+    a = Auditor(audit_db, "src")
+    caller = Caller(remote_addr="10.0.0.5", endpoint="http://h/registry", user_id="810001")
+    a.record_facts("iti18", caller, 0, ADHOC, None)
+    caller.user_id = "changed after the transaction"
+    a.flush()
+    a.close()
+    (_, queued), = store.pending(audit_db, store.LOCAL)[1]
+    assert queued.startswith(b'{"b":"iti18"')
+    Sender(audit_db).deliver_once()
+    (record,) = store.iter_all(audit_db)
+    event, *_ = compact.decode(queued)
+    assert [p.user_id for p in event.participants][-1] == "810001"
+    assert bytes(record.raw) == syslog.encode(event.to_xml(), a.hostname, a.app_name, procid=str(os.getpid()),
+                                              timestamp=event.time)
+    assert store.verify(audit_db).ok
