@@ -358,7 +358,8 @@ def main() -> None:
     if dmp_rows:
         print()
         print("FindDocuments LeafClass, 8 clients: --access-policy dmp with signed XUA assertions vs open mode "
-              "(9 alternated rounds each, medians); open+XUA: open mode requiring the same assertions")
+              "(9 alternated rounds each; slower: median of the rounds' ratios to open); open+XUA: open mode "
+              "requiring the same assertions")
         print_table(["db", "entries", "run", "q/s", "p95 ms", "open q/s", "slower than open", "failed (all runs)"],
                     dmp_rows)
         print()
