@@ -1,7 +1,8 @@
 """The outbox form of our own audit events: compact JSON, turned into RFC 5424 by the audit process.
 
 A worker only serializes the :class:`~audit.messages.AuditEvent` model (a JSON dump, a few
-microseconds) and queues it; the DICOM XML, the syslog header, the indexed fields and the hash
+microseconds), or for an ITI-18 only the transaction's facts (:func:`encode_facts`), and queues
+it; the event of the facts, the DICOM XML, the syslog header, the indexed fields and the hash
 chain are built by the audit process, which runs below the workers' priority (``audit_nice``).
 Writing the XML in the worker was most of what auditing cost a transaction (benchmarks/audit.py).
 
@@ -15,12 +16,11 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
+from typing import Sequence
 
-
-from . import fields, syslog
 from xds.context import Caller, CodedValue
 
-from . import messages
+from . import fields, messages, syslog
 from .fields import Fields
 from .messages import AuditEvent, Code, Participant, ParticipantObject
 
@@ -71,7 +71,7 @@ def _caller(v: list) -> Caller:
                   access_mode=access_mode, kind=kind)
 
 
-def encode_facts(builder: str, caller: list, args: list, when: float, source_id: str, hostname: str,
+def encode_facts(builder: str, caller: list, args: Sequence, when: float, source_id: str, hostname: str,
                  app_name: str = syslog.APP_NAME, procid: str | None = None) -> bytes:
     """The facts of a transaction, for the audit process to build its event with
     ``BUILDERS[builder](caller, source_id, *args)``.
