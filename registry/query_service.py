@@ -56,7 +56,7 @@ def query_handler(services):
             if refused is not None:
                 result = QueryResult(errors=refused, return_type=return_type)
             else:
-                result = run_stored_query(conn, query_id, params, return_type, services.settings)
+                result = run_stored_query(conn, query_id, params, return_type, services.settings, entry_facts=True)
                 if result.ok:
                     access.filter_query(caller, result, decisions, conn)
         return SoapResponse(body=response_element(result), action=Actions.STORED_QUERY_RESPONSE)

@@ -68,8 +68,11 @@ def find(db, patient):
     return {"$XDSDocumentEntryPatientId": [[f"'{patient}'"]], "$XDSDocumentEntryStatus": [[APPROVED]]}
 
 
+@pytest.mark.parametrize("facts_from", ["elements", "index"])
 @pytest.mark.parametrize("state,kind,visible", m.MATRIX, ids=[f"{s}-{c}" for s, c, _ in m.MATRIX])
-def test_visibility_matrix(world, state, kind, visible):
+def test_visibility_matrix(world, state, kind, visible, facts_from):
+    """``facts_from``: the documents' facts read from the LeafClass elements, or from the
+    registry's index as FindDocuments returns them to the dmp mode (``entry_facts``)."""
     db, policy, records = world
     patient, uids = records[state]
     who = caller(kind, patient, records[m.OPEN][0] if state != m.OPEN else records[m.OPPOSED][0])
@@ -81,8 +84,9 @@ def test_visibility_matrix(world, state, kind, visible):
         assert policy.visible_documents(who, list(uids.values())) == set()
         return
     assert refused is None, refused
-    result = run_stored_query(db, FIND, params, "LeafClass")
+    result = run_stored_query(db, FIND, params, "LeafClass", entry_facts=facts_from == "index")
     assert result.ok, result.errors
+    assert (result.entry_facts is not None) is (facts_from == "index")
     policy.filter_query(who, result)
     by_uid = {uid: case for case, uid in uids.items()}
     seen = {by_uid[el.find(".//{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}ExternalIdentifier"
@@ -91,6 +95,23 @@ def test_visibility_matrix(world, state, kind, visible):
     assert seen == set(visible)
     assert len(result.ids) == len(result.objects)
     assert {by_uid[u] for u in policy.visible_documents(who, list(uids.values()))} == set(visible)
+
+
+def test_indexed_entry_facts_equal_those_read_from_the_elements(world):
+    """What FindDocuments returns from ``entry_codes``/``entry_authors`` is what the policy would
+    read from each LeafClass element: uniqueId, confidentiality codes, authors."""
+    from xds.access.policy import entry_facts, indexed_facts
+    db, policy, records = world
+    compared = 0
+    for patient, _uids in records.values():
+        record = policy.store.record(patient)
+        result = run_stored_query(db, FIND, find(db, patient), "LeafClass", entry_facts=True)
+        assert result.ok and len(result.entry_facts) == len(result.objects)
+        for element, indexed in zip(result.objects, result.entry_facts):
+            expected = entry_facts(element, patient, record)
+            assert indexed_facts(*indexed, patient, record) == expected
+            compared += bool(expected.confidentiality) and len(expected.authors) == 2
+    assert compared >= 10
 
 
 def test_objectref_answers_are_filtered_too(world):

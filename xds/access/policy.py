@@ -42,6 +42,7 @@ from xds.context import Caller
 from xds.errors import ErrorCode, ErrorList
 from xds.vocabulary import DOC, NS_RIM, q
 
+from registry.query.engine import FACTS_SEPARATOR
 from registry.store.db import driver_execute
 
 from .store import AccessStore, DocumentPolicy, RecordPolicy
@@ -263,6 +264,17 @@ def entry_facts(entry, patient_id: str, record: RecordPolicy | None) -> Document
                 authors.add(author_id(person))
     state = record.documents.get(unique_id) if record is not None else None
     return DocumentFacts(unique_id, patient_id, frozenset(codes), frozenset(authors), state or DocumentPolicy())
+
+
+def indexed_facts(unique_id: str, confidentiality: str, authors: str, patient_id: str,
+                  record: RecordPolicy | None) -> DocumentFacts:
+    """A DocumentEntry's facts from the registration's index (``entry_codes``, ``entry_authors``)
+    as a FindDocuments answer carries them (``QueryResult.entry_facts``): the values
+    :func:`entry_facts` reads from the element, without walking it."""
+    codes = frozenset(c.split("^", 1)[0] for c in confidentiality.split(FACTS_SEPARATOR) if c)
+    people = frozenset(author_id(p) for p in authors.split(FACTS_SEPARATOR) if p)
+    state = record.documents.get(unique_id) if record is not None else None
+    return DocumentFacts(unique_id, patient_id, codes, people, state or DocumentPolicy())
 
 
 def _first_value(obj, name: str) -> str | None:
@@ -511,15 +523,23 @@ class AccessPolicy:
 
     @staticmethod
     def _facts_of_entries(result, known: dict[str, Decision]) -> dict[str, DocumentFacts]:
-        """Facts of the answer's documents from their LeafClass elements; {} if one is not one."""
+        """Facts of the answer's documents: from the registry's index when the query returned them
+        (``QueryResult.entry_facts``), else from their LeafClass elements; {} if one is not one."""
         docs: dict[str, DocumentFacts] = {}
-        for uid, kind, pid, element in zip(result.ids, result.kinds, result.patients, result.objects):
+        indexed = result.entry_facts
+        for i, (uid, kind, pid) in enumerate(zip(result.ids, result.kinds, result.patients)):
             if kind != "document":
                 continue
             decision = known.get(pid) if pid else None
-            facts = entry_facts(element, pid, decision.record if decision is not None else None) if pid else None
-            if facts is None:
+            record = decision.record if decision is not None else None
+            if not pid:
                 return {}
+            if indexed is not None:
+                facts = indexed_facts(*indexed[i], pid, record)
+            else:
+                facts = entry_facts(result.objects[i], pid, record)
+                if facts is None:
+                    return {}
             docs[uid] = facts
         return docs
 
