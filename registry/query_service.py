@@ -52,11 +52,19 @@ def query_handler(services):
         decisions: dict = {}
         # one connection for the policy's reads and the query: a checkout is a cost of its own
         with services.database.quick_read() as conn:
-            refused = access.check_query(caller, params, decisions, conn)
+            result = record = None
+            carried = access.record_expression(caller, query_id, params, conn)
+            if carried is not None:  # FindDocuments reads the patient's record in its own statement
+                result = run_stored_query(conn, query_id, params, return_type, services.settings,
+                                          entry_facts=True, also=carried)
+                record = access.record_of_value(params, result.also)
+            refused = access.check_query(caller, params, decisions, conn, record)
             if refused is not None:
                 result = QueryResult(errors=refused, return_type=return_type)
             else:
-                result = run_stored_query(conn, query_id, params, return_type, services.settings, entry_facts=True)
+                if result is None:
+                    result = run_stored_query(conn, query_id, params, return_type, services.settings,
+                                              entry_facts=True)
                 if result.ok:
                     access.filter_query(caller, result, decisions, conn)
         return SoapResponse(body=response_element(result), action=Actions.STORED_QUERY_RESPONSE)

@@ -64,6 +64,9 @@ class QueryResult:
     """Asked with ``entry_facts=True`` and answered by FindDocuments: per object, the entry's
     uniqueId, its confidentiality codes and its authorPerson values, each list joined by
     :data:`FACTS_SEPARATOR`, as the registration indexed them; None otherwise."""
+    also: object = None
+    """The value of the ``also`` expression asked of FindDocuments, read in the same statement;
+    None when the query did not run it or answered no object."""
 
     @property
     def status(self) -> str:
@@ -126,9 +129,9 @@ def content_conditions(p: Params) -> list:
 
 class _Ctx:
     def __init__(self, conn: Connection, p: Params, max_results: int, with_xml: bool = True,
-                 with_facts: bool = False) -> None:
+                 with_facts: bool = False, also: tuple[str, dict] | None = None) -> None:
         self.conn, self.p, self.max_results, self.with_xml = conn, p, max_results, with_xml
-        self.with_facts = with_facts
+        self.with_facts, self.also = with_facts, also
 
     def limited(self, stmt) -> list[str]:
         """Run a Find selection of ids, stopping one past the limit."""
@@ -222,9 +225,10 @@ def _find_documents_sql(c: _Ctx, by_reference_id: bool) -> Prefetched:
 
     sql = ["SELECT ro.seq, ro.uuid, ro.status, ro.patient_id, ro.kind", ", ro.xml" if leaf else "",
            _FACTS_COLUMNS[arrays] if c.with_facts else "",
+           f", ({c.also[0]}) AS f_also" if c.also else "",
            " FROM document_entries de JOIN registry_objects ro ON ro.uuid = de.uuid"
            f" WHERE de.patient_id = :patient AND de.status {one_of('statuses')} AND de.object_type {one_of('types')}"]
-    values: dict = {"patient": p.one("$XDSDocumentEntryPatientId"),
+    values: dict = {**(c.also[1] if c.also else {}), "patient": p.one("$XDSDocumentEntryPatientId"),
                     "statuses": p.values("$XDSDocumentEntryStatus"),
                     "types": p.values("$XDSDocumentEntryType") or [ObjectType.STABLE_DOCUMENT]}
     expanding = ["statuses", "types"]
@@ -487,7 +491,8 @@ def _connection(source) -> Iterator[Connection]:
 
 def run_stored_query(source, query_id: str, params: dict[str, list[list[str]]], return_type: str = LEAF_CLASS,
                      settings=None, *, max_results: int | None = None,
-                     home_community_id: str | None = None, entry_facts: bool = False) -> QueryResult:
+                     home_community_id: str | None = None, entry_facts: bool = False,
+                     also: tuple[str, dict] | None = None) -> QueryResult:
     """Run one stored query (ITI TF-2 3.18.4.1.2.3.7) against the registry.
 
     ``source``: a :class:`registry.store.db.Database` (a read transaction is opened) or an open
@@ -495,6 +500,9 @@ def run_stored_query(source, query_id: str, params: dict[str, list[list[str]]], 
     ``rim:Slot`` of that name, as sent. ``settings`` (``xds.config.Settings``) gives
     ``max_query_results`` and ``home_community_id`` unless the keyword arguments do.
     ``entry_facts``: fill ``QueryResult.entry_facts`` where the query can (FindDocuments).
+    ``also``: (a scalar SQL expression, its parameters) that FindDocuments evaluates in its own
+    statement, its value in ``QueryResult.also``: what a caller needs with the answer, without a
+    round trip of its own. Its parameter names must not be the query's (prefix them).
     Errors are returned in ``QueryResult.errors``, never raised.
     """
     if max_results is None:
@@ -516,7 +524,7 @@ def run_stored_query(source, query_id: str, params: dict[str, list[list[str]]], 
             raise XDSError(ErrorCode.UNKNOWN_COMMUNITY, f"$homeCommunityId {community} is not this registry's "
                                                         f"community ({home})", "$homeCommunityId")
         with _connection(source) as conn:
-            ctx = _Ctx(conn, p, max_results, with_xml=return_type == LEAF_CLASS, with_facts=entry_facts)
+            ctx = _Ctx(conn, p, max_results, with_xml=return_type == LEAF_CLASS, with_facts=entry_facts, also=also)
             answer = HANDLERS[query.name](ctx)
             if isinstance(answer, Prefetched):
                 rows = answer.rows
@@ -536,11 +544,13 @@ def run_stored_query(source, query_id: str, params: dict[str, list[list[str]]], 
         result.kinds = [r.kind for r in rows]
         if ctx.with_facts and isinstance(answer, Prefetched):
             result.entry_facts = [(r.f_unique_id, r.f_confidentiality or "", r.f_authors or "") for r in rows]
+        if ctx.also and isinstance(answer, Prefetched) and rows:
+            result.also = rows[0].f_also
         result.objects = _render_all(rows, return_type, home)
     except XDSError as exc:
         result.errors.extend(exc.errors)
         result.objects, result.ids, result.patients, result.kinds = [], [], [], []
-        result.entry_facts = None
+        result.entry_facts = result.also = None
     return result
 
 

@@ -68,25 +68,37 @@ def find(db, patient):
     return {"$XDSDocumentEntryPatientId": [[f"'{patient}'"]], "$XDSDocumentEntryStatus": [[APPROVED]]}
 
 
-@pytest.mark.parametrize("facts_from", ["elements", "index"])
+@pytest.mark.parametrize("facts_from", ["elements", "index", "index, record carried"])
 @pytest.mark.parametrize("state,kind,visible", m.MATRIX, ids=[f"{s}-{c}" for s, c, _ in m.MATRIX])
 def test_visibility_matrix(world, state, kind, visible, facts_from):
     """``facts_from``: the documents' facts read from the LeafClass elements, or from the
-    registry's index as FindDocuments returns them to the dmp mode (``entry_facts``)."""
+    registry's index as FindDocuments returns them to the dmp mode (``entry_facts``); and on
+    PostgreSQL the patient's record read by the FindDocuments statement itself, the query
+    running before the decision (``record_expression``), as the dmp mode's ITI-18 does."""
     db, policy, records = world
     patient, uids = records[state]
     who = caller(kind, patient, records[m.OPEN][0] if state != m.OPEN else records[m.OPPOSED][0])
     params = find(db, patient)
-    refused = policy.check_query(who, params)
+    result = record = None
+    if facts_from == "index, record carried":
+        with db.quick_read() as conn:
+            carried = policy.record_expression(who, FIND, params, conn)
+            assert (carried is not None) is (conn.dialect.name == "postgresql")
+            if carried is not None:
+                result = run_stored_query(conn, FIND, params, "LeafClass", entry_facts=True, also=carried)
+                record = policy.record_of_value(params, result.also)
+                assert (record is not None) is bool(uids)  # carried by the answer's rows
+    refused = policy.check_query(who, params, record=record)
     if visible is None:
         assert refused is not None and refused.has_errors, f"{kind} must be refused on a {state} record"
         assert "access refused" in refused.errors[0].context
         assert policy.visible_documents(who, list(uids.values())) == set()
         return
     assert refused is None, refused
-    result = run_stored_query(db, FIND, params, "LeafClass", entry_facts=facts_from == "index")
+    if result is None:
+        result = run_stored_query(db, FIND, params, "LeafClass", entry_facts=facts_from != "elements")
     assert result.ok, result.errors
-    assert (result.entry_facts is not None) is (facts_from == "index")
+    assert (result.entry_facts is not None) is (facts_from != "elements")
     policy.filter_query(who, result)
     by_uid = {uid: case for case, uid in uids.items()}
     seen = {by_uid[el.find(".//{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}ExternalIdentifier"
@@ -95,6 +107,35 @@ def test_visibility_matrix(world, state, kind, visible, facts_from):
     assert seen == set(visible)
     assert len(result.ids) == len(result.objects)
     assert {by_uid[u] for u in policy.visible_documents(who, list(uids.values()))} == set(visible)
+
+
+def test_the_record_a_find_documents_carries_is_the_record_read(world):
+    """The record read in the FindDocuments statement equals the record read on its own, for
+    every state of the matrix (PostgreSQL; SQLite reads it on its own)."""
+    db, policy, records = world
+    for state, (patient, uids) in records.items():
+        with db.quick_read() as conn:
+            carried = policy.record_expression(Caller(user_id="810000000011"), FIND, find(db, patient), conn)
+            if conn.dialect.name != "postgresql":
+                assert carried is None
+                continue
+            result = run_stored_query(conn, FIND, find(db, patient), "LeafClass", also=carried)
+        assert result.ok
+        if uids:
+            assert policy.record_of_value(find(db, patient), result.also) == policy.store.record(patient), state
+        else:
+            assert result.also is None
+
+
+def test_no_record_is_carried_while_a_replay_check_is_owed(world):
+    """The replay check of a strict assertion is made with the record (one statement of its own)."""
+    db, policy, records = world
+    patient, _uids = records[m.OPEN]
+    who = Caller(user_id="810000000011", pending_assertion=("_a1", 4_000_000_000.0))
+    with db.quick_read() as conn:
+        assert policy.record_expression(who, FIND, find(db, patient), conn) is None
+        assert policy.record_expression(Caller(user_id="810000000011"), "urn:uuid:ff", find(db, patient),
+                                        conn) is None  # not a FindDocuments
 
 
 def test_indexed_entry_facts_equal_those_read_from_the_elements(world):

@@ -201,3 +201,16 @@ def test_find_documents_by_reference_id(store, db):
     assert ids(run(db, "FindDocumentsByReferenceId", p)) == set()
     del p["$XDSDocumentEntryReferenceIdList"]
     assert run(db, "FindDocumentsByReferenceId", p).errors.errors[0].code == "XDSStoredQueryMissingParam"
+
+
+def test_find_documents_carries_an_expression_in_its_statement(store, db):
+    """``also``: a caller's scalar expression, evaluated by the FindDocuments statement itself
+    (the dmp mode's record read rides on it); its value comes with the answer, None without one."""
+    store.submit([document(), document()])
+    answer = run(db, "FindDocuments", {"$XDSDocumentEntryPatientId": f"'{PID}'", "$XDSDocumentEntryStatus": APPROVED},
+                 also=("SELECT :also_x || 'y'", {"also_x": "x"}))
+    assert answer.ok and len(answer.ids) == 2 and answer.also == "xy"
+    empty = run(db, "FindDocuments", {"$XDSDocumentEntryPatientId": "'NOBODY^^^&1.2.3&ISO'",
+                                      "$XDSDocumentEntryStatus": APPROVED}, also=("SELECT 'y'", {}))
+    assert empty.ok and empty.ids == [] and empty.also is None
+    assert find_docs(db).also is None

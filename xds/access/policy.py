@@ -42,6 +42,7 @@ from xds.context import Caller
 from xds.errors import ErrorCode, ErrorList
 from xds.vocabulary import DOC, NS_RIM, q
 
+from registry.query.definitions import QUERIES
 from registry.query.engine import FACTS_SEPARATOR
 from registry.store.db import driver_execute
 
@@ -308,6 +309,10 @@ PATIENT_PARAMETERS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId"
                       "$patientId")
 
 
+FIND_DOCUMENTS = frozenset(q.id for q in QUERIES.values() if q.name in ("FindDocuments", "FindDocumentsByReferenceId"))
+"""The stored queries whose statement can carry the record read (``run_stored_query``'s ``also``)."""
+
+
 def query_patient(params: dict[str, list[list[str]]]) -> str | None:
     """The patient a Find/GetAll stored query is about (its patient parameter, unquoted)."""
     from registry.query.params import split_value
@@ -397,23 +402,24 @@ class AccessPolicy:
 
     # -- decisions ---------------------------------------------------------------------------------------
     def decide(self, caller: Caller, patient_id: str, action: str = READ, conn=None,
-               known: dict[str, Decision] | None = None) -> Decision:
-        """``known``: the read decisions already taken in this request, by patient (filled in)."""
+               known: dict[str, Decision] | None = None, record: RecordPolicy | None = None) -> Decision:
+        """``known``: the read decisions already taken in this request, by patient (filled in).
+        ``record``: the patient's record, already read in this request (:meth:`record_expression`)."""
         if not self.is_dmp:
             return Decision(True, ALL, "open affinity domain", caller_id=caller.user_id)
         if known is not None and action == READ:
             if patient_id not in known:
-                known[patient_id] = self.decide(caller, patient_id, action, conn)
+                known[patient_id] = self.decide(caller, patient_id, action, conn, record=record)
             return known[patient_id]
         if conn is None:
             with self.database.quick_read() as conn:
-                return self.decide(caller, patient_id, action, conn)
+                return self.decide(caller, patient_id, action, conn, record=record)
         owed = self._owed_replay_check(caller)
         if owed is not None:
             record, fresh = self.store.record_and_first_use(patient_id, conn, *owed)
             if not fresh:
                 self._replayed(caller, owed[0])
-        else:
+        elif record is None:
             record = self.store.record(patient_id, conn)
         decision = decide(caller, record, action, care_team_may_submit=self.care_team_may_submit)
         if not decision.allowed and action == READ and caller_kind(caller) == PROFESSIONAL and caller.user_id \
@@ -435,13 +441,35 @@ class AccessPolicy:
         self._alert(caller, f"{transaction}: access refused: {decision.reason}", "restricted", patient_id)
 
     # ITI-18 --------------------------------------------------------------------------------------------
+    def record_expression(self, caller: Caller, query_id: str, params: dict[str, list[list[str]]],
+                          conn) -> tuple[str, dict] | None:
+        """The record read a FindDocuments may carry in its own statement (``run_stored_query``'s
+        ``also``), or None: not PostgreSQL, no patient named, or a replay check still owed (it
+        is made with the record, in a statement of its own).
+
+        A FindDocuments in mode dmp is then one round trip instead of two, the most frequent
+        query of the DMP (benchmarks/query.py, issue 6). The query runs before the decision;
+        a refused caller gets only the refusal, and the answer is dropped.
+        """
+        if not self.is_dmp or conn.dialect.name != "postgresql" or query_id not in FIND_DOCUMENTS \
+                or caller.pending_assertion is not None:
+            return None
+        patient = query_patient(params)
+        return self.store.record_expression(patient) if patient else None
+
+    def record_of_value(self, params: dict[str, list[list[str]]], value) -> RecordPolicy | None:
+        """The record a FindDocuments carried (:meth:`record_expression`); None without one."""
+        patient = query_patient(params)
+        return self.store.record_of_value(patient, value) if patient and value is not None else None
+
     def check_query(self, caller: Caller, params: dict[str, list[list[str]]],
-                    known: dict[str, Decision] | None = None, conn=None) -> ErrorList | None:
+                    known: dict[str, Decision] | None = None, conn=None,
+                    record: RecordPolicy | None = None) -> ErrorList | None:
         """Errors for a query on a patient the caller may not access; None when it may run.
 
         ``known``: a dict that keeps this request's decisions for :meth:`filter_query`. A replay
         check that ``identify`` deferred is done here at the latest (with the record when the
-        query names a patient).
+        query names a patient). ``record``: the patient's record, if already read.
         """
         if not self.is_dmp:
             self.settle(caller)
@@ -450,7 +478,8 @@ class AccessPolicy:
         if patient is None:
             self.settle(caller)
             return None  # Get* queries: filtered object by object
-        decision = self.decide(caller, patient, conn=conn, known=known)
+        decision = self.decide(caller, patient, conn=conn, known=known,
+                               record=record if record is not None and record.patient_id == patient else None)
         if not decision.allowed:
             self._refused(caller, patient, decision, "ITI-18")
             errors = ErrorList()

@@ -15,6 +15,7 @@ database; the record itself (exists, open or closed) stays the registry's ``pati
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,11 @@ _RECORD = (
 the patient: one ``r`` row, a ``p`` row per professional listed, a ``d`` row per document whose
 mask or disclosure the patient or a professional changed."""
 
+RECORD_EXPRESSION = ("SELECT json_agg(json_build_array(k, a, b, c, d, e))::text FROM ("
+                     + _RECORD.replace(":patient", ":rec_patient") + ") rec")
+"""PostgreSQL: the rows of :data:`_RECORD` as one JSON text, for a statement that reads the record
+along with something else (:meth:`AccessStore.record_expression`)."""
+
 _FIRST_USE = ("INSERT INTO access_assertions (assertion_id, expires_at) VALUES (:assertion_id, :expires_at) "
               "ON CONFLICT (assertion_id) DO NOTHING")
 
@@ -169,6 +175,17 @@ class AccessStore:
             with self.db.read() as conn:
                 return self.record(patient_id, conn)
         return _record_of(patient_id, driver_execute(conn, _RECORD, {"patient": patient_id})[0])
+
+    @staticmethod
+    def record_expression(patient_id: str) -> tuple[str, dict]:
+        """(SQL expression, parameters) of the patient's record for another statement to carry
+        (PostgreSQL; ``registry.query.run_stored_query``'s ``also``); :meth:`record_of_value`
+        reads its value."""
+        return RECORD_EXPRESSION, {"rec_patient": patient_id}
+
+    @staticmethod
+    def record_of_value(patient_id: str, value: str) -> RecordPolicy:
+        return _record_of(patient_id, [tuple(row) for row in json.loads(value)])
 
     def record_and_first_use(self, patient_id: str, conn, assertion_id: str, expires_at: float
                              ) -> tuple[RecordPolicy, bool]:
