@@ -344,10 +344,6 @@ def stored_query(caller: Caller, source_id: str, outcome: int, query_id: str, re
     return ev
 
 
-QUERY_PATIENT_PARAMETERS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "$XDSFolderPatientId",
-                            "$patientId")
-
-
 def stored_query_of_request(caller: Caller, source_id: str, outcome: int, request: bytes,
                             home_community_id: str | None = None) -> AuditEvent:
     """:func:`stored_query` from the serialized AdhocQueryRequest alone: its AdhocQuery id and
@@ -356,7 +352,7 @@ def stored_query_of_request(caller: Caller, source_id: str, outcome: int, reques
     The audit process calls this for the rows a worker queued as facts (``audit.compact``), so
     that the worker's share of auditing an ITI-18 is a serialization and a short JSON dump.
     """
-    from xds.vocabulary import NS_RIM, q
+    from xds.vocabulary import NS_RIM, QUERY_PATIENT_PARAMETERS, q
     from xds.xmlsafe import parse_bytes
     query_id, patient = "", None
     try:

@@ -67,9 +67,12 @@ WARM_UP = 500
 """Requests sent to each server before the measured rounds."""
 
 
+def query_bodies(url: str, patients: list[str]) -> list[tuple[bytes, dict]]:
+    return [encode_request(Actions.STORED_QUERY, url, query_body(p)) for p in patients]
+
+
 def query_load(url: str, patients: list[str], args):
-    bodies = [encode_request(Actions.STORED_QUERY, url, query_body(p)) for p in patients]
-    load = run_load(url, bodies, 8, args.max_requests, args.seconds, check=lambda c: OK in c)
+    load = run_load(url, query_bodies(url, patients), 8, args.max_requests, args.seconds, check=lambda c: OK in c)
     assert load.failures == 0, f"{load.failures} failed queries"
     return load
 
@@ -101,8 +104,7 @@ def bench_queries(tmp: Path, backend: str, url: str, args, echo_rate: float) -> 
     drains, sustained = [], []
     try:
         for server in (off, on):  # unmeasured: a cold first round (caches, prepared statements) strays
-            run_load(server.registry_url, [encode_request(Actions.STORED_QUERY, server.registry_url, query_body(p))
-                                           for p in patients], 8, WARM_UP, args.seconds)
+            run_load(server.registry_url, query_bodies(server.registry_url, patients), 8, WARM_UP, args.seconds)
         drain_seconds(db)
         for r in range(args.rounds):
             # the order swaps every round (off-on, on-off...): neither side always runs second
@@ -214,8 +216,8 @@ def main() -> None:
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--seconds", type=float, default=6.0, help="time bound of each measurement")
     ap.add_argument("--max-requests", type=int, default=6000, help="count bound of each query measurement")
-    ap.add_argument("--rounds", type=int, default=9, help="alternated on/off rounds (median reported; single "
-                    "rounds stray by up to 20 points on a shared 2-core machine)")
+    ap.add_argument("--rounds", type=int, default=9, help="alternated on/off rounds (the median of the rounds' "
+                    "pairs reported; single rounds stray by 20 to 60 points on a shared 2-core machine)")
     ap.add_argument("--messages", type=int, default=5000, help="syslog messages per ARR measurement")
     args = ap.parse_args()
 

@@ -160,12 +160,15 @@ def start_xds(tmp: Path, url: str, *extra: str, env: dict | None = None) -> Live
                         env=env)
 
 
-def spread(slow: Sequence[float], fast: Sequence[float]) -> str:
-    """Round by round, how much slower ``slow`` was than ``fast`` measured next to it: the range.
+def _slowdowns(slow: Sequence[float], fast: Sequence[float]) -> list[float]:
+    """Round by round, how much slower ``slow`` was than ``fast`` measured next to it, in percent."""
+    return [(1 - s / f) * 100 for s, f in zip(slow, fast) if f]
 
-    The headline compares medians; this says how far single rounds strayed from it, which on a
-    shared machine is often more than the difference measured."""
-    each = sorted((1 - s / f) * 100 for s, f in zip(slow, fast) if f)
+
+def spread(slow: Sequence[float], fast: Sequence[float]) -> str:
+    """The range of the rounds' slowdowns (:func:`_slowdowns`): how far single rounds strayed
+    from the headline, which on a shared machine is often more than the difference measured."""
+    each = sorted(_slowdowns(slow, fast))
     if not each:
         return "no rounds"
     return f"rounds {each[0]:+.1f}% to {each[-1]:+.1f}%"
@@ -178,7 +181,7 @@ def paired_slowdown(slow: Sequence[float], fast: Sequence[float]) -> float:
     A pair shares the machine's state of the moment; on a shared VM whose speed swings by 20 to 60
     points from one round to the next, the median of the pairs' ratios is steadier than the ratio
     of two medians taken over different moments."""
-    return statistics.median((1 - s / f) * 100 for s, f in zip(slow, fast) if f)
+    return statistics.median(_slowdowns(slow, fast))
 
 
 def print_table(headers: list[str], rows: list[list]) -> None:
@@ -189,5 +192,5 @@ def print_table(headers: list[str], rows: list[list]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
 
 
-__all__ = ["Load", "run_load", "EchoServer", "database_urls", "insert_floor", "start_xds", "print_table", "paired_slowdown",
-           "PG_BASE", "statistics"]
+__all__ = ["Load", "run_load", "EchoServer", "database_urls", "insert_floor", "start_xds", "print_table",
+           "paired_slowdown", "spread", "PG_BASE", "statistics"]

@@ -117,6 +117,10 @@ STORED_QUERIES = {
 }
 """The stored query ids of ITI TF-2 3.18.4.1.2.3.7, by the TF's query name."""
 
+QUERY_PATIENT_PARAMETERS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "$XDSFolderPatientId",
+                            "$patientId")
+"""The parameters by which a Find or GetAll stored query names its patient."""
+
 
 class Actions:
     """WS-Addressing actions (ITI TF-2 3.18, 3.41, 3.42, 3.43)."""

@@ -9,6 +9,7 @@ from audit.auditor import Auditor
 from audit.history import access_history
 from audit.sender import Sender
 from xds.context import Caller, CodedValue
+from xds.vocabulary import STORED_QUERIES
 
 PATIENT = "1234567890123^^^&1.2.250.1.213.1.4.10&ISO^NH"
 OTHER = "9999999999999^^^&1.2.250.1.213.1.4.10&ISO^NH"
@@ -274,13 +275,17 @@ def test_the_compact_form_keeps_every_field():
         assert back.to_xml() == event.to_xml() and back.index_fields() == event.index_fields()
 
 
-ADHOC = ('<query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0" '
-         'xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><query:ResponseOption returnType="LeafClass"/>'
-         '<rim:AdhocQuery id="urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"><rim:Slot name="$XDSDocumentEntryStatus">'
-         '<rim:ValueList><rim:Value>(\'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved\')</rim:Value>'
-         '</rim:ValueList></rim:Slot><rim:Slot name="$XDSDocumentEntryPatientId"><rim:ValueList>'
-         f'<rim:Value>\'{PATIENT.replace("&", "&amp;")}\'</rim:Value></rim:ValueList></rim:Slot></rim:AdhocQuery>'
-         '<!-- é --></query:AdhocQueryRequest>').encode()
+def _adhoc() -> bytes:
+    """An AdhocQueryRequest as a worker serializes it, a non-ASCII character included."""
+    from lxml import etree
+
+    from tests.audit.test_transactions import query_body
+    body = query_body(PATIENT)
+    body.append(etree.Comment(" é "))
+    return etree.tostring(body, encoding="UTF-8")
+
+
+ADHOC = _adhoc()
 
 
 def test_the_facts_of_a_stored_query_give_the_event_the_worker_would_have_built():
@@ -300,8 +305,8 @@ def test_the_facts_of_a_stored_query_give_the_event_the_worker_would_have_built(
                                "host-1", "app", "42")
     assert b"AdhocQueryRequest" in row and b"110112" not in row
     back, host, app, pid = compact.decode(row)
-    expected = messages.stored_query(caller, "src", 8, "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d", ADHOC,
-                                     PATIENT, "urn:oid:1.2.3")
+    expected = messages.stored_query(caller, "src", 8, STORED_QUERIES["FindDocuments"], ADHOC, PATIENT,
+                                     "urn:oid:1.2.3")
     assert (host, app, pid) == ("host-1", "app", "42")
     assert back.time == datetime.fromtimestamp(when, timezone.utc)
     expected.time = back.time

@@ -40,9 +40,8 @@ from sqlalchemy import bindparam, or_, select, text
 
 from xds.context import Caller
 from xds.errors import ErrorCode, ErrorList
-from xds.vocabulary import DOC, NS_RIM, q
+from xds.vocabulary import DOC, NS_RIM, QUERY_PATIENT_PARAMETERS, STORED_QUERIES, q
 
-from registry.query.definitions import QUERIES
 from registry.query.engine import FACTS_SEPARATOR
 from registry.store.db import driver_execute
 
@@ -305,18 +304,16 @@ def has_authored(conn, patient_id: str, professional_id: str) -> bool:
 CALLER_KEY = "xds.caller"
 """Where the transport keeps the request's Caller (shared with the audit edges)."""
 
-PATIENT_PARAMETERS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "$XDSFolderPatientId",
-                      "$patientId")
 
 
-FIND_DOCUMENTS = frozenset(q.id for q in QUERIES.values() if q.name in ("FindDocuments", "FindDocumentsByReferenceId"))
+FIND_DOCUMENTS = frozenset({STORED_QUERIES["FindDocuments"], STORED_QUERIES["FindDocumentsByReferenceId"]})
 """The stored queries whose statement can carry the record read (``run_stored_query``'s ``also``)."""
 
 
 def query_patient(params: dict[str, list[list[str]]]) -> str | None:
     """The patient a Find/GetAll stored query is about (its patient parameter, unquoted)."""
     from registry.query.params import split_value
-    for name in PATIENT_PARAMETERS:
+    for name in QUERY_PATIENT_PARAMETERS:
         for slot in params.get(name, ()):
             for text in slot:
                 try:
