@@ -131,9 +131,9 @@ WARM_UP = 300
 def dmp_bodies(url: str, cases: list[tuple[str, dict]], issuer, copies: int, uses: int = 1
                ) -> list[tuple[bytes, dict]]:
     """FindDocuments requests with signed XUA assertions for an authorised professional, each
-    assertion (for one patient) carried by ``uses`` consecutive requests about that patient: 1 when
-    the server accepts an assertion once, more for a session that keeps its assertion
-    (``xua_assertion_reuse``)."""
+    assertion (for one patient) carried by ``uses`` consecutive requests about that patient: a
+    session that keeps its assertion (``xua_assertion_reuse``, the default), or 1 when the server
+    accepts an assertion once."""
     from xds.access.xua import NS_WSSE
     out = []
     for i in range(copies):
@@ -176,13 +176,14 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
     (``common.paired_slowdown``): on a shared 2-core machine the speed drifts by more than the
     difference measured.
     - open: no assertion;
-    - open+XUA: the open mode requiring the same signed assertions (``xua_required``): signature,
-      conditions and replay check, no policy. It splits the dmp cost into the assertion's
-      verification and the policy itself;
-    - dmp: every request carries a fresh assertion, each accepted once (the default);
-    - dmp reuse: ``xua_assertion_reuse``, each assertion carried by ``uses`` consecutive requests
-      on one connection (:class:`Sessions`), as an X-Service User that keeps its assertion for a
-      session on one record.
+    - dmp: the default settings, each assertion carried by ``uses`` consecutive requests on one
+      connection (:class:`Sessions`), as an X-Service User that keeps its assertion for a session
+      on one record (``xua_assertion_reuse``);
+    - dmp once: ``xua_assertion_reuse = false``, every request carries a fresh assertion, each
+      accepted once;
+    - open+XUA: the open mode requiring the same signed assertions in the same sessions
+      (``xua_required``): signature and conditions, no policy. It splits the dmp cost into the
+      assertion's verification and the policy itself.
     """
     from xds.access.admin import PolicyAdmin
     from xds.access.xua import Issuer
@@ -205,8 +206,9 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
     servers = {"open": start_xds(tmp, url),
                "open+XUA": start_xds(tmp, url, env=dict(trust, XDS_XUA_REQUIRED="true")),
                "dmp": start_xds(tmp, url, "--access-policy", "dmp", env=trust),
-               "dmp reuse": start_xds(tmp, url, "--access-policy", "dmp",
-                                      env=dict(trust, XDS_XUA_ASSERTION_REUSE="true"))}
+               "dmp once": start_xds(tmp, url, "--access-policy", "dmp",
+                                     env=dict(trust, XDS_XUA_ASSERTION_REUSE="false"))}
+    sessions = ("dmp", "open+XUA")
     rates: dict[str, list[float]] = {name: [] for name in servers}
     p95: dict[str, list[float]] = {name: [] for name in servers}
     failures = 0
@@ -214,8 +216,8 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
         per_round = min(max_requests, 3000)
         # the servers share one replay table: no assertion goes to two of them
         work = {"open": [bodies(servers["open"].registry_url, "FindDocuments", cases)] * rounds}
-        for name in ("open+XUA", "dmp", "dmp reuse"):
-            n = uses if name == "dmp reuse" else 1
+        for name in ("open+XUA", "dmp", "dmp once"):
+            n = uses if name in sessions else 1
             # whole sessions, and one more per client: a client may leave its last one unfinished
             size = (per_round // n + 8 + 1) * n if n > 1 else per_round
             signed = dmp_bodies(servers[name].registry_url, cases, issuer, size * rounds, n)
@@ -227,7 +229,7 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
         for r in range(rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:  # each server in turn goes first
                 server = servers[name]
-                source = Sessions(work[name][r], uses) if name == "dmp reuse" else work[name][r]
+                source = Sessions(work[name][r], uses) if name in sessions else work[name][r]
                 load = run_load(server.registry_url, source, 8, per_round, seconds,
                                 check=lambda content: SUCCESS in content)
                 rates[name].append(load.rate)
@@ -238,8 +240,9 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
             server.stop()
     o = statistics.median(rates["open"])
     rows = []
-    for name, label in (("dmp", "dmp"), ("dmp reuse", f"dmp, {uses} requests per assertion"),
-                        ("open+XUA", "open+XUA (no policy)")):
+    for name, label in (("dmp", f"dmp, {uses} requests per assertion (default)"),
+                        ("dmp once", "dmp, each assertion once (xua_assertion_reuse = false)"),
+                        ("open+XUA", f"open+XUA (no policy), {uses} requests per assertion")):
         d = statistics.median(rates[name])
         rows.append([label, f"{d:.0f}", f"{statistics.median(p95[name]):.1f}", f"{o:.0f}",
                      f"{paired_slowdown(rates[name], rates['open']):.1f}% (medians {(1 - d / o) * 100:.1f}%; "
@@ -258,7 +261,7 @@ def main() -> None:
     ap.add_argument("--no-explain", action="store_true")
     ap.add_argument("--no-dmp", action="store_true", help="skip the run with signed assertions and the dmp policy")
     ap.add_argument("--xua-uses", type=int, default=10,
-                    help="requests carrying each assertion in the dmp run with xua_assertion_reuse")
+                    help="requests carrying each assertion (a session) in the dmp run's default servers")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 

@@ -62,12 +62,14 @@ class Settings:
     xua_required: str = "auto"
     """An assertion is required on ITI-18/41/43: ``auto`` (in the ``dmp`` policy), ``true``, ``false``."""
     xua_replay_check: bool = True
-    """Refuse an assertion ID seen before: every assertion (each request carries a fresh one), or
-    with ``xua_assertion_reuse`` those that carry OneTimeUse."""
-    xua_assertion_reuse: bool = False
-    """Accept an assertion again until it expires, as SAML 2.0 allows and as X-Service Users that
-    keep one assertion for a session do; one carrying ``saml2:OneTimeUse`` is still accepted once.
-    Each worker then checks an assertion's signature once, not on every request."""
+    """Refuse an assertion ID seen before: those that carry ``saml2:OneTimeUse``, or every
+    assertion when ``xua_assertion_reuse`` is off."""
+    xua_assertion_reuse: bool = True
+    """Accept an assertion again until it expires, as SAML 2.0 Core 2.5.1.5 allows and as
+    X-Service Users that keep one assertion for a session do (ITI TF-2 3.40.4.1.2 even lets a
+    provider ignore OneTimeUse); one carrying ``saml2:OneTimeUse`` is still accepted once. Each
+    worker checks a given assertion's signature once, not on every request. Off: every request
+    must carry a fresh assertion, accepted once."""
     xua_replay_sync_commit: bool = False
     """PostgreSQL: make each replay check wait for the database's WAL flush. Off, a crash of the
     database server itself can forget the assertion ids of its last ~0.6 s; on costs the dmp

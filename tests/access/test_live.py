@@ -270,14 +270,25 @@ def test_signature_wrapping(live):
 
 
 def test_replayed(live):
+    """An assertion that carries OneTimeUse is accepted once (SAML 2.0 Core 2.5.1.5)."""
     client, records = live
     patient, _ = records[m.OPEN]
-    header = wrap_security(_assertion(client))
+    header = wrap_security(_assertion(client, one_time_use=True))
     answer = client.find(patient, copy.deepcopy(header))
     assert answer.get("status").endswith("Success")
     with pytest.raises(SoapFaultError) as info:
         client.find(patient, copy.deepcopy(header))
     assert "FailedAuthentication" in str(info.value) and "replay" in str(info.value)
+
+
+def test_an_assertion_serves_a_session_by_default(live):
+    """Without OneTimeUse an assertion serves until it expires: an X-Service User keeps the one it
+    got for its session (``xua_assertion_reuse``, on by default)."""
+    client, records = live
+    patient, _ = records[m.OPEN]
+    header = wrap_security(_assertion(client))
+    for _ in range(3):
+        assert client.find(patient, copy.deepcopy(header)).get("status").endswith("Success")
 
 
 def _audited(server, alert_type: str, outcome: int, user: str | None = None) -> bool:
@@ -326,23 +337,20 @@ def test_wrong_audience(tmp_path):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_assertion_reuse_over_soap(tmp_path, backend):
-    """``xua_assertion_reuse``: one assertion serves several requests until it expires, unless it
-    carries OneTimeUse (SAML 2.0 Core 2.5.1.5)."""
+def test_without_assertion_reuse_every_assertion_is_accepted_once_over_soap(tmp_path, backend):
+    """``xua_assertion_reuse = false``: each request carries a fresh assertion, and a second use
+    of any assertion is a replay."""
     url, handle = database_url(backend, tmp_path)
     issuer = local_issuer(tmp_path / "data")
     server = start_server(tmp_path / "data", url, "--access-policy", "dmp",
-                          env={"XDS_XUA_TRUST_LOCAL_ISSUER": "true", "XDS_XUA_ASSERTION_REUSE": "true"})
+                          env={"XDS_XUA_TRUST_LOCAL_ISSUER": "true", "XDS_XUA_ASSERTION_REUSE": "false"})
     try:
         client = Client(server, issuer)
         patient = fresh_patient()
         kept = wrap_security(_assertion(client, patient_id=patient))
-        for _ in range(3):
-            assert client.find(patient, copy.deepcopy(kept)).tag.endswith("AdhocQueryResponse")
-        once = wrap_security(_assertion(client, patient_id=patient, one_time_use=True))
-        client.find(patient, copy.deepcopy(once))
+        assert client.find(patient, copy.deepcopy(kept)).tag.endswith("AdhocQueryResponse")
         with pytest.raises(SoapFaultError) as info:
-            client.find(patient, copy.deepcopy(once))
+            client.find(patient, copy.deepcopy(kept))
         assert "FailedAuthentication" in str(info.value) and "replay" in str(info.value)
     finally:
         code = server.stop()

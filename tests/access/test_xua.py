@@ -1,8 +1,8 @@
 """XUA (ITI-40) replay rules and assertion reuse, on the verifier itself over SQLite and PostgreSQL.
 
-By default every assertion ID is accepted once. With ``xua_assertion_reuse`` an assertion may come
-again until it expires (SAML 2.0 Core 2.5.1.5, ITI TF-2 3.40.4.1.2), except one that carries
-``saml2:OneTimeUse``; each worker then checks a given assertion's signature once.
+By default (``xua_assertion_reuse``) an assertion may come again until it expires (SAML 2.0 Core
+2.5.1.5, ITI TF-2 3.40.4.1.2), except one that carries ``saml2:OneTimeUse``; each worker checks a
+given assertion's signature once. Without reuse every assertion ID is accepted once.
 """
 from __future__ import annotations
 
@@ -69,8 +69,8 @@ def refused_as_replay(verifier: XuaVerifier, assertion: etree._Element) -> bool:
     return info.value.subcode == xua.FAILED_AUTHENTICATION and "replay" in info.value.reason
 
 
-def test_an_assertion_is_accepted_once_by_default(issuer, store):
-    verifier = XuaVerifier([issuer.certificate], store=store)
+def test_without_reuse_an_assertion_is_accepted_once(issuer, store):
+    verifier = XuaVerifier([issuer.certificate], store=store, reuse=False)
     assertion = issuer.assertion("810000000001")
     assert verify(verifier, assertion).name_id == "810000000001"
     assert refused_as_replay(verifier, assertion)
@@ -105,7 +105,7 @@ def test_with_reuse_the_signature_is_checked_once_per_assertion(issuer, store, m
 
 def test_without_reuse_the_signature_is_checked_on_every_request(issuer, monkeypatch):
     calls = signxml_calls(monkeypatch)
-    verifier = XuaVerifier([issuer.certificate], replay_check=False)
+    verifier = XuaVerifier([issuer.certificate], replay_check=False, reuse=False)
     assertion = issuer.assertion("810000000005")
     for _ in range(3):
         verify(verifier, assertion)
@@ -172,5 +172,5 @@ def test_a_deferred_replay_check_is_owed_only_for_an_assertion_used_once(issuer,
 
 
 def test_the_verifier_takes_xua_assertion_reuse_from_the_settings(tmp_path):
-    assert build_verifier(Settings(data_dir=tmp_path)).reuse is False
-    assert build_verifier(Settings(data_dir=tmp_path, xua_assertion_reuse=True)).reuse is True
+    assert build_verifier(Settings(data_dir=tmp_path)).reuse is True
+    assert build_verifier(Settings(data_dir=tmp_path, xua_assertion_reuse=False)).reuse is False

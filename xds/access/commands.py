@@ -158,7 +158,7 @@ def add_commands(sub, add_common_options) -> None:
     pp.add_argument("--audience")
     pp.add_argument("--validity", type=int, default=300, help="seconds (default 300)")
     pp.add_argument("--one-time-use", action="store_true",
-                    help="add saml2:OneTimeUse: accepted once even where xua_assertion_reuse is on")
+                    help="add saml2:OneTimeUse: accepted once (others serve until they expire)")
     pp.add_argument("-o", "--output", help="file to write (default stdout)")
     pp.add_argument("--print-certificate", action="store_true", help="also print the issuer certificate (stderr)")
     pp.set_defaults(func=cmd_xua_issue)

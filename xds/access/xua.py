@@ -11,9 +11,10 @@ Verification (:class:`XuaVerifier`), every step refusing with a WS-Security SOAP
    request tree, and that element must be the assertion itself (same ID);
 5. ``NotBefore`` / ``NotOnOrAfter`` with the configured clock skew; the audience when configured
    (the French VIHF token has none);
-6. the assertion ID is used once (replay), remembered until it expires, in the database so that
-   every worker shares it; with ``xua_assertion_reuse`` only an assertion carrying
-   ``saml2:OneTimeUse`` is (SAML 2.0 Core 2.5.1.5), and the others may come again until they expire.
+6. an assertion carrying ``saml2:OneTimeUse`` is used once (replay; SAML 2.0 Core 2.5.1.5), its
+   ID remembered until it expires, in the database so that every worker shares it; the others
+   may come again until they expire (``xua_assertion_reuse``, on by default), or are used once
+   too when it is off.
 
 With ``xua_assertion_reuse`` a worker keeps what it verified, by the SHA-256 of the assertion's
 bytes: the same assertion again skips step 3 and the reading of step 4, never the conditions of
@@ -141,7 +142,7 @@ class XuaVerifier:
     """Checks the assertion of a request against trusted issuer certificates (thread-safe)."""
 
     def __init__(self, trusted_certs: list, audience: str = "", clock_skew: int = 60, store=None,
-                 replay_check: bool = True, reuse: bool = False) -> None:
+                 replay_check: bool = True, reuse: bool = True) -> None:
         from cryptography.hazmat.primitives.serialization import Encoding
         self.trusted = {c.public_bytes(Encoding.DER): c for c in trusted_certs}
         """Pinned issuer certificates by their DER encoding."""
@@ -151,7 +152,8 @@ class XuaVerifier:
         self.store = store
         self.replay_check = replay_check and store is not None
         self.reuse = reuse
-        """``xua_assertion_reuse``: an assertion without OneTimeUse may come again until it expires."""
+        """``xua_assertion_reuse``: an assertion without OneTimeUse may come again until it expires;
+        False: every assertion is used once."""
         self._verified: dict[bytes, AssertionFacts] = {}
         """SHA-256 of an assertion's bytes -> its facts, in insertion order (``reuse`` only)."""
         self._verified_lock = threading.Lock()
@@ -511,6 +513,6 @@ def build_verifier(settings, store=None) -> XuaVerifier:
     return XuaVerifier(certs, audience=getattr(settings, "xua_audience", ""),
                        clock_skew=getattr(settings, "xua_clock_skew", 60), store=store,
                        replay_check=bool(getattr(settings, "xua_replay_check", True)),
-                       reuse=bool(getattr(settings, "xua_assertion_reuse", False)))
+                       reuse=bool(getattr(settings, "xua_assertion_reuse", True)))
 
 
