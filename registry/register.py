@@ -471,4 +471,6 @@ def _document_row(d: DocumentEntry, uuid: str, lid: str) -> dict:
         "creation_time": _time(d.creation_time), "service_start_time": _time(d.service_start_time),
         "service_stop_time": _time(d.service_stop_time), "hash": (d.hash or "").lower() or None, "size": d.size,
         "repository_unique_id": d.repository_unique_id, "mime_type": d.mime_type, "title": d.title,
+        "confidentiality_codes": t.FACTS_SEPARATOR.join(c.key() for c in d.confidentiality_codes) or None,
+        "author_persons": t.FACTS_SEPARATOR.join(a.person for a in d.authors if a.person) or None,
     }

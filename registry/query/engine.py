@@ -64,7 +64,7 @@ class QueryResult:
     entry_facts: list[tuple[str, str, str]] | None = None
     """Asked with ``entry_facts=True`` and answered by FindDocuments: per object, the entry's
     uniqueId, its confidentiality codes and its authorPerson values, each list joined by
-    :data:`FACTS_SEPARATOR`, as the registration indexed them; None otherwise."""
+    ``registry.store.schema.FACTS_SEPARATOR``, as the registration wrote them; None otherwise."""
     also: object = None
     """The value of the ``also`` expression asked of FindDocuments, read in the same statement;
     None when the query did not run it or answered no object."""
@@ -194,17 +194,11 @@ _TIMES = (("CreationTime", "creation_time"), ("ServiceStartTime", "service_start
           ("ServiceStopTime", "service_stop_time"))
 
 
-FACTS_SEPARATOR = "\x1f"
-_AGG = {True: "string_agg({}, chr(31))", False: "group_concat({}, char(31))"}
-_FACTS_COLUMNS = {
-    postgres: ", de.unique_id AS f_unique_id"
-              f", (SELECT {_AGG[postgres].format('ec.code')} FROM entry_codes ec"
-              " WHERE ec.entry_uuid = de.uuid AND ec.kind = 'confidentiality') AS f_confidentiality"
-              f", (SELECT {_AGG[postgres].format('ea.person')} FROM entry_authors ea"
-              " WHERE ea.entry_uuid = de.uuid) AS f_authors"
-    for postgres in (True, False)}
-"""What an access policy reads of each entry, from the registration's own index tables: on the
-dmp hot path this is cheaper than walking each answer's LeafClass element (benchmarks/query.py)."""
+_FACTS_COLUMNS = (", de.unique_id AS f_unique_id, de.confidentiality_codes AS f_confidentiality"
+                  ", de.author_persons AS f_authors")
+"""What an access policy reads of each entry, as the registration wrote it in the entry's row: on
+the dmp hot path this is cheaper than walking each answer's LeafClass element, and than
+aggregating the index tables row by row (benchmarks/query.py; migration 0003)."""
 
 
 def _find_documents_sql(c: _Ctx, by_reference_id: bool) -> Prefetched:
@@ -225,7 +219,7 @@ def _find_documents_sql(c: _Ctx, by_reference_id: bool) -> Prefetched:
         return f"= ANY(:{name})" if arrays else f"IN :{name}"
 
     sql = ["SELECT ro.seq, ro.uuid, ro.status, ro.patient_id, ro.kind", ", ro.xml" if leaf else "",
-           _FACTS_COLUMNS[arrays] if c.with_facts else "",
+           _FACTS_COLUMNS if c.with_facts else "",
            f", ({c.also[0]}) AS f_also" if c.also else "",
            " FROM document_entries de JOIN registry_objects ro ON ro.uuid = de.uuid"
            f" WHERE de.patient_id = :patient AND de.status {one_of('statuses')} AND de.object_type {one_of('types')}"]

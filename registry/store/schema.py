@@ -46,6 +46,10 @@ event.listen(registry_objects, "after_create", DDL(
     "DO $$ BEGIN IF (SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression') "
     "THEN ALTER TABLE registry_objects ALTER COLUMN xml SET COMPRESSION lz4; END IF; END $$").execute_if(dialect="postgresql"))
 
+FACTS_SEPARATOR = "\x1f"
+"""Between the values of ``document_entries.confidentiality_codes`` and ``author_persons`` (the
+ASCII unit separator, which no code or XCN carries)."""
+
 document_entries = Table(
     "document_entries", metadata,
     Column("uuid", ID, primary_key=True),
@@ -68,6 +72,11 @@ document_entries = Table(
     Column("repository_unique_id", String(64)),
     Column("mime_type", String(128)),
     Column("title", Text),
+    # The confidentialityCodes' keys and the authorPerson values, joined by FACTS_SEPARATOR: what
+    # an access policy reads of each entry of an answer, in the row the query already reads
+    # (entry_codes and entry_authors index the same values for the query parameters).
+    Column("confidentiality_codes", Text),
+    Column("author_persons", Text),
     Index(None, "patient_id", "status"),
     Index(None, "unique_id"),
     Index(None, "lid"),

@@ -42,7 +42,7 @@ from xds.context import Caller
 from xds.errors import ErrorCode, ErrorList
 from xds.vocabulary import DOC, NS_RIM, QUERY_PATIENT_PARAMETERS, STORED_QUERIES, q
 
-from registry.query.engine import FACTS_SEPARATOR
+from registry.store.schema import FACTS_SEPARATOR
 from registry.store.db import driver_execute
 
 from .store import AccessStore, DocumentPolicy, RecordPolicy
