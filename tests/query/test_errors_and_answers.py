@@ -34,6 +34,22 @@ def test_single_valued_param_in_two_slots_is_param_number(db):
     assert codes_of(r) == ["XDSStoredQueryParamNumber"]
 
 
+def test_and_ed_slots_beyond_the_registry_bound_are_registry_error(store, db):
+    """At most MAX_AND_SLOTS Slots AND-ed per query, all AND-able parameters together: each is a
+    join the database plans, and 200 of them exhausted PostgreSQL's memory."""
+    from registry.query.params import MAX_AND_SLOTS
+    store.submit([document()])
+    events = tuple([f"('E{i}^^1.2.3')"] for i in range(MAX_AND_SLOTS - 1))
+    assert codes_of(find_docs(db, EventCodeList=events, ConfidentialityCode="('N^^2.16.840.1.113883.5.25')")) == []
+    r = find_docs(db, EventCodeList=events, ConfidentialityCode=(["('N^^2.16.840.1.113883.5.25')"], ["('R^^2.1')"]))
+    assert codes_of(r) == ["XDSRegistryError"] and f"at most {MAX_AND_SLOTS}" in r.errors.errors[0].context
+    many = tuple([f"('E{i}^^1.2.3')"] for i in range(200))
+    assert codes_of(find_docs(db, EventCodeList=many)) == ["XDSRegistryError"]
+    folders = run(db, "FindFolders", {"$XDSFolderPatientId": f"'{PID}'", "$XDSFolderStatus": APPROVED,
+                                      "$XDSFolderCodeList": many})
+    assert codes_of(folders) == ["XDSRegistryError"]
+
+
 def test_single_valued_param_with_list_is_param_number(db):
     r = find_docs(db, CreationTimeFrom="(2020, 2021)")
     assert codes_of(r) == ["XDSStoredQueryParamNumber"]
