@@ -72,8 +72,9 @@ class Settings:
     must carry a fresh assertion, accepted once."""
     xua_replay_sync_commit: bool = False
     """PostgreSQL: make each replay check wait for the database's WAL flush. Off, a crash of the
-    database server itself can forget the assertion ids of its last ~0.6 s; on costs the dmp
-    mode about 17% of its FindDocuments throughput."""
+    database server itself can forget the assertion ids of its last ~0.6 s; on costs a dmp
+    FindDocuments that carries a fresh assertion (OneTimeUse, or ``xua_assertion_reuse`` off)
+    about 17% of its throughput."""
     care_team_may_submit: bool = True
     """DMP policy: a professional outside the patient's authorised list may submit documents."""
     access_api_token: str = ""

@@ -260,12 +260,19 @@ def _find_documents_sql(c: _Ctx, by_reference_id: bool) -> Prefetched:
         expanding.append("references")
     sql.append(" ORDER BY ro.seq LIMIT :limit")
     values["limit"] = c.max_results + 1
-    rows = c.conn.execute(_statement("".join(sql), () if arrays else tuple(expanding)), values).all()
+    sql_text = "".join(sql)
+    build = _statement if len(sql_text) <= _CACHED_SQL else _statement.__wrapped__
+    rows = c.conn.execute(build(sql_text, () if arrays else tuple(expanding)), values).all()
     c.check_count(len(rows))
     return Prefetched(rows)
 
 
-@functools.lru_cache(maxsize=1024)
+_CACHED_SQL = 8192
+"""Longest FindDocuments text kept built: a request with thousands of code Slots makes a text as
+long, and such texts are not worth keeping."""
+
+
+@functools.lru_cache(maxsize=512)
 def _statement(sql: str, expanding: tuple[str, ...]):
     """The statement of an SQL text, built once: SQLAlchemy scans a text for its bind parameters
     with a regular expression each time one is built, tens of microseconds for FindDocuments with

@@ -396,3 +396,17 @@ def test_a_treating_physician_query_needs_no_document_facts(world, monkeypatch):
     result, before, seen = _find_as(world, "treating", monkeypatch)
     assert len(result.ids) == before == len(m.CASES)
     assert len(seen) == 2, seen  # record, FindDocuments
+
+
+def test_the_patient_of_a_query_is_parsed_once_per_text_and_long_texts_are_not_kept():
+    """A dmp FindDocuments asks for its patient three times; the parse of a patient parameter's
+    text is kept, but only for texts of a patient id's size (a request cannot fill memory)."""
+    from xds.access import policy as p
+    p._values_of.cache_clear()
+    params = {"$XDSDocumentEntryPatientId": [["'1234^^^&1.2.250.1.213.1.4.10&ISO'"]]}
+    assert [p.query_patient(params) for _ in range(3)] == ["1234^^^&1.2.250.1.213.1.4.10&ISO"] * 3
+    assert p._values_of.cache_info().misses == 1 and p._values_of.cache_info().hits == 2
+    long = "'" + "9" * 5000 + "^^^&1.2.3&ISO'"
+    assert p.query_patient({"$XDSDocumentEntryPatientId": [[long]]}) == long.strip("'")
+    assert p._values_of.cache_info().currsize == 1
+    assert p.query_patient({"$XDSDocumentEntryPatientId": [["'unclosed"]]}) is None

@@ -32,6 +32,7 @@ every authenticated caller sees everything (a plain XDS affinity domain).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from xds.vocabulary import DOC, NS_RIM, QUERY_PATIENT_PARAMETERS, STORED_QUERIES
 from registry.store.schema import FACTS_SEPARATOR
 from registry.store.db import driver_execute
 
-from .store import AccessStore, DocumentPolicy, RecordPolicy
+from .store import NO_DECISION, AccessStore, DocumentPolicy, RecordPolicy
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class DocumentFacts:
     """confidentialityCode codes (N, R, V, MASQUE_PS, INVISIBLE_PATIENT, ...)."""
     authors: frozenset[str] = frozenset()
     """National ids of the authorPerson values (first XCN component)."""
-    state: DocumentPolicy = field(default_factory=DocumentPolicy)
+    state: DocumentPolicy = NO_DECISION
 
     @property
     def masked_to_professionals(self) -> bool:
@@ -229,7 +230,7 @@ def document_facts(conn, *, uuids=None, unique_ids=None) -> dict[str, DocumentFa
             else:
                 states[uuid] = DocumentPolicy(None if v is None else v == "1", w == "1")
     return {u: DocumentFacts(uid, pid, frozenset(conf.get(u, ())), frozenset(people.get(u, ())),
-                             states.get(u, DocumentPolicy()))
+                             states.get(u, NO_DECISION))
             for u, (uid, pid) in entries.items()}
 
 
@@ -263,7 +264,7 @@ def entry_facts(entry, patient_id: str, record: RecordPolicy | None) -> Document
             if person:
                 authors.add(author_id(person))
     state = record.documents.get(unique_id) if record is not None else None
-    return DocumentFacts(unique_id, patient_id, frozenset(codes), frozenset(authors), state or DocumentPolicy())
+    return DocumentFacts(unique_id, patient_id, frozenset(codes), frozenset(authors), state or NO_DECISION)
 
 
 def indexed_facts(unique_id: str, confidentiality: str, authors: str, patient_id: str,
@@ -271,10 +272,11 @@ def indexed_facts(unique_id: str, confidentiality: str, authors: str, patient_id
     """A DocumentEntry's facts from the registration's index (``entry_codes``, ``entry_authors``)
     as a FindDocuments answer carries them (``QueryResult.entry_facts``): the values
     :func:`entry_facts` reads from the element, without walking it."""
-    codes = frozenset(c.split("^", 1)[0] for c in confidentiality.split(FACTS_SEPARATOR) if c)
-    people = frozenset(author_id(p) for p in authors.split(FACTS_SEPARATOR) if p)
+    codes = frozenset([c.partition("^")[0] for c in confidentiality.split(FACTS_SEPARATOR)]) \
+        if confidentiality else frozenset()
+    people = frozenset([author_id(p) for p in authors.split(FACTS_SEPARATOR)]) if authors else frozenset()
     state = record.documents.get(unique_id) if record is not None else None
-    return DocumentFacts(unique_id, patient_id, codes, people, state or DocumentPolicy())
+    return DocumentFacts(unique_id, patient_id, codes, people, state or NO_DECISION)
 
 
 def _first_value(obj, name: str) -> str | None:
@@ -312,17 +314,29 @@ FIND_DOCUMENTS = frozenset({STORED_QUERIES["FindDocuments"], STORED_QUERIES["Fin
 
 def query_patient(params: dict[str, list[list[str]]]) -> str | None:
     """The patient a Find/GetAll stored query is about (its patient parameter, unquoted)."""
-    from registry.query.params import split_value
     for name in QUERY_PATIENT_PARAMETERS:
         for slot in params.get(name, ()):
             for text in slot:
-                try:
-                    values = split_value(name, text)
-                except Exception:  # noqa: BLE001 - the engine reports bad values itself
+                values = (_values_of if len(text) <= 512 else _parse_values)(name, text)
+                if values is None:
                     return None
                 if values:
-                    return values[0][0]
+                    return values[0]
     return None
+
+
+def _parse_values(name: str, text: str) -> tuple[str, ...] | None:
+    """The values of a patient parameter's Value text, None when it does not parse."""
+    from registry.query.params import split_value
+    try:
+        return tuple(value[0] for value in split_value(name, text))
+    except Exception:  # noqa: BLE001 - the engine reports bad values itself
+        return None
+
+
+_values_of = functools.lru_cache(maxsize=1024)(_parse_values)
+""":func:`_parse_values` remembered: a dmp FindDocuments asks three times (record read,
+decision, filter). Only texts of a patient id's size are kept, so a request cannot fill memory."""
 
 
 class AccessPolicy:

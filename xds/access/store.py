@@ -143,10 +143,14 @@ class RecordPolicy:
                 "authorised": sorted(self.authorised), "blocked": sorted(self.blocked)}
 
 
-@dataclass
+@dataclass(frozen=True)
 class DocumentPolicy:
     masked: bool | None = None
     disclosed: bool = False
+
+
+NO_DECISION = DocumentPolicy()
+"""A document no one masked, unmasked or disclosed (shared: a DocumentPolicy never changes)."""
 
 
 def migrate(database) -> None:
@@ -165,8 +169,8 @@ class AccessStore:
 
         Off, a crash of the database server itself can forget the assertion ids of its last
         ~0.6 s (3 x ``wal_writer_delay``): one of those assertions, if still valid, could then be
-        used once more. The wait, once per XUA request, cost 17% of the dmp mode's FindDocuments
-        throughput (benchmarks/query.py)."""
+        used once more. The wait, once per request whose assertion is used once, cost 17% of the
+        throughput of dmp FindDocuments that each carried a fresh assertion (benchmarks/query.py)."""
 
     # ------------------------------------------------------------------ reads
     def record(self, patient_id: str, conn=None) -> RecordPolicy:
