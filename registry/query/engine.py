@@ -268,8 +268,8 @@ def _find_documents_sql(c: _Ctx, by_reference_id: bool) -> Prefetched:
 
 
 _CACHED_SQL = 8192
-"""Longest FindDocuments text kept built: a request with thousands of code Slots makes a text as
-long, and such texts are not worth keeping."""
+"""Longest FindDocuments text kept built: a request with hundreds of authorPerson patterns makes
+a longer one, and such texts are not worth keeping."""
 
 
 @functools.lru_cache(maxsize=512)

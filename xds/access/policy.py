@@ -269,9 +269,9 @@ def entry_facts(entry, patient_id: str, record: RecordPolicy | None) -> Document
 
 def indexed_facts(unique_id: str, confidentiality: str, authors: str, patient_id: str,
                   record: RecordPolicy | None) -> DocumentFacts:
-    """A DocumentEntry's facts from the registration's index (``entry_codes``, ``entry_authors``)
-    as a FindDocuments answer carries them (``QueryResult.entry_facts``): the values
-    :func:`entry_facts` reads from the element, without walking it."""
+    """A DocumentEntry's facts as the registration wrote them in its row (``confidentiality_codes``,
+    ``author_persons``) and a FindDocuments answer carries them (``QueryResult.entry_facts``): the
+    values :func:`entry_facts` reads from the element, without walking it."""
     codes = frozenset([c.partition("^")[0] for c in confidentiality.split(FACTS_SEPARATOR)]) \
         if confidentiality else frozenset()
     people = frozenset([author_id(p) for p in authors.split(FACTS_SEPARATOR)]) if authors else frozenset()
@@ -317,7 +317,7 @@ def query_patient(params: dict[str, list[list[str]]]) -> str | None:
     for name in QUERY_PATIENT_PARAMETERS:
         for slot in params.get(name, ()):
             for text in slot:
-                values = (_values_of if len(text) <= 512 else _parse_values)(name, text)
+                values = (_values_of if len(text) <= _KEPT_TEXT else _parse_values)(name, text)
                 if values is None:
                     return None
                 if values:
@@ -336,7 +336,9 @@ def _parse_values(name: str, text: str) -> tuple[str, ...] | None:
 
 _values_of = functools.lru_cache(maxsize=1024)(_parse_values)
 """:func:`_parse_values` remembered: a dmp FindDocuments asks three times (record read,
-decision, filter). Only texts of a patient id's size are kept, so a request cannot fill memory."""
+decision, filter)."""
+_KEPT_TEXT = 512
+"""Only texts of a patient id's size are remembered, so requests cannot fill a worker's memory."""
 
 
 class AccessPolicy:
