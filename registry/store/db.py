@@ -130,6 +130,13 @@ class Database:
         version table in the one database; ``xds serve`` runs them all in the master before
         the workers fork.
         """
+        self._alembic("upgrade", "head", migrations)
+
+    def downgrade(self, revision: str, migrations: Path = MIGRATIONS) -> None:
+        """Take one actor's tables back to ``revision`` (a migration's tests start from there)."""
+        self._alembic("downgrade", revision, migrations)
+
+    def _alembic(self, operation: str, revision: str, migrations: Path) -> None:
         from alembic import command
         from alembic.config import Config
 
@@ -138,7 +145,7 @@ class Database:
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.writer.connect() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            getattr(command, operation)(cfg, revision)
             if conn.in_transaction():
                 conn.commit()
 

@@ -47,19 +47,9 @@ def test_registration_writes_the_confidentiality_codes_and_author_persons_in_the
 
 
 def test_migration_0003_fills_the_rows_stored_before_it(db):
-    from alembic import command
-    from alembic.config import Config
-    from registry.store.db import MIGRATIONS
-
     patient, facts = registered(db)
     with db.write() as conn:
         conn.execute(update(t.document_entries).values(confidentiality_codes=None, author_persons=None))
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
-    with db.writer.connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0002")
-        conn.commit()
+    db.downgrade("0002")
     db.migrate()
     assert as_sets(facts_of(db, patient)) == as_sets(facts)
