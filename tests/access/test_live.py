@@ -270,7 +270,8 @@ def test_signature_wrapping(live):
 
 
 def test_replayed(live):
-    """An assertion that carries OneTimeUse is accepted once (SAML 2.0 Core 2.5.1.5)."""
+    """An assertion that carries OneTimeUse is accepted once (SAML 2.0 Core 2.5.1.5); the replay
+    is a security alert naming the professional whose assertion came again."""
     client, records = live
     patient, _ = records[m.OPEN]
     header = wrap_security(_assertion(client, one_time_use=True))
@@ -279,6 +280,7 @@ def test_replayed(live):
     with pytest.raises(SoapFaultError) as info:
         client.find(patient, copy.deepcopy(header))
     assert "FailedAuthentication" in str(info.value) and "replay" in str(info.value)
+    assert _audited(client.server, "110126", 4, m.AUTHORISED)
 
 
 def test_an_assertion_serves_a_session_by_default(live):
