@@ -260,16 +260,9 @@ def _find_documents_sql(c: _Ctx, by_reference_id: bool) -> Prefetched:
         expanding.append("references")
     sql.append(" ORDER BY ro.seq LIMIT :limit")
     values["limit"] = c.max_results + 1
-    sql_text = "".join(sql)
-    build = _statement if len(sql_text) <= _CACHED_SQL else _statement.__wrapped__
-    rows = c.conn.execute(build(sql_text, () if arrays else tuple(expanding)), values).all()
+    rows = c.conn.execute(_statement("".join(sql), () if arrays else tuple(expanding)), values).all()
     c.check_count(len(rows))
     return Prefetched(rows)
-
-
-_CACHED_SQL = 8192
-"""Longest FindDocuments text kept built: a request with hundreds of authorPerson patterns makes
-a longer one, and such texts are not worth keeping."""
 
 
 @functools.lru_cache(maxsize=512)
@@ -277,7 +270,8 @@ def _statement(sql: str, expanding: tuple[str, ...]):
     """The statement of an SQL text, built once: SQLAlchemy scans a text for its bind parameters
     with a regular expression each time one is built, tens of microseconds for FindDocuments with
     the access policy's columns, on every request. The texts are few (one per set of parameters
-    present), and a statement is immutable, so the workers' threads share them."""
+    present) and short (``params.MAX_AND_SLOTS`` and ``MAX_PATTERNS`` bound what a request adds),
+    and a statement is immutable, so the workers' threads share them."""
     stmt = text(sql)
     return stmt.bindparams(*(bindparam(k, expanding=True) for k in expanding)) if expanding else stmt
 

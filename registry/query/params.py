@@ -46,6 +46,11 @@ EXISTS the database joins, and PostgreSQL's planning grows faster than exponenti
 number: 8 take it ~25 ms, 20 ~370 ms, and 200 made one backend take 24 GB until the kernel killed
 it, restarting the whole server. Clients AND two or three; more is refused (XDSRegistryError)."""
 
+MAX_PATTERNS = 100
+"""Most patterns a query may give one parameter (``$XDSDocumentEntryAuthorPerson``): each is a
+LIKE OR-ed to the others, and SQLite refuses an expression 1,000 deep. Clients give one or a
+few; more is refused (XDSRegistryError)."""
+
 
 @dataclass(frozen=True)
 class Param:
@@ -237,6 +242,9 @@ def check_params(params: list[Param], one_of: tuple[tuple[str, str], ...],
                 raise ParamError(ErrorCode.STORED_QUERY_PARAM_NUMBER,
                                  f"parameter {p.name} is single-valued but has {len(items)} values", p.name)
             typed_slots.append([_typed(p, item, quoted) for item, quoted in items])
+        if p.type == PATTERN and sum(map(len, typed_slots)) > MAX_PATTERNS:
+            raise _registry_error(p.name, f"{sum(map(len, typed_slots))} patterns; this registry accepts at most "
+                                          f"{MAX_PATTERNS}")
         if p.and_slots:
             out.slots[p.name] = typed_slots
         else:

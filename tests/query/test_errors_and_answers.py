@@ -50,6 +50,19 @@ def test_and_ed_slots_beyond_the_registry_bound_are_registry_error(store, db):
     assert codes_of(folders) == ["XDSRegistryError"]
 
 
+def test_patterns_beyond_the_registry_bound_are_registry_error(store, db):
+    """At most MAX_PATTERNS authorPerson patterns: each is a LIKE OR-ed to the others (SQLite
+    refuses an expression 1,000 deep), counted over all the parameter's Slots."""
+    from registry.query.params import MAX_PATTERNS
+    store.submit([document()])
+    bound = "(" + ",".join(f"'Author{i}%'" for i in range(MAX_PATTERNS)) + ")"
+    assert codes_of(find_docs(db, AuthorPerson=bound)) == []
+    r = find_docs(db, AuthorPerson=([bound], ["('Another%')"]))
+    assert codes_of(r) == ["XDSRegistryError"] and f"at most {MAX_PATTERNS}" in r.errors.errors[0].context
+    many = "(" + ",".join(f"'Author{i}%'" for i in range(1000)) + ")"
+    assert codes_of(find_docs(db, AuthorPerson=many)) == ["XDSRegistryError"]
+
+
 def test_single_valued_param_with_list_is_param_number(db):
     r = find_docs(db, CreationTimeFrom="(2020, 2021)")
     assert codes_of(r) == ["XDSStoredQueryParamNumber"]

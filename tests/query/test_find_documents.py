@@ -216,16 +216,12 @@ def test_find_documents_carries_an_expression_in_its_statement(store, db):
     assert find_docs(db).also is None
 
 
-def test_find_documents_keeps_only_short_statements_built(store, db):
-    """FindDocuments builds each SQL text's statement once; a text made long by a request (a
-    pattern per authorPerson value) is built for that request and not kept, so requests cannot
-    fill a worker's memory with statements."""
+def test_find_documents_builds_each_statement_once(store, db):
+    """The same parameters give the same SQL text, whose statement is built once and kept."""
     from registry.query import engine
     store.submit([document()])
     engine._statement.cache_clear()
     assert find_docs(db).ok and find_docs(db).ok
     assert engine._statement.cache_info().currsize == 1 and engine._statement.cache_info().hits == 1
-    many = "(" + ",".join(f"'Author{i}%'" for i in range(300)) + ")"
-    answer = find_docs(db, AuthorPerson=many)
-    assert answer.ok and answer.ids == []
-    assert engine._statement.cache_info().currsize == 1
+    assert find_docs(db, AuthorPerson="('Author%')").ok
+    assert engine._statement.cache_info().currsize == 2
