@@ -242,9 +242,9 @@ def check_params(params: list[Param], one_of: tuple[tuple[str, str], ...],
                 raise ParamError(ErrorCode.STORED_QUERY_PARAM_NUMBER,
                                  f"parameter {p.name} is single-valued but has {len(items)} values", p.name)
             typed_slots.append([_typed(p, item, quoted) for item, quoted in items])
-        if p.type == PATTERN and sum(map(len, typed_slots)) > MAX_PATTERNS:
-            raise _registry_error(p.name, f"{sum(map(len, typed_slots))} patterns; this registry accepts at most "
-                                          f"{MAX_PATTERNS}")
+        patterns = sum(map(len, typed_slots)) if p.type == PATTERN else 0
+        if patterns > MAX_PATTERNS:
+            raise _registry_error(p.name, f"{patterns} patterns; this registry accepts at most {MAX_PATTERNS}")
         if p.and_slots:
             out.slots[p.name] = typed_slots
         else:
