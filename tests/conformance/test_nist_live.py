@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import shared_path
+from tests.conformance.kit import transactions_not_yet_offered
 from tests.conformance.runner import run_tests, select_tests
 from xds.config import DEFAULT_REPOSITORY_UNIQUE_ID
 
@@ -29,7 +30,18 @@ def nist_results(live_server):
     return {r.test_id: r for r in results}
 
 
-@pytest.mark.parametrize("test_id", _ids())
+def _params() -> list:
+    """Each kit test; those that send a transaction not offered yet are strict expected failures."""
+    params = []
+    for test_id in _ids():
+        missing = transactions_not_yet_offered(test_id) if test_id != "kit-missing" else []
+        marks = [pytest.mark.xfail(strict=True, reason="needs " + ", ".join(missing) + " (issue 21)")] \
+            if missing else []
+        params.append(pytest.param(test_id, marks=marks, id=test_id))
+    return params
+
+
+@pytest.mark.parametrize("test_id", _params())
 def test_nist(nist_results, test_id):
     result = nist_results[test_id]
     assert result.status == "PASS", result.line
