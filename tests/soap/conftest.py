@@ -77,11 +77,15 @@ class Result:
 
 def call(app, body: bytes = b"", content_type: str | None = "application/soap+xml; charset=UTF-8",
          method: str = "POST", query: str = "", content_length: int | None | str = "auto",
-         wsgi_input=None) -> Result:
-    environ: dict = {}
+         wsgi_input=None, environ_extra: dict | None = None) -> Result:
+    """Call the app as mounted at /xds by the composition root (SCRIPT_NAME=/xds, PATH_INFO="").
+
+    ``environ_extra`` adds or overrides WSGI keys (REMOTE_ADDR, HTTP_HOST, xds.peer_subject, ...).
+    """
+    environ: dict = {"SCRIPT_NAME": "/xds", "PATH_INFO": ""}
+    environ.update(environ_extra or {})
     setup_testing_defaults(environ)
     environ["REQUEST_METHOD"] = method
-    environ["PATH_INFO"] = "/xds"
     environ["QUERY_STRING"] = query
     if content_type is not None:
         environ["CONTENT_TYPE"] = content_type

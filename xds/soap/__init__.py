@@ -1,18 +1,19 @@
 """SOAP 1.2 + WS-Addressing 1.0 + MTOM/XOP transport for the XDS.b actors, as plain WSGI."""
 
-from .addressing import AddressingHeaders, new_message_id
-from .attachments import (
+from xds.soap.addressing import AddressingHeaders, new_message_id
+from xds.soap.attachments import (
     Attachment,
     OutgoingAttachment,
     cid_url,
     make_xop_include,
     normalize_content_id,
 )
-from .endpoint import DEFAULT_UNDERSTOOD_HEADERS, WSSE_SECURITY, Operation, SoapEndpoint
-from .faults import SoapFault
-from .messages import SoapRequest, SoapResponse
-from .namespaces import NS_SOAP11, NS_SOAP12, NS_WSA, NS_XOP, WSA_ANONYMOUS, WSA_FAULT_ACTION
-from .parsing import parse_xml, safe_parser
+from xds.soap.endpoint import DEFAULT_UNDERSTOOD_HEADERS, WSSE_SECURITY, Operation, SoapEndpoint
+from xds.soap.faults import SoapFault
+from xds.soap.messages import SoapRequest, SoapResponse
+from xds.soap.namespaces import NS_SOAP11, NS_SOAP12, NS_WSA, NS_XOP, WSA_ANONYMOUS, WSA_FAULT_ACTION
+from xds.soap.parsing import parse_xml, safe_parser
+from xds.soap.refusals import EdgeRefusal, RefusalHook
 
 __all__ = [
     "NS_SOAP11",
@@ -24,8 +25,10 @@ __all__ = [
     "AddressingHeaders",
     "Attachment",
     "DEFAULT_UNDERSTOOD_HEADERS",
+    "EdgeRefusal",
     "Operation",
     "OutgoingAttachment",
+    "RefusalHook",
     "SoapEndpoint",
     "SoapFault",
     "SoapRequest",

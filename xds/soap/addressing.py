@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from .faults import SoapFault
-from .namespaces import NS_SOAP12, NS_WSA, WSA_ANONYMOUS, WSA_NONE, qname
+from xds.soap.faults import SoapFault
+from xds.soap.namespaces import NS_SOAP12, NS_WSA, WSA_ANONYMOUS, WSA_NONE, qname
 
 WSA_HEADERS = frozenset(
     qname(NS_WSA, name) for name in ("To", "Action", "MessageID", "ReplyTo", "From", "FaultTo", "RelatesTo")
@@ -38,6 +38,17 @@ def _text(el: etree._Element | None) -> str | None:
     if el is None:
         return None
     return (el.text or "").strip() or None
+
+
+def claimed_addressing(header: etree._Element | None) -> tuple[str | None, str | None]:
+    """The first wsa:Action and wsa:MessageID texts of a header, unchecked.
+
+    For reporting a refused request only (what it claimed to be): :func:`read_addressing`
+    is what decides whether the headers are acceptable.
+    """
+    if header is None:
+        return None, None
+    return _text(header.find(qname(NS_WSA, "Action"))), _text(header.find(qname(NS_WSA, "MessageID")))
 
 
 def read_addressing(header: etree._Element | None) -> AddressingHeaders:

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
+from copy import deepcopy
 from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import parse_qsl
-from wsgiref.util import request_uri
+from urllib.parse import parse_qsl, quote, urlsplit
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 from lxml import etree
 
-from .addressing import WSA_HEADERS, read_addressing, response_headers
-from .envelope import check_must_understand, serialize_envelope, split_envelope, version_mismatch
-from .faults import SoapFault
-from .mediatype import parse_media_type, quote_param
-from .messages import XOP_INCLUDE, SoapRequest, SoapResponse
-from .mtom import (
+from xds.soap.addressing import WSA_HEADERS, claimed_addressing, read_addressing, response_headers
+from xds.soap.attachments import Attachment
+from xds.soap.envelope import check_must_understand, serialize_envelope, split_envelope, version_mismatch
+from xds.soap.faults import SoapFault
+from xds.soap.mediatype import parse_media_type, quote_param
+from xds.soap.messages import XOP_INCLUDE, SoapRequest, SoapResponse
+from xds.soap.mtom import (
     MultipartRequestReader,
     mtom_body,
     mtom_content_type,
     new_boundary,
     new_root_content_id,
 )
-from .namespaces import NS_WSA, NS_WSDL_SOAP12, NS_WSSE, WSA_FAULT_ACTION, qname
-from .parsing import parse_xml, safe_parser
+from xds.soap.namespaces import NS_WSA, NS_WSDL_SOAP12, NS_WSSE, WSA_FAULT_ACTION, qname
+from xds.soap.parsing import parse_xml, safe_parser
+from xds.soap.refusals import EdgeRefusal, RefusalHook
 
 log = logging.getLogger("xds.soap")
 
@@ -35,6 +40,12 @@ DEFAULT_UNDERSTOOD_HEADERS = WSA_HEADERS
 WSSE_SECURITY = qname(NS_WSSE, "Security")
 
 Handler = Callable[[SoapRequest], SoapResponse]
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+# RFC 1123 host names and dotted IPv4 addresses: nothing that could end the authority of a URL.
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+_PORT = re.compile(r"[0-9]{1,5}")
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f]")
 
 
 @dataclass
@@ -52,13 +63,76 @@ def _status_line(code: int) -> str:
         return f"{code} Error"
 
 
-class _Context:
-    """What is known about the request so far (for the fault reply)."""
+def _check_public_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL that can stand as a WSDL soap12:address as it is."""
+    parts = urlsplit(url)
+    try:
+        valid_port = parts.port != 0
+    except ValueError:
+        valid_port = False
+    if (
+        not valid_port
+        or parts.scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.username is not None
+        or "?" in url
+        or "#" in url
+        or _URL_UNSAFE.search(url)
+    ):
+        raise ValueError(
+            f"public_url {url!r} must be an absolute http:// or https:// URL without user info, query or fragment"
+        )
+    return url
 
-    __slots__ = ("message_id", "request")
+
+def _server_url(environ: WSGIEnvironment) -> str:
+    """The endpoint's URL as the server names itself (PEP 3333 SERVER_NAME, SERVER_PORT, SCRIPT_NAME).
+
+    Never the Host header: that one is the client's to write. Raises ``ValueError`` when
+    the server's own values cannot form a URL (a server that derives SERVER_NAME from Host,
+    as gunicorn does on a UNIX socket, may pass a client's text through).
+    """
+    scheme = environ.get("wsgi.url_scheme")
+    name = environ.get("SERVER_NAME")
+    port = environ.get("SERVER_PORT") or ""
+    if scheme not in _DEFAULT_PORTS or not isinstance(name, str) or not isinstance(port, str):
+        raise ValueError("wsgi.url_scheme, SERVER_NAME or SERVER_PORT missing")
+    if _HOST_NAME.fullmatch(name):
+        host = name
+    else:
+        address = ipaddress.IPv6Address(name.removeprefix("[").removesuffix("]"))
+        if address.scope_id:
+            raise ValueError(f"SERVER_NAME {name!r} has a zone index")
+        host = f"[{address}]"
+    if port and not _PORT.fullmatch(port):
+        raise ValueError(f"SERVER_PORT {port!r} is not a port number")
+    authority = host if port in ("", _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    script_name = environ.get("SCRIPT_NAME") or "/"
+    if not isinstance(script_name, str):
+        raise ValueError("SCRIPT_NAME is not a string")
+    return f"{scheme}://{authority}{quote(script_name, safe='/;=,', encoding='latin-1')}"
+
+
+def _environ_text(environ: WSGIEnvironment, key: str) -> str | None:
+    value = environ.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+class _Context:
+    """What is known about the request so far: for the fault reply and for the refusal report.
+
+    ``action`` and ``message_id`` are what the envelope claims as soon as it is parsed (the
+    refusal report wants them even when the addressing headers are then refused);
+    ``relates_to`` is the MessageID once WS-Addressing validated it (the fault reply's
+    wsa:RelatesTo, WS-Addressing 1.0 Core 3.4).
+    """
+
+    __slots__ = ("action", "message_id", "relates_to", "request")
 
     def __init__(self) -> None:
+        self.action: str | None = None
         self.message_id: str | None = None
+        self.relates_to: str | None = None
         self.request: SoapRequest | None = None
 
 
@@ -87,14 +161,43 @@ class SoapEndpoint:
     Dispatches POSTed envelopes on (wsa:Action, body element) to the
     operations' handlers and serves the WSDL at ``?wsdl``. Holds no mutable
     state after construction: safe for threaded workers.
+
+    Hooks for the composition root (both optional, default None):
+
+    ``on_refusal``
+        Called with one :class:`~xds.soap.refusals.EdgeRefusal` for every POST the endpoint
+        answers with a fault before any handler ran: not well-formed XML, a DOCTYPE, a SOAP
+        1.1 envelope or media type (VersionMismatch), a missing, duplicated or unknown
+        wsa:Action, a non-anonymous wsa:ReplyTo, a body element no operation takes, a
+        mustUnderstand header block not understood, an unsupported media type (415), a body
+        over ``max_request_bytes`` (413, announced by Content-Length or found while
+        streaming), a truncated body, a bad MTOM package, and a failure while reading
+        (Receiver "internal error", e.g. the client went away). Exactly once per refused
+        request, after the fault is decided and before it is sent. Never for a fault a
+        handler raises or for a handler's crash: the handlers audit their own answers.
+        GET requests (``?wsdl``, 404, 405) are not SOAP messages and are not reported.
+        The hook runs on the request's thread; an exception in it is logged and the
+        answer stays the same (an audit failure must not change what the peer is told).
+        Wire it to the ATNA auditor (IHE ITI TF-2 3.20), e.g. as a security alert.
+
+    ``public_url``
+        The absolute http(s) URL clients must use for this endpoint (as published
+        behind a reverse proxy or a TLS terminator). When set, it is every soap12:address
+        of the served WSDL and the ``endpoint_url`` of the refusals. When not set, the URL
+        is built from the server's own SERVER_NAME, SERVER_PORT, ``wsgi.url_scheme`` and
+        SCRIPT_NAME (the mount point), never from the Host header: the WSDL is what
+        clients trust for where to send documents, and an address echoed from Host is a
+        host header injection (OWASP WSTG-INPV-17). Set it in production.
     """
 
     def __init__(
         self,
         operations: list[Operation],
-        wsdl_path: str | os.PathLike | None = None,
+        wsdl_path: str | os.PathLike[str] | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         understood_headers: set[str] | frozenset[str] | None = None,
+        on_refusal: RefusalHook | None = None,
+        public_url: str | None = None,
     ) -> None:
         self._operations: dict[str, dict[str, Operation]] = {}
         for op in operations:
@@ -106,13 +209,15 @@ class SoapEndpoint:
         self.understood_headers = frozenset(
             DEFAULT_UNDERSTOOD_HEADERS if understood_headers is None else understood_headers
         )
+        self._on_refusal = on_refusal
+        self.public_url = None if public_url is None else _check_public_url(public_url)
         self._wsdl: etree._Element | None = None
         if wsdl_path is not None:
             with open(wsdl_path, "rb") as fh:
                 self._wsdl = etree.fromstring(fh.read(), safe_parser())
 
     # -- WSGI -----------------------------------------------------------
-    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         if method in ("GET", "HEAD"):
             return self._get(environ, start_response, head=method == "HEAD")
@@ -126,14 +231,18 @@ class SoapEndpoint:
             return [body]
         return self._post(environ, start_response)
 
-    def _get(self, environ: dict, start_response, head: bool) -> Iterable[bytes]:
+    def _get(self, environ: WSGIEnvironment, start_response: StartResponse, head: bool) -> Iterable[bytes]:
         query = {k.lower() for k, _ in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)}
         if "wsdl" in query and self._wsdl is not None:
-            body = self._wsdl_for(environ)
-            start_response(_status_line(200), [("Content-Type", "text/xml; charset=UTF-8"),
-                                               ("Content-Length", str(len(body)))])
-            return [] if head else [body]
-        if "wsdl" in query:
+            location = self._endpoint_url(environ)
+            if location is not None:
+                body = self._wsdl_for(location)
+                start_response(_status_line(200), [("Content-Type", "text/xml; charset=UTF-8"),
+                                                   ("Content-Length", str(len(body)))])
+                return [] if head else [body]
+            body = b"This endpoint cannot tell its own address: its public_url must be configured.\n"
+            status = 500
+        elif "wsdl" in query:
             body = b"No WSDL is published for this endpoint.\n"
             status = 404
         else:
@@ -143,36 +252,73 @@ class SoapEndpoint:
                                               ("Allow", "GET, HEAD, POST"), ("Content-Length", str(len(body)))])
         return [] if head else [body]
 
-    def _wsdl_for(self, environ: dict) -> bytes:
-        """The WSDL with every soap12:address pointing at the URL it was fetched from."""
-        assert self._wsdl is not None
-        from copy import deepcopy
+    def _endpoint_url(self, environ: WSGIEnvironment) -> str | None:
+        """``public_url``, else the URL the server names itself by; None if that is unusable."""
+        if self.public_url is not None:
+            return self.public_url
+        try:
+            return _server_url(environ)
+        except ValueError as exc:
+            log.error("cannot build this endpoint's URL from the WSGI environ (set public_url): %s", exc)
+            return None
 
+    def _wsdl_for(self, location: str) -> bytes:
+        """The WSDL with every soap12:address set to ``location`` (WSDL 1.1 SOAP 1.2 binding, 3.8)."""
+        assert self._wsdl is not None
         wsdl = deepcopy(self._wsdl)
-        location = request_uri(environ, include_query=False)
         for address in wsdl.iter(qname(NS_WSDL_SOAP12, "address")):
             address.set("location", location)
-        return etree.tostring(wsdl, xml_declaration=True, encoding="UTF-8")
+        result: bytes = etree.tostring(wsdl, xml_declaration=True, encoding="UTF-8")
+        return result
 
     # -- POST -----------------------------------------------------------
-    def _post(self, environ: dict, start_response) -> Iterable[bytes]:
+    def _post(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         ctx = _Context()
         try:
             request = self._read_request(environ, ctx)
             operation = self._dispatch(request)
+        except SoapFault as fault:
+            return self._refuse(environ, start_response, fault, ctx)
+        except Exception:  # noqa: BLE001 - never leak internals to the peer
+            log.exception("SOAP endpoint failure while reading the request")
+            return self._refuse(environ, start_response, SoapFault("Receiver", "internal error"), ctx)
+        try:
             response = self._invoke(operation, request)
             return self._reply(start_response, request, response)
         except SoapFault as fault:
-            if ctx.request is not None:
-                ctx.request.close()
-            return self._fault_reply(start_response, fault, ctx.message_id)
+            request.close()
+            return self._fault_reply(start_response, fault, ctx.relates_to)
         except Exception:  # noqa: BLE001 - never leak internals to the peer
             log.exception("SOAP endpoint failure")
-            if ctx.request is not None:
-                ctx.request.close()
-            return self._fault_reply(start_response, SoapFault("Receiver", "internal error"), ctx.message_id)
+            request.close()
+            return self._fault_reply(start_response, SoapFault("Receiver", "internal error"), ctx.relates_to)
 
-    def _body_chunks(self, environ: dict) -> Iterator[bytes]:
+    def _refuse(
+        self, environ: WSGIEnvironment, start_response: StartResponse, fault: SoapFault, ctx: _Context
+    ) -> Iterable[bytes]:
+        """Answer a request refused before any handler ran, and report it to ``on_refusal``."""
+        if ctx.request is not None:
+            ctx.request.close()
+        self._report(environ, fault, ctx)
+        return self._fault_reply(start_response, fault, ctx.relates_to)
+
+    def _report(self, environ: WSGIEnvironment, fault: SoapFault, ctx: _Context) -> None:
+        if self._on_refusal is None:
+            return
+        try:
+            refusal = EdgeRefusal.from_fault(
+                fault,
+                action=ctx.action,
+                message_id=ctx.message_id,
+                remote_addr=_environ_text(environ, "REMOTE_ADDR"),
+                peer_subject=_environ_text(environ, "xds.peer_subject"),
+                endpoint_url=self._endpoint_url(environ),
+            )
+            self._on_refusal(refusal)
+        except Exception:  # noqa: BLE001 - an audit failure never changes the answer
+            log.exception("the on_refusal hook failed: the refusal is answered, maybe not audited")
+
+    def _body_chunks(self, environ: WSGIEnvironment) -> Iterator[bytes]:
         """The request body in chunks, bounded by Content-Length and max_request_bytes."""
         raw = (environ.get("CONTENT_LENGTH") or "").strip()
         length: int | None = None
@@ -206,9 +352,9 @@ class SoapEndpoint:
                 remaining -= len(chunk)
             yield chunk
 
-    def _read_request(self, environ: dict, ctx: _Context) -> SoapRequest:
+    def _read_request(self, environ: WSGIEnvironment, ctx: _Context) -> SoapRequest:
         media_type, params = parse_media_type(environ.get("CONTENT_TYPE"))
-        attachments = {}
+        attachments: dict[str, Attachment] = {}
         if media_type == "application/soap+xml":
             data = b"".join(self._body_chunks(environ))
             root = parse_xml(data)
@@ -228,13 +374,15 @@ class SoapEndpoint:
             )
         try:
             header, body = split_envelope(root)
+            ctx.action, ctx.message_id = claimed_addressing(header)
             check_must_understand(header, self.understood_headers)
             addressing = read_addressing(header)
         except SoapFault:
             for att in attachments.values():
                 att.close()
             raise
-        ctx.message_id = addressing.message_id
+        ctx.action = addressing.action
+        ctx.message_id = ctx.relates_to = addressing.message_id
         request = SoapRequest(
             envelope=root,
             header=header,
@@ -249,7 +397,9 @@ class SoapEndpoint:
         ctx.request = request
         return request
 
-    def _read_multipart(self, environ: dict, params: dict[str, str]):
+    def _read_multipart(
+        self, environ: WSGIEnvironment, params: dict[str, str]
+    ) -> tuple[etree._Element, dict[str, Attachment]]:
         start_info = params.get("start-info")
         if start_info and parse_media_type(start_info)[0] == "text/xml":
             raise version_mismatch()
@@ -316,7 +466,9 @@ class SoapEndpoint:
         return response
 
     # -- replies ----------------------------------------------------------
-    def _reply(self, start_response, request: SoapRequest, response: SoapResponse) -> Iterable[bytes]:
+    def _reply(
+        self, start_response: StartResponse, request: SoapRequest, response: SoapResponse
+    ) -> Iterable[bytes]:
         try:
             envelope = serialize_envelope(response.body, response_headers(response.action, request.message_id))
         except Exception:
@@ -333,7 +485,9 @@ class SoapEndpoint:
         start_response(_status_line(200), [("Content-Type", mtom_content_type(boundary, root_cid))])
         return _StreamedBody(chunks, request.close)
 
-    def _fault_reply(self, start_response, fault: SoapFault, relates_to: str | None) -> Iterable[bytes]:
+    def _fault_reply(
+        self, start_response: StartResponse, fault: SoapFault, relates_to: str | None
+    ) -> Iterable[bytes]:
         blocks = response_headers(WSA_FAULT_ACTION, relates_to) + list(fault.header_blocks)
         envelope = serialize_envelope(fault.to_element(), blocks)
         ctype = f"application/soap+xml; charset=UTF-8; action={quote_param(WSA_FAULT_ACTION)}"
