@@ -4,6 +4,13 @@ Passwords are hashed with scrypt (RFC 7914, ``hashlib.scrypt``: N=2**15, r=8, p=
 the stored form is ``scrypt$N$r$p$salt$hash`` (base64), so parameters can be raised later and old
 hashes still verify. Sessions are random 256-bit ids; only their SHA-256 is stored, so a leaked
 table does not give live sessions away.
+
+Failed logins slow down the pair (login, client address) that failed, not the account: a lock per
+account would let anyone lock anyone out by typing wrong passwords (OWASP Authentication Cheat
+Sheet, "Account Lockout"; OWASP Blocking Brute Force Attacks, exponential back-off). After
+:data:`BACKOFF_AFTER` failures the pair waits :data:`BACKOFF_FIRST` seconds, twice as long after
+each further failure, at most :data:`BACKOFF_MAX`; a success of that pair starts it afresh. One
+address failing for many logins (password spraying) is slowed too, without touching other addresses.
 """
 from __future__ import annotations
 
@@ -15,9 +22,12 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, delete, func, insert, or_,
                         select, update)
+
+from portal.web import unprintable
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "portal_alembic_version"
@@ -62,8 +72,12 @@ ROLES = ("patient", "professional", "auditor")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1
 SESSION_IDLE = 30 * 60
 SESSION_MAX = 12 * 3600
+BACKOFF_AFTER = 5
+BACKOFF_FIRST = 60
+BACKOFF_MAX = 15 * 60
+FAILURE_MEMORY = 24 * 3600
+"""Failures older than this are forgotten (and deleted): a pair's back-off starts afresh a day later."""
 FAILURE_WINDOW = 15 * 60
-MAX_FAILURES_PER_LOGIN = 5
 MAX_FAILURES_PER_ADDRESS = 20
 
 
@@ -89,6 +103,19 @@ def verify_password(password: str, stored: str | None) -> bool:
 
 
 _DUMMY_HASH = None
+
+
+def backoff(failures: int) -> float:
+    """Seconds a pair waits after its ``failures``-th failure (0 below :data:`BACKOFF_AFTER`)."""
+    if failures < BACKOFF_AFTER:
+        return 0.0
+    return float(min(BACKOFF_FIRST * 2 ** min(failures - BACKOFF_AFTER, 16), BACKOFF_MAX))
+
+
+def valid_login(login: str) -> bool:
+    """A login name is 1 to 128 characters, none of them a control or format character: such a name is no one's,
+    and refusing it keeps NUL away from the database (PostgreSQL refuses it in text) and CR/LF out of the logs."""
+    return 0 < len(login) <= 128 and not unprintable(login)
 
 
 def _dummy_hash() -> str:
@@ -126,8 +153,9 @@ class AccountError(ValueError):
 
 
 class Accounts:
-    def __init__(self, database) -> None:
+    def __init__(self, database, clock: Callable[[], float] = time.time) -> None:
         self.db = database
+        self.clock = clock
 
     def ensure_schema(self) -> None:
         """Migrate the portal tables (a no-op once ``xds serve`` has migrated them in its master)."""
@@ -138,8 +166,8 @@ class Accounts:
             patient_id: str | None = None, professional_id: str | None = None, organization: str | None = None,
             profession: str | None = None) -> User:
         login = (login or "").strip()
-        if not login or len(login) > 128:
-            raise AccountError("a login (1 to 128 characters) is required")
+        if not valid_login(login):
+            raise AccountError("a login (1 to 128 characters, no control character) is required")
         if role not in ROLES:
             raise AccountError(f"role must be one of {', '.join(ROLES)}")
         if role == "patient" and not patient_id:
@@ -151,7 +179,7 @@ class Accounts:
         row = dict(login=login, role=role, password_hash=hash_password(password) if password else None,
                    display_name=display_name, patient_id=patient_id if role == "patient" else None,
                    professional_id=professional_id if role == "professional" else None,
-                   organization=organization, profession=profession, created_at=time.time())
+                   organization=organization, profession=profession, created_at=self.clock())
         with self.db.write() as conn:
             if conn.execute(select(users.c.login).where(users.c.login == login)).first() is not None:
                 raise AccountError(f"login {login} already exists")
@@ -190,36 +218,48 @@ class Accounts:
         return _user(row) if row is not None else None
 
     # -- login ------------------------------------------------------------------------------------
-    def locked(self, login: str, address: str) -> bool:
-        since = time.time() - FAILURE_WINDOW
+    def wait(self, login: str, address: str) -> float:
+        """Seconds before ``login`` may be tried again from ``address`` (0: now): the back-off of this pair, or
+        of this address if it failed :data:`MAX_FAILURES_PER_ADDRESS` times in :data:`FAILURE_WINDOW` whatever
+        the logins. Failures from other addresses never delay anyone here."""
+        now = self.clock()
+        address = address[:64]
         with self.db.read() as conn:
-            by_login = conn.execute(select(func.count()).select_from(attempts)
-                                    .where(attempts.c.login == login, attempts.c.at >= since)).scalar() or 0
-            by_address = conn.execute(select(func.count()).select_from(attempts)
-                                      .where(attempts.c.address == address, attempts.c.at >= since)).scalar() or 0
-        return by_login >= MAX_FAILURES_PER_LOGIN or by_address >= MAX_FAILURES_PER_ADDRESS
+            count, last = conn.execute(select(func.count(), func.max(attempts.c.at))
+                                       .where(attempts.c.login == login, attempts.c.address == address,
+                                              attempts.c.at >= now - FAILURE_MEMORY)).one()
+            spraying = conn.execute(select(attempts.c.at)
+                                    .where(attempts.c.address == address, attempts.c.at >= now - FAILURE_WINDOW)
+                                    .order_by(attempts.c.at.desc()).offset(MAX_FAILURES_PER_ADDRESS - 1)
+                                    .limit(1)).scalar()
+        pair = last + backoff(count) - now if count else 0.0
+        by_address = spraying + FAILURE_WINDOW - now if spraying is not None else 0.0
+        return max(pair, by_address, 0.0)
 
     def authenticate(self, login: str, password: str, address: str) -> User | None:
-        """The user, or None (wrong login or password). Call :meth:`locked` first."""
-        login = (login or "").strip()[:128]
+        """The user, or None (wrong login or password). Call :meth:`wait` first: this checks the password."""
+        login = (login or "").strip()
+        if not valid_login(login):
+            return None
+        address = address[:64]
         with self.db.read() as conn:
             row = conn.execute(select(users).where(users.c.login == login)).first()
         stored = row.password_hash if row is not None and row.password_hash else _dummy_hash()
         ok = verify_password(password or "", stored) and row is not None and bool(row.password_hash)
-        if not ok:
-            with self.db.write() as conn:
-                conn.execute(insert(attempts).values(login=login, address=address[:64], at=time.time()))
-                conn.execute(delete(attempts).where(attempts.c.at < time.time() - 24 * 3600))
-            return None
+        now = self.clock()
         with self.db.write() as conn:
-            conn.execute(delete(attempts).where(attempts.c.login == login))
+            if not ok:
+                conn.execute(insert(attempts).values(login=login, address=address, at=now))
+                conn.execute(delete(attempts).where(attempts.c.at < now - FAILURE_MEMORY))
+                return None
+            conn.execute(delete(attempts).where(attempts.c.login == login, attempts.c.address == address))
         return _user(row)
 
     # -- sessions ---------------------------------------------------------------------------------
     def open_session(self, user: User, data: dict | None = None) -> Session:
         sid = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
-        now = time.time()
+        now = self.clock()
         with self.db.write() as conn:
             conn.execute(delete(sessions).where(sessions.c.seen_at < now - SESSION_IDLE))
             conn.execute(insert(sessions).values(id_hash=_h(sid), login=user.login, csrf=csrf,
@@ -229,7 +269,7 @@ class Accounts:
     def session(self, sid: str | None) -> Session | None:
         if not sid or len(sid) > 100:
             return None
-        now = time.time()
+        now = self.clock()
         with self.db.read() as conn:
             row = conn.execute(select(sessions).where(sessions.c.id_hash == _h(sid))).first()
         if row is None or row.seen_at < now - SESSION_IDLE or row.created_at < now - SESSION_MAX:
@@ -245,7 +285,7 @@ class Accounts:
     def save(self, session: Session) -> None:
         with self.db.write() as conn:
             conn.execute(update(sessions).where(sessions.c.id_hash == _h(session.id))
-                         .values(data=json.dumps(session.data), seen_at=time.time()))
+                         .values(data=json.dumps(session.data), seen_at=self.clock()))
 
     def close_session(self, sid: str) -> None:
         with self.db.write() as conn:

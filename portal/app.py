@@ -1,9 +1,11 @@
-"""The portal's WSGI app, mounted at ``/portal`` by :func:`xds.app.build_services`.
+"""The portal's WSGI app, mounted at ``/portal`` by :func:`server.app.build_services`.
 
 Every page: session from the cookie, role check, and for record data a :class:`~xds.context.Caller`
 of the user handed to :class:`portal.records.Records` (policy, actor, audit). Patient pages never
 take a patient id: the record is the logged-in patient's. Every POST carries the session's CSRF
-token. Responses carry a strict Content-Security-Policy (no script at all).
+token; the login form, which comes before any session, carries a token bound to a pre-session cookie
+(login CSRF, OWASP CSRF Prevention Cheat Sheet). Responses carry a strict Content-Security-Policy (no
+script at all).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import hmac
 import io
 import logging
 import math
+import re
 import secrets
 import time
 from pathlib import Path
@@ -19,12 +22,12 @@ from urllib.parse import quote, unquote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from . import i18n
-from .accounts import Accounts
-from .cda import render as render_cda
-from .cda import ts_display
-from .records import Records, Refused, SubmissionFailed, make_caller
-from .web import HttpError, Request, Response, redirect
+from portal import i18n
+from portal.accounts import Accounts
+from portal.cda import render as render_cda
+from portal.cda import ts_display
+from portal.records import Records, Refused, SubmissionFailed, make_caller
+from portal.web import HttpError, Request, Response, printable, redirect, unprintable
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,12 @@ PAGE = 20
 SESSION_COOKIE = "dmp_portal"
 LANG_COOKIE = "dmp_lang"
 OIDC_COOKIE = "dmp_oidc"
+LOGIN_COOKIE = "dmp_login"
+LOGIN_COOKIE_HOST = "__Host-dmp_login"
+"""Under HTTPS the login token's cookie has the ``__Host-`` prefix (RFC 6265bis section 4.1.3.2): the browser
+keeps it only if this host set it, Secure, for Path=/, so a sibling sub-domain cannot plant a token of its own
+(OWASP CSRF Prevention Cheat Sheet, double-submit cookie and cookie prefixes)."""
+LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 TYPES = [("11490-0", "Lettre de liaison à la sortie"), ("11502-2", "CR d'examens biologiques"),
          ("18748-4", "CR d'imagerie médicale"), ("34133-9", "Synthèse d'épisode de soins"),
          ("57833-6", "Prescription de produits de santé")]
@@ -58,7 +67,7 @@ class Portal:
         self.accounts = Accounts(services.database)
         self.accounts.ensure_schema()
         self.records = Records(services)
-        from .oidc import build_provider
+        from portal.oidc import build_provider
         self.provider = build_provider(self.settings)
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
@@ -75,7 +84,7 @@ class Portal:
         except HttpError as exc:
             resp = self.error(req, exc.status, exc.message)
         except Exception:  # noqa: BLE001 - never leak internals
-            log.exception("portal failure on %s %s", req.method, req.path)
+            log.exception("portal failure on %s %s", req.method, printable(req.path))
             resp = self.error(req, 500, "internal error")
         return resp(start_response)
 
@@ -114,8 +123,7 @@ class Portal:
     def check_csrf(self, req: Request) -> None:
         s = req.session
         given = req.form.get("csrf", "")
-        origin = req.environ.get("HTTP_ORIGIN")
-        if origin and origin != "null" and not req.absolute("/").startswith(origin + "/"):
+        if req.cross_site:
             raise HttpError(403, "cross-site request")
         if s is None or not hmac.compare_digest(given.encode(), s.csrf.encode()):
             raise HttpError(403, req._("The form expired. Please try again."))
@@ -163,31 +171,75 @@ class Portal:
         nxt = target if target and target.startswith("/") and not target.startswith("//") else ROLE_HOME[user.role]
         resp = redirect(req.url(nxt))
         resp.set_cookie(SESSION_COOKIE, session.id, path=req.url("/") or "/", secure=self.secure_cookies(req))
+        name, path = self._login_cookie(req)
+        resp.set_cookie(name, "", path=path, secure=self.secure_cookies(req), max_age=0, same_site="Strict")
         return resp
 
     def _audit_login(self, req: Request, login: str, user, ok: bool, how: str) -> None:
+        """A security alert for each login; the login name and the reason are the client's words, so they are
+        written with their control characters escaped: they cannot end the log line or the record early."""
         from xds.context import caller_from_environ
         caller = make_caller(user, req.environ) if user is not None else caller_from_environ(req.environ)
         if user is None:
-            caller.user_id = login[:128] or "?"
-        self.records.alert(caller, f"portal login ({how}) {'succeeded' if ok else 'failed'} for {login}", "user",
-                           success=ok)
+            caller.user_id = printable(login)[:128] or "?"
+        self.records.alert(caller, printable(f"portal login ({how}) {'succeeded' if ok else 'failed'} for {login}"),
+                           "user", success=ok)
+
+    def _login_cookie(self, req: Request) -> tuple[str, str]:
+        """The name and path of the login token's cookie."""
+        return (LOGIN_COOKIE_HOST, "/") if self.secure_cookies(req) else (LOGIN_COOKIE, req.url("/login"))
+
+    def _login_token(self, req: Request) -> str | None:
+        """The token of this browser's pre-session, if its cookie holds one."""
+        token = req.cookies.get(self._login_cookie(req)[0], "")
+        return token if LOGIN_TOKEN.fullmatch(token) else None
+
+    def _login_page(self, req: Request, status: int = 200, error: str = "", next_: str = "") -> Response:
+        """The login form with this browser's token, (re)setting its cookie. The cookie is SameSite=Strict: a
+        form posted from another site does not even carry it."""
+        token = self._login_token(req) or secrets.token_urlsafe(32)
+        resp = self.page(req, "login.html", status, error=error, next=next_, login_csrf=token)
+        name, path = self._login_cookie(req)
+        resp.set_cookie(name, token, path=path, secure=self.secure_cookies(req), same_site="Strict")
+        return resp
+
+    def _login_form_genuine(self, req: Request) -> bool:
+        """Double-submit check of the login form: the token in the form equals the one in this browser's cookie
+        (compared in constant time), and the browser does not say the form comes from another origin. Another
+        site can make a browser post a form but can neither read nor set this host's cookie, so it cannot log the
+        victim into the attacker's account (login CSRF)."""
+        token = self._login_token(req)
+        given = req.form.get("csrf", "")
+        return token is not None and hmac.compare_digest(given.encode(), token.encode()) and not req.cross_site
 
     def login(self, req: Request) -> Response:
+        """Checks in this order, each before the next costs anything: the form's token (else 403, the password
+        is not checked), the login name (no control character, else 400), the pair's back-off (else 429 with
+        Retry-After, RFC 6585 section 4), then the password. Every refusal is audited as a failed login."""
         if req.method == "GET":
-            return self.page(req, "login.html", next=req.query.get("next", ""))
+            return self._login_page(req, next_=req.query.get("next", ""))
         login = req.form.get("login", "").strip()[:128]
-        password = req.form.get("password", "")
-        if self.accounts.locked(login, req.remote_addr):
+        nxt = req.form.get("next", "")
+        if not self._login_form_genuine(req):
+            self._audit_login(req, login, None, False, "password, no valid CSRF token")
+            return self._login_page(req, 403, req._("The login form expired or came from another site. "
+                                                    "Please log in again."), nxt)
+        if unprintable(login):
+            self._audit_login(req, login, None, False, "password, login name with control characters")
+            return self._login_page(req, 400, req._("The login contains characters that are not allowed."), nxt)
+        wait = self.accounts.wait(login, req.remote_addr)
+        if wait > 0:
             self._audit_login(req, login, None, False, "password, locked")
-            return self.page(req, "login.html", 429, error=req._("Too many failed attempts. Try again in 15 minutes."),
-                             next=req.form.get("next", ""))
-        user = self.accounts.authenticate(login, password, req.remote_addr)
+            minutes = math.ceil(wait / 60)
+            resp = self._login_page(req, 429, req._("Too many failed attempts. Try again in {minutes} min.")
+                                    .format(minutes=minutes), nxt)
+            resp.headers.append(("Retry-After", str(math.ceil(wait))))
+            return resp
+        user = self.accounts.authenticate(login, req.form.get("password", ""), req.remote_addr)
         self._audit_login(req, login, user, user is not None, "password")
         if user is None:
-            return self.page(req, "login.html", 401, error=req._("Wrong login or password."),
-                             next=req.form.get("next", ""))
-        return self._start_session(req, user, req.form.get("next"))
+            return self._login_page(req, 401, req._("Wrong login or password."), nxt)
+        return self._start_session(req, user, nxt)
 
     def logout(self, req: Request) -> Response:
         self.accounts.close_session(req.session.id)
@@ -206,7 +258,7 @@ class Portal:
         return resp
 
     def oidc_callback(self, req: Request) -> Response:
-        from .oidc import LoginFailed
+        from portal.oidc import LoginFailed
         if self.provider is None:
             raise HttpError(404)
         try:
@@ -222,7 +274,7 @@ class Portal:
                 raise LoginFailed(f"no portal account for {login!r}")
         except (LoginFailed, ValueError) as exc:
             self._audit_login(req, "?", None, False, f"OpenID Connect: {exc}")
-            return self.page(req, "login.html", 401, error=req._("Login with OpenID Connect failed."))
+            return self._login_page(req, 401, req._("Login with OpenID Connect failed."))
         self._audit_login(req, login, user, True, "OpenID Connect")
         resp = self._start_session(req, user)
         resp.set_cookie(OIDC_COOKIE, "", path=req.url("/oidc/"), secure=self.secure_cookies(req), max_age=0)
@@ -345,7 +397,7 @@ class Portal:
         query = req.query.get("q", "").strip()
         found = self.accounts.professionals(query) if query else []
         if query and not found and query.isdigit():
-            from .accounts import User
+            from portal.accounts import User
             found = [User(query, "professional", None, None, query)]
 
         def who(pid):
@@ -358,7 +410,7 @@ class Portal:
 
     def change_access(self, req: Request) -> Response:
         s = self.require(req, "patient")
-        from xds.access.store import AUTHORISED, BLOCKED
+        from access.store import AUTHORISED, BLOCKED
         action = req.form.get("action", "")
         professional = req.form.get("professional_id", "").strip()[:128]
         caller = self.caller(req)
@@ -415,7 +467,7 @@ class Portal:
         reason = " ".join(req.form.get("reason", "").split())[:500]
         if not ins or not reason or req.form.get("confirm") != "1":
             return self.page(req, "pro_refused.html", 400, ins=ins, error=req._("A reason is required."))
-        from xds.access.policy import READ
+        from access.policy import READ
         caller = make_caller(s.user, req.environ, access_mode="bris_de_glace", reason=reason)
         decision = self.records.policy.decide(caller, ins, READ)
         if not decision.allowed:
@@ -429,8 +481,8 @@ class Portal:
 
     def pro_upload(self, req: Request) -> Response:
         s = self.require(req, "professional")
-        from xds.client.documents import Overrides, load_document
-        from xds.client.errors import InputError, MissingMetadata
+        from client.documents import Overrides, load_document
+        from client.errors import InputError, MissingMetadata
         from xds.metadata import Code
         ins = req.form.get("ins", "").strip()
         upload = req.files.get("file")

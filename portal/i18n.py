@@ -13,8 +13,11 @@ FR = {
     "Password": "Mot de passe",
     "Log in with the identity provider": "Se connecter avec le fournisseur d'identité",
     "Wrong login or password.": "Identifiant ou mot de passe incorrect.",
-    "Too many failed attempts. Try again in 15 minutes.": "Trop d'essais infructueux. Réessayez dans 15 minutes.",
+    "Too many failed attempts. Try again in {minutes} min.": "Trop d'essais infructueux. Réessayez dans {minutes} min.",
     "The form expired. Please try again.": "Le formulaire a expiré. Veuillez réessayer.",
+    "The login form expired or came from another site. Please log in again.":
+        "Le formulaire de connexion a expiré ou provient d'un autre site. Veuillez vous reconnecter.",
+    "The login contains characters that are not allowed.": "L'identifiant contient des caractères non autorisés.",
     "My documents": "Mes documents",
     "Documents": "Documents",
     "Who may read my record": "Qui peut consulter mon dossier",

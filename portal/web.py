@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import unicodedata
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.cookies import SimpleCookie
@@ -13,6 +14,26 @@ MAX_UPLOAD = 20 * 1024 * 1024
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; font-src 'self'; form-action 'self'; "
        "frame-src 'self'; frame-ancestors 'self'; base-uri 'none'; object-src 'none'; script-src 'none'")
 """No script at all, nothing loaded from elsewhere: a CDA's <script> or external image cannot run or load."""
+
+
+UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Unicode categories that are no part of a name: controls (NUL, CR, LF, ESC, C1), format characters (bidi
+overrides that reorder what a reader sees, zero-width characters), surrogates, private use, unassigned, and the
+line and paragraph separators."""
+
+
+def unprintable(text: str) -> bool:
+    """Whether ``text`` holds a character of :data:`UNPRINTABLE`: input validation by allow-list of what a name
+    may contain (OWASP Input Validation Cheat Sheet)."""
+    return any(unicodedata.category(c) in UNPRINTABLE for c in text)
+
+
+def printable(text: str) -> str:
+    """``text`` with every :data:`UNPRINTABLE` character written as a Python escape (``\\n``, ``\\x00``,
+    ``\\u202e``), so that a value an attacker chose cannot start a forged line in a log or an audit record,
+    nor hide behind a bidi override (CWE-117; OWASP Logging Cheat Sheet, "event data sanitization")."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in UNPRINTABLE else c
+                   for c in text)
 
 
 class HttpError(Exception):
@@ -51,6 +72,13 @@ class Request:
     @property
     def remote_addr(self) -> str:
         return self.environ.get("REMOTE_ADDR") or "?"
+
+    @property
+    def cross_site(self) -> bool:
+        """The browser says the request comes from another origin (``Origin``, RFC 6454 section 7). An absent
+        ``Origin`` or ``null`` (privacy-sensitive contexts) proves nothing either way: the CSRF token decides."""
+        origin = self.environ.get("HTTP_ORIGIN")
+        return bool(origin) and origin != "null" and not self.absolute("/").startswith(origin + "/")
 
     def url(self, path: str) -> str:
         return self.script + path

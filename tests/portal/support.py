@@ -1,15 +1,20 @@
 """Fixtures written by us for the portal tests: CDA documents (one hostile), a tiny PDF, a fake OpenID
-Connect provider on loopback, and an HTTP session that logs in like a browser."""
+Connect provider on loopback, an HTTP session that logs in like a browser, and an in-process client of
+the portal's WSGI app (cookies kept per client address, like one browser on one host)."""
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 import secrets
 import threading
 import time
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
@@ -95,18 +100,31 @@ def tiny_pdf(text: str = "Compte rendu PDF") -> bytes:
     return bytes(out)
 
 
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+LOGIN_CSRF_FIELD = re.compile(r'action="[^"]*/login">\s*<input type="hidden" name="csrf" value="([^"]+)"')
+"""The login form's token (a logged-in page also has the logout form's, which is the session's)."""
+
+
+def login_token(http: requests.Session, base: str) -> str:
+    """The login form's CSRF token, as a browser gets it: GET the form (which sets its cookie) and read it."""
+    m = LOGIN_CSRF_FIELD.search(http.get(base + "/login", timeout=30).text)
+    assert m, "no CSRF token in the login form"
+    return m.group(1)
+
+
 class HttpPortal:
     """A logged-in HTTP session on the portal (set-up steps that need no browser)."""
 
     def __init__(self, base: str, login: str, password: str) -> None:
         self.base = base + "/portal"
         self.http = requests.Session()
-        r = self.http.post(self.base + "/login", data={"login": login, "password": password}, timeout=30)
+        r = self.http.post(self.base + "/login", data={"login": login, "password": password,
+                                                       "csrf": login_token(self.http, self.base)}, timeout=30)
         assert r.status_code == 200 and "dmp_portal" in self.http.cookies, r.text[:500]
 
     def csrf(self, path: str) -> str:
         html = self.http.get(self.base + path, timeout=30).text
-        m = re.search(r'name="csrf" value="([^"]+)"', html)
+        m = CSRF_FIELD.search(html)
         assert m, html[:500]
         return m.group(1)
 
@@ -114,6 +132,77 @@ class HttpPortal:
         token = self.csrf("/pro/patient?" + urlencode({"ins": ins}))
         return self.http.post(self.base + "/pro/upload", data={"csrf": token, "ins": ins, **fields},
                               files={"file": (filename, content)}, timeout=60)
+
+
+# ----------------------------------------------------------------------------- the portal in-process
+
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+@dataclass
+class WsgiResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    text: str
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    def cookies(self) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == "set-cookie"]
+
+
+class WsgiBrowser:
+    """One browser on one host (``address``) talking to the portal mounted at ``/portal``, in-process: it keeps
+    the cookies the portal sets (honouring Path and Max-Age=0) and sends them back, as a browser would."""
+
+    def __init__(self, app: WSGIApp, address: str = "192.0.2.10", scheme: str = "http") -> None:
+        self.app, self.address, self.scheme = app, address, scheme
+        self.jar: dict[str, tuple[str, str]] = {}
+
+    def request(self, method: str, path: str, form: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None) -> WsgiResponse:
+        path, _, query = path.partition("?")
+        body = urlencode(form or {}).encode()
+        full = "/portal" + path
+        cookie = "; ".join(f"{k}={v}" for k, (v, where) in self.jar.items() if full.startswith(where))
+        environ = {"REQUEST_METHOD": method, "SCRIPT_NAME": "/portal", "PATH_INFO": path, "QUERY_STRING": query,
+                   "CONTENT_TYPE": "application/x-www-form-urlencoded", "CONTENT_LENGTH": str(len(body)),
+                   "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": self.scheme, "HTTP_HOST": "portal.test",
+                   "SERVER_NAME": "portal.test", "SERVER_PORT": "443" if self.scheme == "https" else "80",
+                   "REMOTE_ADDR": self.address, "HTTP_COOKIE": cookie}
+        environ.update({"HTTP_" + k.upper().replace("-", "_"): v for k, v in (headers or {}).items()})
+        started: list = []
+        chunks = self.app(environ, lambda status, hdrs: started.append((status, hdrs)))
+        text = b"".join(chunks).decode("utf-8")
+        status, hdrs = started[0]
+        response = WsgiResponse(int(status.split()[0]), hdrs, text)
+        for header in response.cookies():
+            self._keep(header)
+        return response
+
+    def _keep(self, header: str) -> None:
+        jar = SimpleCookie()
+        jar.load(header)
+        for name, morsel in jar.items():
+            if morsel["max-age"] == "0":
+                self.jar.pop(name, None)
+            else:
+                self.jar[name] = (morsel.value, morsel["path"] or "/")
+
+    def get(self, path: str) -> WsgiResponse:
+        return self.request("GET", path)
+
+    def post(self, path: str, form: dict[str, str], headers: dict[str, str] | None = None) -> WsgiResponse:
+        return self.request("POST", path, form, headers)
+
+    def login_token(self) -> str:
+        m = LOGIN_CSRF_FIELD.search(self.get("/login").text)
+        assert m, "no CSRF token in the login form"
+        return m.group(1)
+
+    def login(self, login: str, password: str) -> WsgiResponse:
+        return self.post("/login", {"login": login, "password": password, "csrf": self.login_token()})
 
 
 # ----------------------------------------------------------------------------- a fake OpenID provider

@@ -16,7 +16,7 @@ from tests.support.databases import BACKENDS, database_url
 from tests.support.metadata import fresh_patient
 from tests.support.server import start_server
 
-from .support import HOSTILE_NARRATIVE, FakeOidc, HttpPortal, cda, tiny_pdf
+from .support import HOSTILE_NARRATIVE, FakeOidc, HttpPortal, cda, login_token, tiny_pdf
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -334,7 +334,8 @@ def test_login_security(portal):
     base = portal.base_url + "/portal"
     # cookies: HttpOnly, SameSite; CSRF on every form; attempts limited
     s = requests.Session()
-    r = s.post(base + "/login", data={"login": "pro-a", "password": PASSWORD}, allow_redirects=False, timeout=30)
+    r = s.post(base + "/login", data={"login": "pro-a", "password": PASSWORD, "csrf": login_token(s, base)},
+               allow_redirects=False, timeout=30)
     cookie = r.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/portal" in cookie
     r = s.post(base + "/pro/upload", data={"ins": "x"}, timeout=30)
@@ -343,9 +344,11 @@ def test_login_security(portal):
     assert r.status_code == 403  # no CSRF token
     bad = requests.Session()
     for _ in range(5):
-        assert bad.post(base + "/login", data={"login": "pro-t", "password": "wrong-password"}, timeout=30).status_code == 401
-    r = bad.post(base + "/login", data={"login": "pro-t", "password": PASSWORD}, timeout=30)
-    assert r.status_code == 429  # locked even with the right password
+        assert bad.post(base + "/login", data={"login": "pro-t", "password": "wrong-password",
+                                               "csrf": login_token(bad, base)}, timeout=30).status_code == 401
+    r = bad.post(base + "/login", data={"login": "pro-t", "password": PASSWORD, "csrf": login_token(bad, base)},
+                 timeout=30)
+    assert r.status_code == 429  # this address waits, even with the right password
     assert requests.get(base + "/me/documents", timeout=30, allow_redirects=False).status_code == 303
 
 
