@@ -10,7 +10,7 @@ Modules, each named for what it holds:
   that batches them into the outbox in their compact form;
 * :mod:`audit.compact`: that form (JSON of the event) and the RFC 5424 message the audit
   process writes from it;
-* :mod:`audit.edges`: wrappers of the SOAP handlers that build the Caller and record each call;
+* :mod:`transactions.edges`: wrappers of the SOAP handlers that build the Caller and record each call;
 * :mod:`audit.syslog`: RFC 5424 messages, RFC 5425 octet counting;
 * :mod:`audit.store`: outbox, delivery cursors, the hash-chained record store, searches, verify;
 * :mod:`audit.fields`: what the ARR indexes from a received message (with truncation repair);
@@ -20,5 +20,5 @@ Modules, each named for what it holds:
   priority) and ``xds arr``;
 * :mod:`audit.fhir`: ITI-81 ``GET /audit/AuditEvent``;
 * :mod:`audit.history`: ``access_history(database, patient_id)`` for the patient's portal;
-* :mod:`audit.commands`: ``xds audit verify|search`` and ``xds arr``.
+* :mod:`server.commands.audit`: ``xds audit verify|search`` and ``xds arr``.
 """

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import fields, store, syslog
+from audit import fields, store, syslog
 
 log = logging.getLogger(__name__)
 

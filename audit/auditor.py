@@ -22,11 +22,15 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
+from config import Settings
+from storage import Database, host_lock
 from xds.context import Caller
 
-from . import compact, messages, store, syslog
-from .messages import AuditEvent
+from audit import compact, messages, store, syslog
+from audit.messages import AuditEvent
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +175,26 @@ class Auditor:
         log.error("audit: %d events could not be written to the outbox", len(batch))
 
 
+class AuditorLike(Protocol):
+    """What a transaction asks of an auditor: :class:`Auditor`, or :class:`NullAuditor` when
+    auditing is off."""
+
+    enabled: bool
+    source_id: str
+
+    def record(self, event: AuditEvent) -> None: ...
+
+    def record_facts(self, builder: str, caller: Caller, *args: object) -> None: ...
+
+    def security_alert(self, caller: Caller, description: str,
+                       alert_type: messages.Code = messages.USE_OF_RESTRICTED_FUNCTION,
+                       outcome: int = messages.MINOR_FAILURE, patient_id: str | None = None) -> None: ...
+
+    def flush(self, timeout: float = 10.0) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class NullAuditor:
     """``--no-audit``: the same interface, nothing recorded (test domains only)."""
 
@@ -204,18 +228,10 @@ def source_id(settings) -> str:
     return f"dmp-xds@{socket.gethostname()}:{settings.port}"
 
 
-def build_auditor(settings, database):
+def build_auditor(settings: Settings, database: Database) -> Auditor | NullAuditor:
     """The auditor of one process: migrates the audit tables (idempotent, one process at a time)."""
     if not settings.audit_enabled:
         return NullAuditor()
-    import fcntl
-    import os
-    from pathlib import Path
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    fd = os.open(Path(settings.data_dir) / "audit-migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with host_lock(Path(settings.data_dir) / "audit-migrate.lock"):
         store.migrate(database)
-    finally:
-        os.close(fd)
     return Auditor(database, source_id(settings), sync_commit=settings.audit_sync_commit)

@@ -20,9 +20,9 @@ from typing import Sequence
 
 from xds.context import Caller, CodedValue
 
-from . import fields, messages, syslog
-from .fields import Fields
-from .messages import AuditEvent, Code, Participant, ParticipantObject
+from audit import fields, messages, syslog
+from audit.fields import Fields
+from audit.messages import AuditEvent, Code, Participant, ParticipantObject
 
 BUILDERS = {"iti18": messages.stored_query_of_request}
 """The builders the audit process runs for rows a worker queued as facts (:func:`encode_facts`)."""

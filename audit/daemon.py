@@ -17,6 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+from audit.arr import ArrServer, server_context
+from audit.sender import Sender
+from storage.database import Database
+from audit import store
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +29,6 @@ POLL = 0.2
 
 def build(settings, database):
     """(sender or None, ArrServer or None) from the settings."""
-    from .arr import ArrServer, server_context
-    from .sender import Sender
 
     sender = None
     if settings.audit_enabled:
@@ -42,9 +44,7 @@ def build(settings, database):
 
 def run(settings, stop: threading.Event | None = None, ready=None, done=None, watch_parent: bool = False) -> int:
     """Deliver and listen until ``stop`` is set or SIGTERM/SIGINT arrives."""
-    from registry.store.db import Database
 
-    from . import store
 
     stop = stop or threading.Event()
     parent = os.getppid()

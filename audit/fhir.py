@@ -13,7 +13,7 @@ import json
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl
 
-from . import fields, store, syslog
+from audit import fields, store, syslog
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
@@ -202,7 +202,7 @@ def _outcome(status: str, message: str) -> dict:
 
 
 class AuditEventApp:
-    """WSGI app mounted at ``/audit`` (``xds.app.build_services``)."""
+    """WSGI app mounted at ``/audit`` (``server.app.build_services``)."""
 
     def __init__(self, database) -> None:
         self.database = database

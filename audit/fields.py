@@ -12,7 +12,7 @@ from datetime import datetime
 
 from lxml import etree
 
-from . import syslog
+from audit import syslog
 
 OK, REPAIRED, NOT_AUDIT, INVALID = "ok", "repaired", "not-audit", "invalid"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import fields, messages, store, syslog
+from audit import fields, messages, store, syslog
 
 _SYSTEM_ROLES = {messages.SOURCE.code, messages.DESTINATION.code, messages.APPLICATION.code,
                  messages.APPLICATION_LAUNCHER.code}

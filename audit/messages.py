@@ -22,6 +22,9 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from xds.context import Caller
+from xds.vocabulary import NS_RIM, QUERY_PATIENT_PARAMETERS, q
+from xds.xmlsafe import parse_bytes
+from audit.fields import Fields, dedupe, normalize_patient
 
 # -- outcomes: DICOM PS3.15 A.5.1 EventOutcomeIndicator
 SUCCESS = 0
@@ -137,7 +140,6 @@ class AuditEvent:
     def index_fields(self):
         """The ARR's indexed fields, straight from the model: what :func:`audit.fields.fields_of`
         reads from :meth:`to_xml` (tested equal), without parsing the XML again."""
-        from .fields import Fields, dedupe, normalize_patient
         keys = [("subtype", c.code) for c in self.event_types]
         for p in self.participants:
             keys += [(k, v) for k, v in (("user", p.user_id), ("altid", p.alt_user_id), ("address", p.network_id))
@@ -231,7 +233,7 @@ def _code(tag: str, c: Code) -> str:
 
 # -- participants ---------------------------------------------------------------------------
 
-def _host(url: str | None) -> str | None:
+def host_of(url: str | None) -> str | None:
     if not url:
         return None
     try:
@@ -254,7 +256,7 @@ def requester(caller: Caller, role: Code) -> Participant:
 def responder(caller: Caller, role: Code) -> Participant:
     """This actor: its endpoint URL, our process id as AlternativeUserID."""
     endpoint = caller.endpoint or "urn:dmp-xds"
-    return Participant(endpoint, False, alt_user_id=process_id(), network_id=_host(caller.endpoint), roles=[role])
+    return Participant(endpoint, False, alt_user_id=process_id(), network_id=host_of(caller.endpoint), roles=[role])
 
 
 def human(caller: Caller) -> list[Participant]:
@@ -304,8 +306,8 @@ def register_export(caller: Caller, source_id: str, registry_url: str, outcome: 
                     submission_set_uid: str | None, description: str | None = None) -> AuditEvent:
     """ITI-42 at the Document Repository (ITI TF-2 3.42.5.1.1): Export, R; we are the Source."""
     src = Participant(caller.endpoint or "urn:dmp-xds:repository", True, alt_user_id=process_id(),
-                      network_id=_host(caller.endpoint), roles=[SOURCE])
-    dst = Participant(registry_url, False, network_id=_host(registry_url), roles=[DESTINATION])
+                      network_id=host_of(caller.endpoint), roles=[SOURCE])
+    dst = Participant(registry_url, False, network_id=host_of(registry_url), roles=[DESTINATION])
     ev = _base(caller, source_id, EXPORT, ACTION_READ, outcome, ITI_42, [src, dst], description)
     ev.objects = _patient_and_set(patient_id, submission_set_uid)
     return ev
@@ -352,8 +354,6 @@ def stored_query_of_request(caller: Caller, source_id: str, outcome: int, reques
     The audit process calls this for the rows a worker queued as facts (``audit.compact``), so
     that the worker's share of auditing an ITI-18 is a serialization and a short JSON dump.
     """
-    from xds.vocabulary import NS_RIM, QUERY_PATIENT_PARAMETERS, q
-    from xds.xmlsafe import parse_bytes
     query_id, patient = "", None
     try:
         adhoc = parse_bytes(request).find(q(NS_RIM, "AdhocQuery"))

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from . import compact, store, syslog
+from audit import compact, store, syslog
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Iterable, Iterator
 from sqlalchemy import (BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
                         delete, exists, func, insert, select, text, update)
 
-from registry.store.db import LAZY_COMMIT, driver_execute
+from storage.database import LAZY_COMMIT, driver_execute
 
-from .fields import Fields
+from audit.fields import Fields
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "audit_alembic_version"
@@ -104,7 +104,7 @@ def _copy(conn, table: str, columns: tuple[str, ...], types: tuple[str, ...], ro
 
 
 def migrate(database) -> None:
-    """Create or upgrade the audit tables (idempotent). ``database``: registry.store.db.Database."""
+    """Create or upgrade the audit tables (idempotent). ``database``: storage.database.Database."""
     database.migrate(MIGRATIONS)
 
 

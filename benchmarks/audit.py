@@ -37,7 +37,7 @@ from common import (ROOT, EchoServer, database_urls, insert_floor, paired_slowdo
 from audit import fields, messages, store, syslog  # noqa: E402
 from audit.sender import client_context
 from registry.register import Registry
-from registry.store.db import Database
+from storage.database import Database
 from tests.audit.support import make_pki
 from tests.audit.test_transactions import query_body
 from tests.support.metadata import draft, fresh_patient
@@ -45,13 +45,14 @@ from tests.support.server import free_port, start_server
 from xds.context import Caller
 from xds.soap.client import encode_request
 from xds.vocabulary import Actions
+from registry.store import migrate as migrate_registry
 
 OK = b"ResponseStatusType:Success"
 
 
 def seed(url: str, patients: int = 40, docs: int = 3) -> list[str]:
     db = Database(url)
-    db.migrate()
+    migrate_registry(db)
     reg = Registry(db)
     ids = [fresh_patient() for _ in range(patients)]
     for p in ids:
@@ -157,7 +158,7 @@ def _wait_count(db, target: int, limit: float) -> tuple[int, float]:
 def bench_arr(tmp: Path, backend: str, url: str, args) -> list[list]:
     pki = make_pki(tmp)
     db = Database(url)
-    db.migrate()
+    migrate_registry(db)
     store.migrate(db)
     msgs = _messages(args.messages)
     # floor: the chain append of the same messages, batches of 500, in this process
@@ -168,7 +169,7 @@ def bench_arr(tmp: Path, backend: str, url: str, args) -> list[list]:
     floor_chain = len(parsed) / (time.perf_counter() - t0)
     floor_insert = insert_floor(url)
     udp_port, tls_port = free_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "xds.cli", "arr", "--data-dir", str(tmp / "arr"),
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "arr", "--data-dir", str(tmp / "arr"),
                              "--database-url", url, "--arr-udp-port", str(udp_port), "--arr-tls-port", str(tls_port),
                              "--tls-cert", pki["server_cert"], "--tls-key", pki["server_key"], "--tls-ca", pki["ca"]],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -139,7 +139,7 @@ def database_urls(tmp: Path, backends: Sequence[str]) -> list[tuple[str, str, ob
 def insert_floor(url: str, n: int = 300) -> float:
     """Round trips per second of one committed single-row INSERT: the database's own floor."""
     from sqlalchemy import Column, Integer, MetaData, String, Table
-    from registry.store.db import Database
+    from storage.database import Database
     db = Database(url)
     md = MetaData()
     table = Table("bench_floor_" + uuid.uuid4().hex[:6], md, Column("id", Integer, primary_key=True),

@@ -40,9 +40,10 @@ if str(ROOT) not in sys.path:
 
 from registry.register import Registry  # noqa: E402
 from registry.store import schema as t  # noqa: E402
-from registry.store.db import Database  # noqa: E402
+from storage.database import Database  # noqa: E402
 from tests.support.metadata import SubmissionDraft, document_entry, submission_set  # noqa: E402
 from xds.metadata import Code  # noqa: E402
+from registry.store import migrate as migrate_registry
 
 DOCS_PER_PATIENT = 10
 ROUNDS = (4, 3, 2, 1)
@@ -158,7 +159,7 @@ def capture(template: int, documents: int) -> Template:
     """Register the template submission through Registry.register; keep what _store inserted."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{tmp}/template.db")
-        db.migrate()
+        migrate_registry(db)
         captured: list = []
         real = db.insert_many
 
@@ -606,7 +607,7 @@ def main() -> None:
         url = handle.url
     try:
         db = Database(url)
-        db.migrate()
+        migrate_registry(db)
         db.dispose()
         report = load(url, args.entries, progress=lambda s: print("#", s, flush=True))
         print(f"loaded {report.entries} entries, {report.patients} patients, {report.submissions} submissions "

@@ -37,10 +37,11 @@ from common import (EchoServer, PostgresSchema, paired_slowdown, postgres_availa
 import loader
 from lxml import etree
 from registry.query import BY_NAME, run_stored_query
-from registry.store.db import Database
-from xds.client.queries import adhoc_query_request
+from storage.database import Database
+from client.queries import adhoc_query_request
 from xds.soap.client import encode_request
 from xds.vocabulary import Actions, Status
+from registry.store import migrate as migrate_registry
 
 SUCCESS = b"ResponseStatusType:Success"
 SQLITE_MAX = 100_000
@@ -119,7 +120,7 @@ def explain(db: Database, cases: dict, backend: str) -> list[str]:
 
 
 def _quoted(name: str, slot: str, values: list[str]) -> list[str]:
-    from xds.client.queries import format_value
+    from client.queries import format_value
     return format_value(slot, values, name)
 
 
@@ -134,7 +135,7 @@ def dmp_bodies(url: str, cases: list[tuple[str, dict]], issuer, copies: int, use
     assertion (for one patient) carried by ``uses`` consecutive requests about that patient: a
     session that keeps its assertion (``xua_assertion_reuse``, the default), or 1 when the server
     accepts an assertion once."""
-    from xds.access.xua import NS_WSSE
+    from access.xua import NS_WSSE
     out = []
     for i in range(copies):
         if i % uses == 0:
@@ -185,8 +186,8 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
       (``xua_required``): signature and conditions, no policy. It splits the dmp cost into the
       assertion's verification and the policy itself.
     """
-    from xds.access.admin import PolicyAdmin
-    from xds.access.xua import Issuer
+    from transactions.policy_admin import PolicyAdmin
+    from access.xua import Issuer
     from xds.context import Caller
 
     issuer = Issuer.generate()
@@ -194,7 +195,7 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
     cert.write_bytes(issuer.cert_pem)
     db = Database(url)
     try:
-        from xds.server import migrate_all
+        from server.serve import migrate_all
         migrate_all(db)
         admin = PolicyAdmin(db)
         actor = Caller(user_id="bench", kind="patient")
@@ -284,7 +285,7 @@ def main() -> None:
                 server = None
                 try:
                     db = Database(url)
-                    db.migrate()
+                    migrate_registry(db)
                     db.dispose()
                     print(f"# {backend} {size}: loading", flush=True)
                     report = loader.load(url, size, progress=lambda s: print("#  ", s, flush=True))

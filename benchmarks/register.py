@@ -16,7 +16,7 @@ from pathlib import Path
 from common import EchoServer, database_urls, insert_floor, print_table, run_load, start_xds
 
 from registry.register import Registry
-from registry.store.db import Database
+from storage.database import Database
 from tests.support.metadata import draft, fresh_patient
 from xds.soap.client import encode_request
 from xds.vocabulary import Actions

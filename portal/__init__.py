@@ -7,5 +7,5 @@ the auditor's desk. Plain server-rendered pages (Jinja2), no JavaScript, no buil
 * :mod:`portal.records`: documents through the access policy, the actors and the auditor;
 * :mod:`portal.cda`: CDA R2 -> safe HTML (allow-list of narrative elements);
 * :mod:`portal.i18n`: French (default) and English;
-* :mod:`portal.commands`: ``xds portal user add``.
+* :mod:`server.commands.portal`: ``xds portal user add``.
 """

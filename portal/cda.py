@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 from markupsafe import Markup, escape
 
-from xds.client.cda import cx, patient_id
+from client.cda import cx, patient_id
 from xds.soap.faults import SoapFault
 from xds.soap.parsing import parse_xml
 

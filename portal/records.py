@@ -1,25 +1,37 @@
 """What the portal does with a record: always through the access policy, the actors and the auditor.
 
-The portal is one more transport in front of the same actors. A page view that lists documents is
-an ITI-18 FindDocuments, opening one is an ITI-18 GetDocuments then an ITI-43 retrieve, an upload
-is an ITI-41 with the request objects :class:`xds.client.XdsClient` builds. Each one:
-
-1. asks :class:`xds.access.policy.AccessPolicy` (``check_query`` / ``filter_query`` /
-   ``visible_documents`` / ``check_submission``) with the portal user's :class:`xds.context.Caller`;
-2. runs the actor (``registry.query.run_stored_query``, ``Repository.retrieve`` / ``provide``);
-3. records the same ATNA message a SOAP call records (:mod:`audit.messages`), with that Caller.
+The portal is one more door in front of the same transaction modules. A page view that lists
+documents is an ITI-18 FindDocuments (:mod:`transactions.iti18`), opening one is an ITI-18
+GetDocuments then an ITI-43 retrieve (:mod:`transactions.iti43`), an upload is an ITI-41
+(:mod:`transactions.iti41`) with the request objects :class:`client.XdsClient` builds. The
+portal user's :class:`xds.context.Caller` comes from the session; the transaction asks the
+policy, runs the actor and writes the same audit record a SOAP call gets.
 
 Nothing here decides who sees what: the policy does.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 from dataclasses import dataclass
 
 from lxml import etree
 
-from xds.context import Caller, CodedValue
+from audit import messages
+from xds.context import Caller, CodedValue, caller_from_environ
+from xds.metadata import Submission
+from xds.rim import parse_object_list
 from xds.vocabulary import NS_QUERY, NS_RIM, q
+
+from access.policy import document_facts
+from client import XdsClient
+from registry import facts as registry_facts
+from repository.transactions import DocumentPart, DocumentRequest
+from transactions import iti18, iti41, iti43
+from transactions.alerts import security_alert
+from transactions.policy_admin import PolicyAdmin
+from transactions.services import Services, already_authenticated
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +56,6 @@ class Retrieved:
 
 def make_caller(user, environ: dict, *, access_mode: str = "normal", reason: str | None = None) -> Caller:
     """The Caller of a portal request: the logged-in person, as XUA would describe them."""
-    from xds.context import caller_from_environ
     caller = caller_from_environ(environ)
     caller.reply_to = caller.endpoint
     caller.authenticated = True
@@ -90,48 +101,29 @@ def _quoted(value: str) -> str:
 
 
 class Records:
-    """The portal's gateway to the record (one per worker process)."""
+    """The portal's gateway to the record (one per worker process): every action is a call of
+    the same transaction module a SOAP request calls."""
 
-    def __init__(self, services) -> None:
-        from repository.service import build_repository
-        from xds.access.admin import PolicyAdmin
-        from xds.access.policy import AccessPolicy
+    def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
         self.database = services.database
         self.auditor = services.auditor
-        self.policy = services.access or AccessPolicy(services.settings, services.database, services=services)
-        self.repository = build_repository(services)
+        self.policy = services.policy
         self.admin = PolicyAdmin(services.database, services.auditor)
 
-    # -- audit -------------------------------------------------------------------------------------
-    def _record(self, event) -> None:
-        if self.auditor is not None:
-            self.auditor.record(event)
+    def _record(self, event: messages.AuditEvent) -> None:
+        self.auditor.record(event)
 
     def alert(self, caller: Caller, description: str, kind: str = "restricted", patient_id: str | None = None,
               success: bool = False) -> None:
-        from xds.access.alerts import security_alert
-        security_alert(self.services, caller, description, kind, patient_id, success)
+        security_alert(self.auditor, caller, description, kind, patient_id, success)
 
     # -- ITI-18 ------------------------------------------------------------------------------------
     def _query(self, caller: Caller, query_id: str, params: dict, patient_id: str | None):
-        from audit import messages
-        from registry.query import run_stored_query
-        decisions: dict = {}
-        refused = self.policy.check_query(caller, params, decisions)
-        if refused is not None:
-            self._record(messages.stored_query(caller, self.auditor.source_id, messages.SERIOUS_FAILURE, query_id,
-                                               query_element(query_id, params), patient_id))
-            raise Refused("; ".join(e.context for e in refused.errors) or "access refused")
-        result = run_stored_query(self.database, query_id, params, "LeafClass", self.settings)
-        if result.ok:
-            self.policy.filter_query(caller, result, decisions)
-        outcome = messages.outcome_of_status(result.status)
-        self._record(messages.stored_query(caller, self.auditor.source_id, outcome, query_id,
-                                           query_element(query_id, params), patient_id))
+        result = iti18.stored_query(self.services, caller, already_authenticated, query_element(query_id, params))
         if not result.ok:
-            raise Refused("query failed")
+            raise Refused("; ".join(e.context for e in result.errors.errors) or "access refused")
         return _documents(result.objects)
 
     def find_documents(self, caller: Caller, patient_id: str, type_code: str | None = None,
@@ -163,62 +155,36 @@ class Records:
 
     def document_patient(self, unique_id: str) -> str | None:
         """The patient a document belongs to (to pick the caller's access mode; the policy then decides)."""
-        from sqlalchemy import select
-
-        from registry.store.schema import document_entries as de
         with self.database.read() as conn:
-            return conn.execute(select(de.c.patient_id).where(de.c.unique_id == unique_id).limit(1)).scalar()
+            return registry_facts.patient_of_document(conn, unique_id)
 
     # -- ITI-43 ------------------------------------------------------------------------------------
     def retrieve(self, caller: Caller, entry) -> Retrieved:
-        from audit import messages
-        from repository.transactions import DocumentRequest
         rid = entry.repository_unique_id or self.settings.repository_unique_id
-        result = self.repository.retrieve([DocumentRequest(rid, entry.unique_id)])
-        visible = self.policy.visible_documents(caller, [r.document_unique_id for r, _ in result.found]) \
-            if result.found else set()
-        found = [(r, row) for r, row in result.found if r.document_unique_id in visible]
-        outcome = messages.SUCCESS if found else messages.SERIOUS_FAILURE
-        self._record(messages.retrieve(caller, self.auditor.source_id, outcome,
-                                       [messages.DocumentRef(entry.unique_id, rid)], entry.patient_id))
-        if not found:
+        result = iti43.retrieve(self.services, caller, already_authenticated, [DocumentRequest(rid, entry.unique_id)],
+                                entry.patient_id)
+        if not result.found:
             raise Refused("document not available")
-        req, row = found[0]
-        content = b"".join(self.repository.store.open(row.ref))
+        _req, row = result.found[0]
+        content = b"".join(self.services.repository.store.open(row.ref))
         return Retrieved(entry.unique_id, entry.patient_id, row.mime_type, content)
 
     # -- ITI-41 ------------------------------------------------------------------------------------
     def provide(self, caller: Caller, documents) -> str:
-        """Submit ``documents`` (xds.client Documents) as one submission set; its uniqueId."""
-        from audit import messages
-        from audit.edges import current_caller
-        from repository.transactions import DocumentPart
-        from xds.client import XdsClient
-        from xds.rim import parse_object_list
+        """Submit ``documents`` (client Documents) as one submission set; its uniqueId."""
         client = XdsClient()
         try:
-            body, parts, ss = client.provide_request(documents)
+            body, _parts, ss = client.provide_request(documents)
         finally:
             client.close()
         object_list = body.find(f".//{q(NS_RIM, 'RegistryObjectList')}")
-        objects = parse_object_list(object_list)
         contents = {d.entry.entry_uuid: d.content for d in documents}
         doc_parts = [DocumentPart(el_id, (lambda c=c: iter([c]))) for el_id, c in contents.items()]
-        patients = {d.entry.patient_id for d in documents}
-        refused = self.policy.check_submission(caller, patients)
-        if refused is not None:
-            self._record(messages.provide_and_register(caller, self.auditor.source_id, messages.SERIOUS_FAILURE,
-                                                       ss.patient_id, ss.unique_id))
-            raise Refused("submission refused by the access policy")
-        token = current_caller.set(caller)
-        try:
-            answer = self.repository.provide(objects, doc_parts)
-        finally:
-            current_caller.reset(token)
-        outcome = messages.outcome_of_status(answer.status)
-        self._record(messages.provide_and_register(caller, self.auditor.source_id, outcome, ss.patient_id,
-                                                   ss.unique_id))
-        if outcome != messages.SUCCESS:
+        answer = iti41.provide_and_register(self.services, caller, already_authenticated,
+                                            iti41.ProvideRequest(object_list, lambda: doc_parts))
+        if messages.outcome_of_status(answer.status) != messages.SUCCESS:
+            if answer.refused:
+                raise Refused("submission refused by the access policy")
             details = "; ".join(f"{e.code}: {e.context}" for e in answer.errors)
             raise SubmissionFailed(details or answer.status)
         return ss.unique_id
@@ -226,18 +192,19 @@ class Records:
     # -- facts for the pages -------------------------------------------------------------------------
     def facts(self, unique_id: str):
         """The policy's DocumentFacts of a document (authors, confidentiality, mask / disclosure state)."""
-        from xds.access.policy import document_facts
         with self.database.read() as conn:
             docs = document_facts(conn, unique_ids=[unique_id])
-        return next(iter(docs.values()), None)
+            facts = next(iter(docs.values()), None)
+            if facts is None:
+                return None
+            state = self.policy.store.record(facts.patient_id, conn).documents.get(unique_id)
+        return dataclasses.replace(facts, state=state) if state is not None else facts
 
     def audit_log_used(self, caller: Caller, patient_id: str | None, description: str) -> None:
         """DICOM 110101 Audit Log Used: a person read the audit trail (access history, auditor's desk)."""
-        from audit import messages
         ev = messages.AuditEvent(messages.dcm("110101", "Audit Log Used"), messages.ACTION_READ, messages.SUCCESS,
                                  participants=[messages.requester(caller, messages.SOURCE)] + messages.human(caller),
-                                 source_id=self.auditor.source_id if self.auditor is not None else "",
-                                 description=description)
+                                 source_id=self.auditor.source_id, description=description)
         if patient_id:
             ev.objects.append(messages.patient_object(patient_id))
         self._record(ev)
@@ -248,8 +215,6 @@ class SubmissionFailed(Exception):
 
 
 def _documents(objects) -> list:
-    from xds.metadata import Submission
-    from xds.rim import parse_object_list
     if not objects:
         return []
     holder = etree.Element(q(NS_RIM, "RegistryObjectList"), nsmap={"rim": NS_RIM})
@@ -259,6 +224,5 @@ def _documents(objects) -> list:
 
 
 def _copy(el):
-    import copy
     return copy.deepcopy(el)
 

@@ -24,8 +24,9 @@ from xds.validation import ValueSets, validate_submission
 from xds.vocabulary import NS_RIM, AssocType, Status
 from xds.xmlsafe import parse_bytes
 
-from .store import schema as t
-from .store.db import Database
+from registry.store import schema as t
+from storage.database import Database
+from xds.hl7v2 import CX
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,6 @@ class Registry:
 
     def add_patient(self, patient_id: str) -> bool:
         """Create a patient's record (the DMP's creation with consent); False if it exists."""
-        from xds.hl7v2 import CX
         CX.parse(patient_id)
         with self.db.write() as conn:
             if conn.execute(select(t.patients.c.id).where(t.patients.c.patient_id == patient_id)).first():
@@ -185,9 +185,7 @@ class Registry:
         for a in sub.associations:
             for ref in (a.source, a.target):
                 if ref not in in_message and ref not in known:
-                    errors.add(ErrorCode.UNRESOLVED_REFERENCE,
-                               f"Association {a.entry_uuid}: {ref} is neither in the submission nor in the registry",
-                               a.entry_uuid)
+                    unresolved_reference(errors, a.entry_uuid, ref)
             target = known.get(a.target)
             if a.is_relationship and target is not None:
                 kind, status, target_patient = target
@@ -202,8 +200,8 @@ class Registry:
                                "(ITI TF-3 4.1.6)", a.entry_uuid)
                 elif target_patient != patient:
                     errors.add(ErrorCode.PATIENT_ID_DOES_NOT_MATCH,
-                               f"Association {a.entry_uuid}: target DocumentEntry {a.target} belongs to patient "
-                               f"{target_patient}, the submission to {patient}", a.entry_uuid)
+                               f"Association {a.entry_uuid}: target DocumentEntry {a.target} belongs to another "
+                               f"patient than the submission's ({patient})", a.entry_uuid)
                 if a.is_replacement and status == Status.APPROVED:
                     plan.deprecate.add(a.target)
             if a.association_type == AssocType.HAS_MEMBER:
@@ -214,15 +212,15 @@ class Registry:
                                    f"Association {a.entry_uuid}: Folder {a.source} is not Approved", a.entry_uuid)
                     if source[2] != patient:
                         errors.add(ErrorCode.PATIENT_ID_DOES_NOT_MATCH,
-                                   f"Association {a.entry_uuid}: Folder {a.source} belongs to patient {source[2]}, "
-                                   f"the submission to {patient}", a.entry_uuid)
+                                   f"Association {a.entry_uuid}: Folder {a.source} belongs to another patient than "
+                                   f"the submission's ({patient})", a.entry_uuid)
                     plan.touched_folders.add(a.source)
                 target = known.get(a.target)
                 if target is not None and target[0] == "document" and a.source in folders_in_message | known.keys():
                     if target[2] != patient:
                         errors.add(ErrorCode.PATIENT_ID_DOES_NOT_MATCH,
-                                   f"Association {a.entry_uuid}: DocumentEntry {a.target} belongs to patient "
-                                   f"{target[2]}, the submission to {patient}", a.entry_uuid)
+                                   f"Association {a.entry_uuid}: DocumentEntry {a.target} belongs to another patient "
+                                   f"than the submission's ({patient})", a.entry_uuid)
         if errors.has_errors:
             raise XDSError.from_list(errors)
         return plan
@@ -391,6 +389,14 @@ class Registry:
             _set_slot_element(el, "lastUpdateTime", now)
             conn.execute(update(t.registry_objects).where(t.registry_objects.c.uuid == row.uuid)
                          .values(xml=etree.tostring(el)))
+
+
+def unresolved_reference(errors: ErrorList, association: str, ref: str) -> None:
+    """An association's end that is neither in the submission nor in the registry (ebRS 3.0
+    5.1.1, UnresolvedReferenceException). The access policy answers a registered object the
+    caller may not act on with this same error, so that it cannot be told from an unknown one."""
+    errors.add(ErrorCode.UNRESOLVED_REFERENCE,
+               f"Association {association}: {ref} is neither in the submission nor in the registry", association)
 
 
 def _uuid_mapping(objects: list[RegistryObject]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from sqlalchemy import (BigInteger, Column, Float, Index, MetaData, String, Tabl
                         select, update)
 from sqlalchemy.exc import IntegrityError
 
-from .store import ContentRef
+from repository.store import ContentRef
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "repository_alembic_version"
@@ -59,7 +59,7 @@ def _row(r) -> IndexRow:
 
 
 def migrate(database) -> None:
-    """Create or upgrade the repository tables (idempotent). ``database``: registry.store.db.Database."""
+    """Create or upgrade the repository tables (idempotent). ``database``: storage.database.Database."""
     database.migrate(MIGRATIONS)
 
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import update
 
-from .index import COMMITTED, PENDING, DocumentIndex, documents
-from .registry_client import RegistryGateway
-from .store import DocumentStore
+from repository.index import COMMITTED, PENDING, DocumentIndex, documents
+from repository.registry_client import RegistryGateway
+from repository.store import DocumentStore
+from repository.transactions import Repository
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ class SweepReport:
 
 def sweep(store: DocumentStore, index: DocumentIndex, registry: RegistryGateway, older_than: float = 0.0,
           batch: int = 500, max_batches: int = 10_000) -> SweepReport:
-    from .transactions import Repository
 
     report = SweepReport(staged_removed=store.sweep_staging(older_than))
     releaser = Repository(store, index, registry, repository_unique_id="")

@@ -13,12 +13,14 @@ from typing import Protocol
 
 import requests
 from lxml import etree
+from sqlalchemy import select
 
 from xds import rim
 from xds.errors import ErrorCode, ErrorList, RegistryError
 from xds.responses import response_status
 from xds.soap.namespaces import NS_SOAP12, NS_WSA, WSA_ANONYMOUS
 from xds.soap.parsing import safe_parser
+from registry.store.schema import document_unique_ids
 from xds.vocabulary import DOC, NS_QUERY, NS_RIM, NS_RS, STORED_QUERIES, Actions, ResponseStatus, Severity, q
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ LEAF_CLASS = "LeafClass"
 class RegistryAnswer:
     status: str
     errors: ErrorList
+    refused: bool = False
+    """The access policy refused the submission before anything was stored."""
 
     @property
     def success(self) -> bool:
@@ -38,8 +42,8 @@ class RegistryAnswer:
 
 
 class RegistryGateway(Protocol):
-    def register(self, objects: list[rim.RegistryObject]) -> RegistryAnswer:
-        """ITI-42 for the metadata of one ITI-41 submission."""
+    def register(self, objects: list[rim.RegistryObject], security_header: bytes | None = None) -> RegistryAnswer:
+        """ITI-42 for the metadata of one ITI-41 submission (with the submitter's wsse:Security)."""
 
     def registered_hashes(self, unique_ids: list[str]) -> dict[str, str | None] | None:
         """uniqueId -> registered hash for the uniqueIds the registry knows; None if it cannot tell now."""
@@ -52,7 +56,8 @@ class InProcessRegistry:
         self.registry = registry
         self.database = database
 
-    def register(self, objects: list[rim.RegistryObject]) -> RegistryAnswer:
+    def register(self, objects: list[rim.RegistryObject], security_header: bytes | None = None) -> RegistryAnswer:
+        """The ITI-41 transaction already identified the submitter and asked the policy."""
         errors = self.registry.register(objects, transaction="ITI-41")
         return RegistryAnswer(response_status(errors), errors)
 
@@ -62,20 +67,19 @@ class InProcessRegistry:
 
 def registered_hashes_in_database(database, unique_ids: list[str]) -> dict[str, str | None]:
     """Read-only look into the in-process registry's table of document uniqueIds."""
-    from sqlalchemy import select
-
-    from registry.store.schema import document_unique_ids as t
-
     if not unique_ids:
         return {}
     with database.read() as conn:
-        rows = conn.execute(select(t.c.unique_id, t.c.hash).where(t.c.unique_id.in_(unique_ids))).all()
+        rows = conn.execute(select(document_unique_ids.c.unique_id, document_unique_ids.c.hash)
+                            .where(document_unique_ids.c.unique_id.in_(unique_ids))).all()
     return {r.unique_id: (r.hash or "").lower() or None for r in rows}
 
 
-def _envelope(action: str, to: str, body: etree._Element) -> bytes:
+def _envelope(action: str, to: str, body: etree._Element, security_header: bytes | None = None) -> bytes:
     env = etree.Element(q(NS_SOAP12, "Envelope"), nsmap={"s": NS_SOAP12, "wsa": NS_WSA})
     header = etree.SubElement(env, q(NS_SOAP12, "Header"))
+    if security_header is not None:
+        header.append(etree.fromstring(security_header, safe_parser()))
     a = etree.SubElement(header, q(NS_WSA, "Action"))
     a.set(q(NS_SOAP12, "mustUnderstand"), "1")
     a.text = action
@@ -115,8 +119,8 @@ class SoapRegistry:
             s = self._local.session = requests.Session()
         return s
 
-    def _call(self, action: str, body: etree._Element) -> etree._Element:
-        data = _envelope(action, self.url, body)
+    def _call(self, action: str, body: etree._Element, security_header: bytes | None = None) -> etree._Element:
+        data = _envelope(action, self.url, body, security_header)
         headers = {"Content-Type": f'application/soap+xml; charset=UTF-8; action="{action}"'}
         try:
             res = self._session().post(self.url, data=data, headers=headers, timeout=self.timeout)
@@ -135,9 +139,9 @@ class SoapRegistry:
             raise _Unavailable(f"registry {self.url} answered a SOAP fault: {reason}")
         return child
 
-    def register(self, objects: list[rim.RegistryObject]) -> RegistryAnswer:
+    def register(self, objects: list[rim.RegistryObject], security_header: bytes | None = None) -> RegistryAnswer:
         try:
-            response = self._call(Actions.REGISTER, rim.submit_objects_request(objects))
+            response = self._call(Actions.REGISTER, rim.submit_objects_request(objects), security_header)
         except _Unavailable as exc:
             errors = ErrorList()
             errors.add(ErrorCode.REGISTRY_NOT_AVAILABLE, str(exc))

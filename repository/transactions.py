@@ -29,9 +29,9 @@ from xds.metadata import DocumentEntry
 from xds.rim import RegistryObject
 from xds.vocabulary import DOC, ResponseStatus
 
-from .index import COMMITTED, PENDING, DocumentIndex, IndexRow
-from .registry_client import RegistryAnswer, RegistryGateway
-from .store import ContentRef, DocumentStore, StagedContent
+from repository.index import COMMITTED, PENDING, DocumentIndex, IndexRow
+from repository.registry_client import RegistryAnswer, RegistryGateway
+from repository.store import ContentRef, DocumentStore, StagedContent
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,12 @@ class Repository:
 
     # ------------------------------------------------------------------ ITI-41
 
-    def provide(self, objects: list[RegistryObject], documents: list[DocumentPart]) -> RegistryAnswer:
+    def provide(self, objects: list[RegistryObject], documents: list[DocumentPart],
+                security_header: bytes | None = None) -> RegistryAnswer:
+        """ITI-41: store the documents, register their metadata (ITI-42), commit both or neither.
+
+        ``security_header``: the submitter's ``wsse:Security`` (XUA assertion), forwarded with the
+        ITI-42 to a remote registry that decides on it as on an ITI-41 (issue 17)."""
         errors = ErrorList()
         entries = self._match(objects, documents, errors)
         if errors.has_errors:
@@ -116,7 +121,7 @@ class Repository:
                     if errors.has_errors:
                         self._rollback(claims, txn)
                         return _failure(errors)
-                answer = self.registry.register(objects)
+                answer = self.registry.register(objects, security_header)
             except BaseException:
                 self._rollback(claims, txn)
                 raise

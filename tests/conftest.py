@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.databases import BACKENDS, database_url
 from tests.support.server import start_server
+from registry.store import migrate as migrate_registry
 
 SHARED = Path(os.environ.get("XDS_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
 
@@ -30,10 +31,10 @@ def backend(request) -> str:
 @pytest.fixture
 def db(backend, tmp_path):
     """A migrated registry database on each back-end."""
-    from registry.store.db import Database
+    from storage.database import Database
     url, handle = database_url(backend, tmp_path)
     database = Database(url)
-    database.migrate()
+    migrate_registry(database)
     yield database
     database.dispose()
     if handle is not None:

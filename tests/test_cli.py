@@ -11,7 +11,7 @@ PID = "2740175123456^^^&1.2.250.1.213.1.4.10&ISO^NH"
 
 
 def xds(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xds.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "server.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=120)
 
 
@@ -50,10 +50,10 @@ def test_xua_issue_writes_an_assertion_the_server_trusts(tmp_path):
     patient, ``--one-time-use`` adding saml2:OneTimeUse, that the local issuer's verifier accepts."""
     from lxml import etree
 
-    from xds.access.xua import NS_SAML, XuaVerifier, _q, local_issuer
+    from access.xua import NS_SAML, XuaVerifier, _q, local_issuer
     data = tmp_path / "d"
     for flags, once in (((), False), (("--one-time-use",), True)):
-        r = subprocess.run([sys.executable, "-m", "xds.cli", "xua", "issue", "810000000042", "--patient", PID,
+        r = subprocess.run([sys.executable, "-m", "server.cli", "xua", "issue", "810000000042", "--patient", PID,
                             "--data-dir", str(data), *flags], capture_output=True, timeout=120)
         assert r.returncode == 0, r.stderr
         security = etree.fromstring(r.stdout.strip())

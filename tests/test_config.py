@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from xds.config import DEFAULT_REPOSITORY_UNIQUE_ID, load_settings
+from config import DEFAULT_REPOSITORY_UNIQUE_ID, load_settings
 
 
 def test_defaults_are_the_embedded_store(tmp_path):

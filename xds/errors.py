@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .vocabulary import Severity
+from xds.vocabulary import Severity
 
 
 class ErrorCode(str, Enum):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from .rim import LocalizedString, RegistryObject, Slot, VersionInfo
-from .vocabulary import AssocType, DOC, FOL, ObjectType, SS, SUBMISSION_SET_STATUS, Status
+from xds.rim import LocalizedString, RegistryObject, Slot, VersionInfo
+from xds.vocabulary import AssocType, DOC, FOL, ObjectType, SS, SUBMISSION_SET_STATUS, Status
 
 CODING_SCHEME = "codingScheme"
 AUTHOR_SLOTS = ("authorPerson", "authorInstitution", "authorRole", "authorSpecialty", "authorTelecommunication")

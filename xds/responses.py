@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-from .errors import ErrorList
-from .vocabulary import NS_RS, ResponseStatus, Severity, q
+from xds.errors import ErrorList
+from xds.vocabulary import NS_RS, ResponseStatus, Severity, q
 
 
 def response_status(errors: ErrorList, partial: bool = False) -> str:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from .vocabulary import NS_RIM, NS_LCM, q
-from .xmlsafe import parse_bytes
+from xds.vocabulary import NS_RIM, NS_LCM, q
+from xds.xmlsafe import parse_bytes
 
 RIM = "{%s}" % NS_RIM
 

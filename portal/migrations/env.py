@@ -1,5 +1,5 @@
 """Alembic environment of the portal tables (own version table)."""
 from portal.accounts import VERSION_TABLE, metadata
-from registry.store.db import alembic_env
+from storage.database import alembic_env
 
 alembic_env(metadata, VERSION_TABLE)

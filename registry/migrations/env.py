@@ -1,5 +1,5 @@
 """Alembic environment of the registry tables."""
-from registry.store.db import alembic_env
+from storage.database import alembic_env
 from registry.store.schema import metadata
 
 alembic_env(metadata)

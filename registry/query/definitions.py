@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from xds.vocabulary import STORED_QUERIES
 
-from .params import (ASSOC_TYPE, CODE, INTEGER, O, OBJECT_TYPE, PATTERN, R, STATUS, STRING, TIME, Param)
+from registry.query.params import (ASSOC_TYPE, CODE, INTEGER, O, OBJECT_TYPE, PATTERN, R, STATUS, STRING, TIME, Param)
 
 HOME = O("$homeCommunityId")
 LEVEL = O("$MetadataLevel", INTEGER)

@@ -35,9 +35,9 @@ from xds.responses import response_status
 from xds.vocabulary import AssocType, NS_RIM, ObjectType, q
 from xds.xmlsafe import parse_bytes, safe_parser
 
-from ..store import schema as t
-from .definitions import BY_NAME, QUERIES, StoredQuery
-from .params import CodeValue, Params, check_params
+from registry.store import schema as t
+from registry.query.definitions import BY_NAME, QUERIES, StoredQuery
+from registry.query.params import CodeValue, Params, check_params
 
 LEAF_CLASS = "LeafClass"
 OBJECT_REF = "ObjectRef"
@@ -498,9 +498,9 @@ def run_stored_query(source, query_id: str, params: dict[str, list[list[str]]], 
                      also: tuple[str, dict] | None = None) -> QueryResult:
     """Run one stored query (ITI TF-2 3.18.4.1.2.3.7) against the registry.
 
-    ``source``: a :class:`registry.store.db.Database` (a read transaction is opened) or an open
+    ``source``: a :class:`storage.database.Database` (a read transaction is opened) or an open
     SQLAlchemy ``Connection``. ``params``: parameter name -> one list of raw ``rim:Value`` texts per
-    ``rim:Slot`` of that name, as sent. ``settings`` (``xds.config.Settings``) gives
+    ``rim:Slot`` of that name, as sent. ``settings`` (``config.Settings``) gives
     ``max_query_results`` and ``home_community_id`` unless the keyword arguments do.
     ``entry_facts``: fill ``QueryResult.entry_facts`` where the query can (FindDocuments).
     ``also``: (a scalar SQL expression, its parameters) that FindDocuments evaluates in its own
@@ -540,8 +540,8 @@ def run_stored_query(source, query_id: str, params: dict[str, list[list[str]]], 
             patients = sorted({r.patient_id for r in rows if r.patient_id})
             if len(patients) > 1:
                 raise XDSError(ErrorCode.RESULT_NOT_SINGLE_PATIENT,
-                               f"{query.name}: the objects asked for belong to {len(patients)} patients "
-                               f"({', '.join(patients)}); a query answer concerns one patient (ITI TF-2 3.18.4.1.3)")
+                               f"{query.name}: the objects asked for belong to more than one patient; a query "
+                               "answer concerns one patient (ITI TF-2 3.18.4.1.3)")
         result.ids = [r.uuid for r in rows]
         result.patients = [r.patient_id for r in rows]
         result.kinds = [r.kind for r in rows]

@@ -16,9 +16,9 @@ from tests.repository.support import provide_body, retrieve_body, submission
 from tests.support.databases import BACKENDS, database_url
 from tests.support.metadata import fresh_patient
 from tests.support.server import start_server
-from xds.access.xua import Issuer, local_issuer, wrap_security
-from xds.client.errors import SoapFaultError
-from xds.client.transport import Transport
+from access.xua import Issuer, local_issuer, wrap_security
+from client.errors import SoapFaultError
+from client.transport import Transport
 from xds.vocabulary import NS_QUERY, NS_RIM, NS_XDSB, Actions, q
 
 TOKEN = "test-token-0123456789"
@@ -325,7 +325,7 @@ def test_refusals_are_audited(live):
 
 
 def test_wrong_audience(tmp_path):
-    from xds.access.xua import NS_SAML, XuaError, XuaVerifier, _q
+    from access.xua import NS_SAML, XuaError, XuaVerifier, _q
     issuer = Issuer.generate()
     verifier = XuaVerifier([issuer.certificate], audience="urn:dmp:registry")
     for audience, ok in (("urn:dmp:registry", True), ("urn:elsewhere", False), (None, False)):

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import pytest
 
+import dataclasses
+
+import access.store
+import registry.facts
 from registry.query import run_stored_query
 from registry.register import Registry
 from tests.access import matrix as m
 from tests.support.databases import BACKENDS, database_url
 from tests.support.metadata import document_entry, fresh_patient, submission_set
 from tests.support.metadata import SubmissionDraft
-from xds.access.admin import PolicyAdmin
-from xds.access.policy import AccessPolicy, Decision, DocumentFacts, decide
-from xds.access.store import DocumentPolicy, RecordPolicy, migrate
-from xds.config import Settings
+from transactions.policy_admin import PolicyAdmin
+from access.policy import AccessPolicy, Decision, DocumentFacts, decide
+from access.store import NO_DECISION, DocumentPolicy, RecordPolicy, migrate
+from config import Settings
 from xds.context import Caller
+from registry.store import migrate as migrate_registry
 
 FIND = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 APPROVED = "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')"
@@ -36,11 +41,11 @@ def caller(kind: str, patient: str, other: str) -> Caller:
 @pytest.fixture(scope="module", params=BACKENDS)
 def world(request, tmp_path_factory):
     """One registry per back-end for the module: building it is the slow part."""
-    from registry.store.db import Database
+    from storage.database import Database
     tmp_path = tmp_path_factory.mktemp("access-" + request.param)
     url, handle = database_url(request.param, tmp_path)
     db = Database(url)
-    db.migrate()
+    migrate_registry(db)
     request.addfinalizer(lambda: (db.dispose(), handle.close() if handle is not None else None))
     migrate(db)
     registry = Registry(db)
@@ -141,7 +146,7 @@ def test_no_record_is_carried_while_a_replay_check_is_owed(world):
 def test_indexed_entry_facts_equal_those_read_from_the_elements(world):
     """What FindDocuments returns from ``entry_codes``/``entry_authors`` is what the policy would
     read from each LeafClass element: uniqueId, confidentiality codes, authors."""
-    from xds.access.policy import entry_facts, indexed_facts
+    from access.policy import entry_facts, indexed_facts
     db, policy, records = world
     compared = 0
     for patient, _uids in records.values():
@@ -244,8 +249,8 @@ def _statements(db, monkeypatch):
 
     from sqlalchemy import event
 
-    import xds.access.policy
-    import xds.access.store
+    import access.policy
+    import access.store
 
     @contextmanager
     def counting():
@@ -262,7 +267,7 @@ def _statements(db, monkeypatch):
                 return real(conn, sql, values)
             return run
 
-        for module in (xds.access.policy, xds.access.store):
+        for module in (registry.facts, access.store):
             monkeypatch.setattr(module, "driver_execute", driver(module.driver_execute))
         engines = {db.reader, db.writer}
         for engine in engines:
@@ -302,13 +307,14 @@ def test_a_dmp_find_documents_reads_the_policy_in_one_statement(world, monkeypat
 
 def test_entry_facts_of_a_leaf_class_answer_equal_the_stored_facts(world):
     """What the filter reads from the LeafClass elements is what the registry indexed."""
-    from xds.access.policy import document_facts, entry_facts
+    from access.policy import document_facts, entry_facts
     db, policy, records = world
     patient, uids = records[m.OPEN]
     result = run_stored_query(db, FIND, find(db, patient), "LeafClass")
     record = policy.store.record(patient)
     with db.read() as conn:
-        stored = document_facts(conn, uuids=result.ids)
+        stored = {u: dataclasses.replace(f, state=record.documents.get(f.unique_id, NO_DECISION))
+                  for u, f in document_facts(conn, uuids=result.ids).items()}
     read = {u: entry_facts(el, p, record) for u, el, p in zip(result.ids, result.objects, result.patients)}
     assert len(read) == len(m.CASES) and read == stored
     assert any(f.state.masked is not None for f in read.values()) and any(f.state.disclosed for f in read.values())
@@ -364,8 +370,8 @@ def test_a_replay_check_waits_for_the_wal_flush_only_when_asked(world, sync_comm
     unless ``xua_replay_sync_commit``; SQLite (synchronous=NORMAL) has no flush to skip."""
     from sqlalchemy import text
 
-    from registry.store.db import driver_execute
-    from xds.access.store import _FIRST_USE_ALONE, _RECORD_AND_FIRST_USE
+    from storage.database import driver_execute
+    from access.store import _FIRST_USE_ALONE, _RECORD_AND_FIRST_USE
     db, _policy, records = world
     if db.is_sqlite:
         return
@@ -383,12 +389,12 @@ def test_a_replay_check_waits_for_the_wal_flush_only_when_asked(world, sync_comm
 def test_the_replay_check_takes_xua_replay_sync_commit_from_the_settings(world, tmp_path):
     from types import SimpleNamespace
 
-    from xds.access.service import build_access
+    from access.wiring import build_access
     db, _policy, _records = world
-    assert build_access(SimpleNamespace(settings=Settings(data_dir=tmp_path), database=db)
+    assert build_access(Settings(data_dir=tmp_path), db
                         ).store.replay_sync_commit is False
     strict = Settings(data_dir=tmp_path, xua_replay_sync_commit=True)
-    assert build_access(SimpleNamespace(settings=strict, database=db)).store.replay_sync_commit is True
+    assert build_access(strict, db).store.replay_sync_commit is True
 
 
 def test_a_treating_physician_query_needs_no_document_facts(world, monkeypatch):
@@ -401,7 +407,7 @@ def test_a_treating_physician_query_needs_no_document_facts(world, monkeypatch):
 def test_the_patient_of_a_query_is_parsed_once_per_text_and_long_texts_are_not_kept():
     """A dmp FindDocuments asks for its patient three times; the parse of a patient parameter's
     text is kept, but only for texts of a patient id's size (a request cannot fill memory)."""
-    from xds.access import policy as p
+    from access import policy as p
     p._values_of.cache_clear()
     params = {"$XDSDocumentEntryPatientId": [["'1234^^^&1.2.250.1.213.1.4.10&ISO'"]]}
     assert [p.query_patient(params) for _ in range(3)] == ["1234^^^&1.2.250.1.213.1.4.10&ISO"] * 3

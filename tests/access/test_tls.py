@@ -64,7 +64,7 @@ def tls_server(tmp_path_factory):
     data = tmp / "data"
     data.mkdir()
     log_path = data / "server.log"
-    cmd = [sys.executable, "-m", "xds.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--data-dir", str(data), "--database-url", f"sqlite:///{tmp / 'registry.db'}", "--workers", "1",
            "--tls-cert", server_pem, "--tls-key", server_key, "--tls-ca", ca_pem, "--require-client-cert"]
     proc = subprocess.Popen(cmd, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=dict(os.environ))
@@ -128,7 +128,7 @@ def test_tls_below_1_2_refused(tls_server):
 
 
 def test_peer_subject_formatting():
-    from xds.access.tls import peer_subject
+    from server.tls import peer_subject
 
     class Sock:
         def getpeercert(self):

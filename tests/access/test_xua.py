@@ -14,11 +14,12 @@ import pytest
 from lxml import etree
 
 from tests.support.databases import BACKENDS, database_url
-from xds.access import xua
-from xds.access.store import AccessStore, migrate
-from xds.access.xua import NS_SAML, Issuer, XuaError, XuaVerifier, _q, build_verifier, wrap_security
-from xds.config import Settings
+from access import xua
+from access.store import AccessStore, migrate
+from access.xua import NS_SAML, Issuer, XuaError, XuaVerifier, _q, build_verifier, wrap_security
+from config import Settings
 from xds.soap.namespaces import NS_SOAP12
+from registry.store import migrate as migrate_registry
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +29,10 @@ def issuer() -> Issuer:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def store(request, tmp_path_factory):
-    from registry.store.db import Database
+    from storage.database import Database
     url, handle = database_url(request.param, tmp_path_factory.mktemp("xua-" + request.param))
     db = Database(url)
-    db.migrate()
+    migrate_registry(db)
     migrate(db)
     yield AccessStore(db)
     db.dispose()

@@ -95,7 +95,7 @@ def _children(pid: int) -> list[int]:
 
 def test_the_audit_process_runs_below_the_workers(live_server):
     """audit_nice (default 19): under full load the forwarding waits, not the transactions."""
-    from xds.config import Settings
+    from config import Settings
     daemons = [p for p in _children(live_server.process.pid)
                if b"audit.daemon" in open(f"/proc/{p}/cmdline", "rb").read()]
     assert len(daemons) == 1

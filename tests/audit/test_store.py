@@ -223,7 +223,7 @@ def test_the_sender_stores_and_moves_cursors_waiting_for_the_flush_only_when_ask
 
 def test_the_auditor_takes_audit_sync_commit_from_the_settings(audit_db, tmp_path):
     from audit.auditor import build_auditor
-    from xds.config import Settings
+    from config import Settings
 
     assert build_auditor(Settings(data_dir=tmp_path), audit_db).sync_commit is False
     strict = build_auditor(Settings(data_dir=tmp_path, audit_sync_commit=True), audit_db)

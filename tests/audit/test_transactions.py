@@ -23,11 +23,11 @@ SOAP = 'application/soap+xml; charset=UTF-8; action="{}"'
 
 @pytest.fixture
 def app(audit_db, tmp_path):
-    from xds.app import Application, build_services
-    from xds.config import Settings
+    from server.app import Application, build_services, mounts
+    from config import Settings
     services = build_services(Settings(data_dir=tmp_path / "data", database_url=audit_db.url))
     services.registry.add_patient(PATIENT)
-    application = Application(services)
+    application = Application(services, mounts(services))
     application.trail = lambda: _trail(services)
     yield application
     services.auditor.close()
@@ -223,12 +223,12 @@ def test_auditor_security_alert_api(audit_db):
 
 
 def test_no_audit_and_a_failing_auditor_never_fail_a_transaction(audit_db, tmp_path):
-    from xds.app import Application, build_services
-    from xds.config import Settings
+    from server.app import Application, build_services, mounts
+    from config import Settings
     services = build_services(Settings(data_dir=tmp_path / "off", database_url=audit_db.url, audit_enabled=False))
     services.registry.add_patient(PATIENT)
     assert not services.auditor.enabled
-    assert call_wsgi(Application(services), *provide_request(submission([b"off"]))).status_value == SUCCESS
+    assert call_wsgi(Application(services, mounts(services)), *provide_request(submission([b"off"]))).status_value == SUCCESS
 
     class Broken:
         enabled, source_id = True, "src"
@@ -236,16 +236,18 @@ def test_no_audit_and_a_failing_auditor_never_fail_a_transaction(audit_db, tmp_p
         def record(self, event):
             raise RuntimeError("audit store on fire")
 
+        def record_facts(self, *args):
+            raise RuntimeError("audit store on fire")
+
+        def security_alert(self, *args, **kwargs):
+            raise RuntimeError("audit store on fire")
+
         def close(self):
             pass
     services = build_services(Settings(data_dir=tmp_path / "broken", database_url=audit_db.url))
     services.auditor.close()
     services.auditor = Broken()
-    from registry.query_service import query_operations
-    from registry.service import registry_endpoint
-    services.mounts["/registry"] = registry_endpoint(services.registry, 10**7, query_operations(services),
-                                                     auditor=services.auditor)
-    reply = call_wsgi(Application(services), envelope(query_body(PATIENT), Actions.STORED_QUERY),
+    reply = call_wsgi(Application(services, mounts(services)), envelope(query_body(PATIENT), Actions.STORED_QUERY),
                       SOAP.format(Actions.STORED_QUERY), path="/registry")
     assert reply.body.get("status").endswith("Success")
     assert store.count(audit_db) == 0

@@ -15,6 +15,7 @@ from audit.sender import Sender, client_context
 from tests.audit.support import assert_valid, xml_of
 from tests.support.server import free_port
 from xds.context import Caller
+from registry.store import migrate as migrate_registry
 
 CALLER = Caller(remote_addr="10.0.0.7", endpoint="http://h/registry")
 
@@ -110,10 +111,10 @@ def test_outage_and_restart_lose_nothing(audit_db, pki):
     s2 = Sender(audit_db, **kw)
     s2.deliver_once()
     assert len(store.pending(audit_db, url)[1]) == 7
-    from registry.store.db import Database
+    from storage.database import Database
     arr_db = Database(audit_db.url.replace("registry.db", "arr.db")) if audit_db.is_sqlite else None
     if arr_db is not None:
-        arr_db.migrate()
+        migrate_registry(arr_db)
         store.migrate(arr_db)
     target = arr_db or audit_db
     before = store.count(target)

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import shared_path
-from xds.client.cda import document_from_cda, embedded_body, ts_to_dtm
-from xds.client.documents import Overrides, load_document
-from xds.client.errors import InputError, MissingMetadata
+from client.cda import document_from_cda, embedded_body, ts_to_dtm
+from client.documents import Overrides, load_document
+from client.errors import InputError, MissingMetadata
 from xds.metadata import Code
 
 SAMPLES = ["BIO-CR-BIO_2021.01_CDA-R2-Niveau-1.xml", "BIO-CR-BIO_2024.01_Microbiologie_V1.xml",
@@ -135,7 +135,7 @@ def test_file_not_the_format_claimed(tmp_path):
 
 
 def test_pdf_needs_flags_then_maps():
-    from xds.client.demo import tiny_pdf
+    from client.demo import tiny_pdf
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "scan.pdf"

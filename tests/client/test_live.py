@@ -13,13 +13,13 @@ from lxml import etree
 
 from tests.conftest import shared_path
 from tests.support.metadata import fresh_oid, fresh_patient
-from xds.client import XdsClient
-from xds.client.client import parse_query_response
-from xds.client.demo import generate
+from client import XdsClient
+from client.client import parse_query_response
+from client.demo import generate
 
 
 def run(server, *args, env=None):
-    cmd = [sys.executable, "-m", "xds.cli", *args, "--registry-url", server.registry_url,
+    cmd = [sys.executable, "-m", "server.cli", *args, "--registry-url", server.registry_url,
            "--repository-url", server.repository_url]
     return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
 
@@ -67,7 +67,7 @@ def test_errors_and_exit_codes(live_server, patient, tmp_path):
     fake.write_bytes(b"GIF89a")
     r = run(live_server, "submit", str(fake), "--patient", patient)
     assert r.returncode == 2 and "not a application/pdf file" in r.stderr
-    down = subprocess.run([sys.executable, "-m", "xds.cli", "query", "find-documents", "--patient", patient,
+    down = subprocess.run([sys.executable, "-m", "server.cli", "query", "find-documents", "--patient", patient,
                            "--registry-url", "http://127.0.0.1:9/registry"], capture_output=True, text=True)
     assert down.returncode == 3 and "cannot connect" in down.stderr
     r = run(live_server, "retrieve", "--document", fresh_oid(), "-o", str(tmp_path))
@@ -97,7 +97,7 @@ def test_import_interrupted_then_resumed_submits_nothing_twice(live_server, tmp_
 
 
 def test_demo_fills_the_server(live_server, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "xds.cli", "demo", "--patients", "2", "--out", str(tmp_path / "demo"),
+    r = subprocess.run([sys.executable, "-m", "server.cli", "demo", "--patients", "2", "--out", str(tmp_path / "demo"),
                         "--data-dir", str(live_server.data_dir), "--database-url", live_server.database_url,
                         "--registry-url", live_server.registry_url, "--repository-url", live_server.repository_url],
                        capture_output=True, text=True, timeout=300)
@@ -121,7 +121,7 @@ def test_demo_fills_the_server(live_server, tmp_path):
 def test_zeep_query_agrees_with_ours(live_server, patient):
     zeep = pytest.importorskip("zeep")
     from zeep import Plugin, Settings
-    from xds.client import queries
+    from client import queries
 
     sample = shared_path("samples", "cda", "eP-MED-DM_2024.01_PosoStruct.xml")
     assert run(live_server, "submit", str(sample), "--patient", patient, "--unique-id", fresh_oid()).returncode == 0

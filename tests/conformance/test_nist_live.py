@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import shared_path
 from tests.conformance.kit import transactions_not_yet_offered
 from tests.conformance.runner import run_tests, select_tests
-from xds.config import DEFAULT_REPOSITORY_UNIQUE_ID
+from config import DEFAULT_REPOSITORY_UNIQUE_ID
 
 def _ids() -> list[str]:
     """Every registry and repository test of the kit (R.b, SQ.b, PR.b, Ret.b and the untagged ones)."""

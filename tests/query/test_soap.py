@@ -5,19 +5,19 @@ against the NIST ebRS 3.0 schemas.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
 from xml.sax.saxutils import escape
 
 import pytest
 from lxml import etree
 from sqlalchemy import func, select
 
-from registry.query_service import query_operations
+from bindings.registry import registry_operations
+from server.app import build_services
 from registry.store import schema as t
 from tests.conftest import shared_path
 from tests.query.builders import PID, PID2, document
 from tests.soap.conftest import call, envelope
-from xds.config import Settings
+from config import Settings
 from xds.metadata import Author
 from xds.rim import Slot
 from xds.soap import NS_SOAP12, NS_WSA, SoapEndpoint
@@ -36,9 +36,11 @@ def schema() -> etree.XMLSchema:
 
 
 @pytest.fixture
-def app(db):
-    services = SimpleNamespace(database=db, settings=Settings(home_community_id=HOME, max_query_results=50))
-    return SoapEndpoint(query_operations(services), wsdl_path=None)
+def app(db, tmp_path):
+    services = build_services(Settings(data_dir=tmp_path, database_url=db.url, home_community_id=HOME,
+                                       max_query_results=50, audit_enabled=False))
+    yield SoapEndpoint(registry_operations(services), wsdl_path=None)
+    services.close()
 
 
 def request(query_id: str, slots: list[tuple[str, list[str]]], return_type: str = "LeafClass") -> str:

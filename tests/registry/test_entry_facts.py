@@ -8,6 +8,7 @@ from registry.register import Registry
 from registry.store import schema as t
 from tests.support.metadata import document_entry, draft, fresh_patient
 from xds.metadata import Author, Code
+from registry.store import MIGRATIONS as REGISTRY_MIGRATIONS, migrate as migrate_registry
 
 SEP = t.FACTS_SEPARATOR
 CODES = [Code("N", "2.16.840.1.113883.5.25", "Normal"), Code("MASQUE_PS", "1.2.250.1.213.1.1.4.13", "Masqué")]
@@ -50,6 +51,6 @@ def test_migration_0003_fills_the_rows_stored_before_it(db):
     patient, facts = registered(db)
     with db.write() as conn:
         conn.execute(update(t.document_entries).values(confidentiality_codes=None, author_persons=None))
-    db.downgrade("0002")
-    db.migrate()
+    db.downgrade("0002", REGISTRY_MIGRATIONS)
+    migrate_registry(db)
     assert as_sets(facts_of(db, patient)) == as_sets(facts)

@@ -1,6 +1,10 @@
 """An in-process repository (both back-ends through the ``db`` fixture) and its /repository WSGI app."""
 from __future__ import annotations
 
+from bindings.repository import repository_endpoint
+from config import Settings
+from server.app import SOAP_HEADERS, build_services
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,21 +36,11 @@ class Env:
 
 
 def build_env(db, tmp_path: Path, **overrides) -> Env:
-    from registry.register import Registry
-    from repository.service import build_repository, repository_operations
-    from xds.app import Services
-    from xds.config import Settings
-    from xds.soap import SoapEndpoint
-    from repository.service import WSDL
-
-    settings = Settings(data_dir=tmp_path / "data", database_url=db.url, **overrides)
-    registry = Registry(db)
-    registry.add_patient(PATIENT)
-    services = Services(settings=settings, database=db, registry=registry)
-    repository = build_repository(services)
-    app = SoapEndpoint(repository_operations(repository), wsdl_path=WSDL,
-                       max_request_bytes=settings.max_request_bytes)
-    return Env(settings, db, registry, repository, app, settings.documents_dir)
+    settings = Settings(data_dir=tmp_path / "data", database_url=db.url, **({"audit_enabled": False} | overrides))
+    services = build_services(settings)
+    services.registry.add_patient(PATIENT)
+    app = repository_endpoint(services, SOAP_HEADERS)
+    return Env(settings, db, services.registry, services.repository, app, settings.documents_dir)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ class RaisingRegistry:
     def __init__(self, inner):
         self.inner = inner
 
-    def register(self, objects):
+    def register(self, objects, security_header=None):
         raise RuntimeError("registry crashed mid-call")
 
     def registered_hashes(self, ids):
@@ -53,7 +53,7 @@ def test_unreachable_remote_registry_is_registry_not_available(env):
 
 CRASH = textwrap.dedent("""
     import os, sys
-    from registry.store.db import Database
+    from storage.database import Database
     from repository.index import DocumentIndex
     from repository.store import FileSystemStore
     from repository.transactions import DocumentPart, Repository
@@ -65,7 +65,7 @@ CRASH = textwrap.dedent("""
     objects = rim.parse_object_list(etree.parse(request_file).getroot())
 
     class DiesInRegistration:
-        def register(self, objs):
+        def register(self, objs, security_header=None):
             if register_first == "1":
                 from registry.register import Registry
                 Registry(db).register(objs, transaction="ITI-41")   # the registry commits ...
@@ -123,7 +123,7 @@ def test_sweep_removes_staged_leftovers(env):
 
 
 def test_startup_migrates_and_sweeps(env):
-    from repository.service import startup
+    from repository.wiring import startup
     staged = env.repository.store.stage([b"<left over/>"])
     env.repository.index.insert_pending(new_oid(), staged.ref, "text/xml", "t")
     env.repository.store.place(staged)

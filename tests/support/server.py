@@ -39,7 +39,7 @@ class LiveServer:
 
     def xds(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run an ``xds`` command on this server's store."""
-        return subprocess.run([sys.executable, "-m", "xds.cli", *args, "--data-dir", str(self.data_dir),
+        return subprocess.run([sys.executable, "-m", "server.cli", *args, "--data-dir", str(self.data_dir),
                                "--database-url", self.database_url], capture_output=True, text=True, check=check,
                               cwd=ROOT)
 
@@ -66,7 +66,7 @@ def start_server(data_dir: Path, database_url: str, *extra: str, workers: int = 
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
     log = open(log_path, "wb")
-    cmd = [sys.executable, "-m", "xds.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--data-dir", str(data_dir), "--database-url", database_url, "--workers", str(workers),
            "--threads", str(threads), *extra]
     # From the project root: a script's own folder first on sys.path (benchmarks/audit.py) must

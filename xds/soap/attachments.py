@@ -13,8 +13,8 @@ from urllib.parse import quote, unquote
 
 from lxml import etree
 
-from .faults import SoapFault
-from .namespaces import NS_XOP, qname
+from xds.soap.faults import SoapFault
+from xds.soap.namespaces import NS_XOP, qname
 
 SPOOL_THRESHOLD = 1024 * 1024  # parts above 1 MiB live in a temporary file
 CHUNK_SIZE = 64 * 1024

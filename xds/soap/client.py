@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import requests
 from lxml import etree
 
-from .addressing import new_message_id
-from .namespaces import NS_SOAP12, NS_WSA, WSA_ANONYMOUS
-from .parsing import parse_xml
+from xds.soap.addressing import new_message_id
+from xds.soap.namespaces import NS_SOAP12, NS_WSA, WSA_ANONYMOUS
+from xds.soap.parsing import parse_xml
 
 
 def _q(ns: str, local: str) -> str:

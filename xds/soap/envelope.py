@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 from lxml import etree
 
-from .faults import SoapFault
-from .namespaces import (
+from xds.soap.faults import SoapFault
+from xds.soap.namespaces import (
     NS_SOAP11,
     NS_SOAP12,
     NS_WSA,

@@ -7,7 +7,7 @@ from copy import deepcopy
 
 from lxml import etree
 
-from .namespaces import NS_SOAP12, NS_WSA, NS_XML, qname, split_qname
+from xds.soap.namespaces import NS_SOAP12, NS_WSA, NS_XML, qname, split_qname
 
 FAULT_CODES = frozenset({"Sender", "Receiver", "MustUnderstand", "VersionMismatch", "DataEncodingUnknown"})
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from .attachments import Attachment, OutgoingAttachment, decode_base64_text, normalize_content_id
-from .faults import SoapFault
-from .namespaces import NS_XMIME, NS_XOP, qname
+from xds.soap.attachments import Attachment, OutgoingAttachment, decode_base64_text, normalize_content_id
+from xds.soap.faults import SoapFault
+from xds.soap.namespaces import NS_XMIME, NS_XOP, qname
 
 XOP_INCLUDE = qname(NS_XOP, "Include")
 XMIME_CONTENT_TYPE = qname(NS_XMIME, "contentType")

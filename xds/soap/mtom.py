@@ -9,9 +9,9 @@ from collections.abc import Iterable, Iterator
 from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser
 
-from .attachments import Attachment, AttachmentWriter, OutgoingAttachment, normalize_content_id
-from .faults import SoapFault
-from .mediatype import parse_media_type, quote_param
+from xds.soap.attachments import Attachment, AttachmentWriter, OutgoingAttachment, normalize_content_id
+from xds.soap.faults import SoapFault
+from xds.soap.mediatype import parse_media_type, quote_param
 
 XOP_MEDIA_TYPE = "application/xop+xml"
 SOAP12_MEDIA_TYPE = "application/soap+xml"

@@ -6,7 +6,7 @@ import re
 
 from lxml import etree
 
-from .faults import SoapFault
+from xds.soap.faults import SoapFault
 
 _DOCTYPE = b"<!DOCTYPE"
 # The start of an element: '<' followed by a name start character.

@@ -13,16 +13,16 @@ expects such a submission to succeed).
 """
 from __future__ import annotations
 
-from ..errors import ErrorCode, ErrorList
-from ..metadata import Submission
-from . import associations as A
-from . import cardinality as C
-from . import consistency as X
-from . import formats as F
-from . import structure as S
-from .core import TRANSACTIONS, Context, Problem, Rule
-from .required import required_rules
-from .valuesets import ValueSets
+from xds.errors import ErrorCode, ErrorList
+from xds.metadata import Submission
+from xds.validation import associations as A
+from xds.validation import cardinality as C
+from xds.validation import consistency as X
+from xds.validation import formats as F
+from xds.validation import structure as S
+from xds.validation.core import TRANSACTIONS, Context, Problem, Rule
+from xds.validation.required import required_rules
+from xds.validation.valuesets import ValueSets
 
 __all__ = ["validate_submission", "ValueSets", "RULES", "Rule", "Problem", "Context"]
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ..metadata import Submission
-from ..vocabulary import ASSOCIATION_DOCUMENTATION, AssocType
-from .core import Context, Problem, is_symbolic
+from xds.metadata import Submission
+from xds.vocabulary import ASSOCIATION_DOCUMENTATION, AssocType
+from xds.validation.core import Context, Problem, is_symbolic
 
 DOCUMENT_RELATIONSHIPS = (AssocType.RPLC, AssocType.XFRM, AssocType.APND, AssocType.XFRM_RPLC)
 

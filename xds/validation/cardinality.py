@@ -5,9 +5,9 @@ import re
 from collections import Counter
 from typing import Iterator
 
-from ..metadata import Submission
-from ..vocabulary import DOC, FOL, SS
-from .core import Context, Problem, all_objects, classifications, identifiers
+from xds.metadata import Submission
+from xds.vocabulary import DOC, FOL, SS
+from xds.validation.core import Context, Problem, all_objects, classifications, identifiers
 
 SINGLE_CODES = {
     "DocumentEntry": (("classCode", DOC.CLASS_CODE), ("formatCode", DOC.FORMAT_CODE),

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterator
 
-from ..metadata import Submission
-from ..vocabulary import DOC, FOL, SS
-from .core import Context, Problem, classification_nodes, code_pairs
+from xds.metadata import Submission
+from xds.vocabulary import DOC, FOL, SS
+from xds.validation.core import Context, Problem, classification_nodes, code_pairs
 
 LIMITED = {"DocumentEntry": DOC.LIMITED_METADATA, "SubmissionSet": SS.LIMITED_METADATA,
            "Folder": FOL.LIMITED_METADATA}

@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, NamedTuple, TYPE_CHECKING
 
-from ..errors import ErrorCode
-from ..metadata import CODING_SCHEME, DocumentEntry, Folder, Submission, SubmissionSet
-from ..rim import RegistryObject
-from ..vocabulary import FOL, SS
+from xds.errors import ErrorCode
+from xds.metadata import CODING_SCHEME, DocumentEntry, Folder, Submission, SubmissionSet
+from xds.rim import RegistryObject
+from xds.vocabulary import FOL, SS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .valuesets import ValueSets
+    from xds.validation.valuesets import ValueSets
 
 TRANSACTIONS = ("ITI-41", "ITI-42")
 ORIGINAL = "Original"

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ..hl7v2 import (CX, INTEGER_RE, LANGUAGE_RE, MIME_RE, SHA1_RE, XCN, XON, check_xtn, dtm_bounds, is_dtm,
+from xds.hl7v2 import (CX, INTEGER_RE, LANGUAGE_RE, MIME_RE, SHA1_RE, XCN, XON, check_xtn, dtm_bounds, is_dtm,
                      is_oid)
-from ..metadata import CODING_SCHEME, REFERENCE_ID_LIST, Submission
-from ..vocabulary import DOC, FOL, SS
-from .core import Context, Problem, classifications, identifiers
+from xds.metadata import CODING_SCHEME, REFERENCE_ID_LIST, Submission
+from xds.vocabulary import DOC, FOL, SS
+from xds.validation.core import Context, Problem, classifications, identifiers
 
 CODE_SCHEMES = {
     "DocumentEntry": (("classCode", DOC.CLASS_CODE), ("confidentialityCode", DOC.CONFIDENTIALITY_CODE),

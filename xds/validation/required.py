@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from ..errors import ErrorCode
-from ..metadata import Submission
-from ..rim import RegistryObject
-from ..vocabulary import DOC, FOL, ObjectType, SS
-from .core import Context, Problem, Rule, classifications, identifiers
+from xds.errors import ErrorCode
+from xds.metadata import Submission
+from xds.rim import RegistryObject
+from xds.vocabulary import DOC, FOL, ObjectType, SS
+from xds.validation.core import Context, Problem, Rule, classifications, identifiers
 
 Present = Callable[[RegistryObject], bool]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterator
 
-from ..metadata import Submission
-from ..vocabulary import AssocType, ObjectType, SUBMISSION_SET_STATUS
-from .core import (ORIGINAL, REFERENCE, Context, Problem, all_objects, is_folder_package,
+from xds.metadata import Submission
+from xds.vocabulary import AssocType, ObjectType, SUBMISSION_SET_STATUS
+from xds.validation.core import (ORIGINAL, REFERENCE, Context, Problem, all_objects, is_folder_package,
                    is_submission_set_package, is_symbolic)
 
 

@@ -1,0 +1,51 @@
+"""SOAP binding of the Document Registry: ``/registry`` (ITI-42 and ITI-18).
+
+Transport only: read the body, call the transaction module, write the answer.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from lxml import etree
+
+from xds.responses import error_list_element, registry_response
+from xds.soap import Operation, SoapEndpoint, SoapRequest, SoapResponse
+from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, Actions, q
+
+from bindings.soap import soap_caller, xua
+from registry.query import QueryResult
+from transactions import iti18, iti42
+from transactions.services import Services
+
+WSDL = Path(__file__).resolve().parent.parent / "wsdl" / "registry.wsdl"
+
+
+def query_response(result: QueryResult) -> etree._Element:
+    root = etree.Element(q(NS_QUERY, "AdhocQueryResponse"), nsmap={"query": NS_QUERY, "rs": NS_RS, "rim": NS_RIM},
+                         status=result.status)
+    error_list_element(result.errors, root)
+    object_list = etree.SubElement(root, q(NS_RIM, "RegistryObjectList"))
+    for el in result.objects:
+        object_list.append(el)
+    return root
+
+
+def registry_operations(services: Services) -> list[Operation]:
+    def register(request: SoapRequest) -> SoapResponse:
+        errors = iti42.register(services, soap_caller(request), xua(services.policy, request),
+                                request.body.find(q(NS_RIM, "RegistryObjectList")))
+        return SoapResponse(body=registry_response(errors), action=Actions.REGISTER_RESPONSE)
+
+    def query(request: SoapRequest) -> SoapResponse:
+        # the replay check of the caller's assertion is done with the first read of the record
+        result = iti18.stored_query(services, soap_caller(request), xua(services.policy, request, defer_replay=True),
+                                    request.body)
+        return SoapResponse(body=query_response(result), action=Actions.STORED_QUERY_RESPONSE)
+
+    return [Operation(action=Actions.REGISTER, body=q(NS_LCM, "SubmitObjectsRequest"), handler=register),
+            Operation(action=Actions.STORED_QUERY, body=q(NS_QUERY, "AdhocQueryRequest"), handler=query)]
+
+
+def registry_endpoint(services: Services, understood_headers: frozenset[str]) -> SoapEndpoint:
+    return SoapEndpoint(registry_operations(services), wsdl_path=WSDL,
+                        max_request_bytes=services.settings.max_request_bytes, understood_headers=understood_headers)

@@ -1,0 +1,162 @@
+"""Configuration: defaults, then a TOML file, then ``XDS_*`` environment variables, then flags.
+
+The only process-wide state of the project. Every ``xds`` command and the server read the same
+``Settings`` so that a command and a running server share one store (``--data-dir``,
+``--database-url``).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REPOSITORY_UNIQUE_ID = "1.3.6.1.4.1.21367.2017.2.3.52"
+DEFAULT_HOME_COMMUNITY_ID = "urn:oid:1.3.6.1.4.1.21367.2017.2.6.52"
+
+
+@dataclass
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    repository_unique_id: str = DEFAULT_REPOSITORY_UNIQUE_ID
+    home_community_id: str = DEFAULT_HOME_COMMUNITY_ID
+    max_request_bytes: int = 100 * 1024 * 1024
+    max_query_results: int = 10_000
+    check_patient_ids: bool = True
+    """The DMP's rule: a record exists only once created (``xds patients add``); off for a test domain."""
+    registry_url: str = ""
+    """Empty: the repository registers in-process. Else the ITI-42 endpoint of a remote registry."""
+    registry_trusted_repositories: list[str] = field(default_factory=lambda: ["auto"])
+    """Mutual-TLS certificate subjects (RFC 4514, as ``xds serve`` logs them) of the Document
+    Repositories whose ITI-42 the registry accepts; ``*``: any node (test domains only);
+    ``auto``: any node in the ``open`` policy, none in ``dmp`` (the embedded repository
+    registers in-process and needs no entry)."""
+    public_url: str = ""
+    """The server's URL as clients reach it (``https://xds.example.org``): the WSDL's
+    soap12:address; empty: scheme, server name and port of the listening socket, never the
+    request's Host header."""
+    value_sets: dict[str, list[str]] = field(default_factory=dict)
+    """Affinity-domain value sets: attribute name -> SVS XML files (TF-3 4.2.3.2, codes from the domain)."""
+    audit_forward: list[str] = field(default_factory=list)
+    """Audit Record Repositories to send to: ``udp://HOST:PORT`` or ``tls://HOST:PORT`` (ITI-20)."""
+    audit_enabled: bool = True
+    audit_sync_commit: bool = False
+    """PostgreSQL: make each batch of the audit outbox wait for the database's WAL flush. Off, a
+    crash of the database server itself can lose its last ~0.6 s of queued audit events; a crash
+    of ours never loses a committed one. On costs ITI-18 about 6% of its throughput."""
+    audit_nice: int = 19
+    """Niceness of the audit process (sender and local ARR store): under full load it yields the
+    CPU to transactions and catches up from the durable outbox afterwards; 0 keeps it level. At 10
+    it still took 4.9% of the CPU during an ITI-18 burst, at 19 3.1% (benchmarks/audit.py)."""
+    arr_udp_port: int = 0
+    """Built-in Audit Record Repository syslog/UDP port (RFC 5426); 0: not listening."""
+    arr_tls_port: int = 0
+    """Built-in Audit Record Repository syslog/TLS port (RFC 5425); 0: not listening."""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    require_client_cert: bool = False
+    access_policy: str = "open"
+    """``open``: a plain XDS affinity domain; ``dmp``: the DMP's patient-controlled access."""
+    xua_trusted_certs: list[str] = field(default_factory=list)
+    """PEM files of the XUA assertion issuers trusted (ITI-40); signatures by other keys are refused."""
+    xua_trust_local_issuer: str = "auto"
+    """Also trust the test issuer of ``xds xua issue`` (key under the data dir); ``auto``: on SQLite only."""
+    xua_audience: str = ""
+    """Expected saml2:Audience; empty: not checked (the French VIHF token has none)."""
+    xua_clock_skew: int = 60
+    """Seconds of clock difference tolerated on NotBefore / NotOnOrAfter."""
+    xua_required: str = "auto"
+    """An assertion is required on ITI-18/41/43: ``auto`` (in the ``dmp`` policy), ``true``, ``false``."""
+    xua_replay_check: bool = True
+    """Refuse an assertion ID seen before: those that carry ``saml2:OneTimeUse``, or every
+    assertion when ``xua_assertion_reuse`` is off."""
+    xua_assertion_reuse: bool = True
+    """Accept an assertion again until it expires, as SAML 2.0 Core 2.5.1.5 allows and as
+    X-Service Users that keep one assertion for a session do (ITI TF-2 3.40.4.1.2 even lets a
+    provider ignore OneTimeUse); one carrying ``saml2:OneTimeUse`` is still accepted once. Each
+    worker checks a given assertion's signature once, not on every request. Off: every request
+    must carry a fresh assertion, accepted once."""
+    xua_replay_sync_commit: bool = False
+    """PostgreSQL: make each replay check wait for the database's WAL flush. Off, a crash of the
+    database server itself can forget the assertion ids of its last ~0.6 s; on costs a dmp
+    FindDocuments that carries a fresh assertion (OneTimeUse, or ``xua_assertion_reuse`` off)
+    about 17% of its throughput."""
+    care_team_may_submit: bool = True
+    """DMP policy: a professional outside the patient's authorised list may submit documents."""
+    access_api_token: str = ""
+    """Bearer token of the ``/dmp/api`` JSON API; empty: the API answers loopback callers only."""
+    portal_enabled: bool = True
+    """Serve the web portal under ``/portal``."""
+    portal_secure_cookies: str = "auto"
+    """Mark the portal's cookies Secure: ``auto`` (when served over HTTPS), ``true``, ``false``."""
+    portal_oidc_issuer: str = ""
+    """OpenID Connect issuer of the portal's login (empty: local accounts only)."""
+    portal_oidc_client_id: str = ""
+    portal_oidc_client_secret: str = ""
+    portal_oidc_name: str = ""
+    """Label of the provider's login button (e.g. "Pro Santé Connect", "FranceConnect")."""
+    portal_oidc_login_claim: str = "sub"
+    """ID token claim that equals the portal account's login."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    threads: int = 8
+
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(Path(self.data_dir) / 'registry.db').resolve()}"
+
+    @property
+    def documents_dir(self) -> Path:
+        return Path(self.data_dir) / "documents"
+
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    if kind in (bool, "bool"):
+        return value if isinstance(value, bool) else str(value).strip().lower() in _BOOL_TRUE
+    if kind in (int, "int"):
+        return int(value)
+    if kind in (Path, "Path"):
+        return Path(value)
+    if name in ("audit_forward", "xua_trusted_certs", "registry_trusted_repositories"):
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    if name == "value_sets":
+        if isinstance(value, str):
+            import json
+            value = json.loads(value)
+        return {k: [v] if isinstance(v, str) else list(v) for k, v in dict(value).items()}
+    return value
+
+
+def load_settings(config_file: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Build the settings; ``overrides`` (from command-line flags) whose value is None are ignored."""
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    types = {f.name: f.type for f in fields(Settings)}
+    path = config_file or env.get("XDS_CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        for key, value in data.get("xds", data).items():
+            key = key.replace("-", "_")
+            if key not in types:
+                raise ValueError(f"unknown setting '{key}' in {path}")
+            setattr(settings, key, _coerce(key, types[key], value))
+    for name, kind in types.items():
+        value = env.get("XDS_" + name.upper())
+        if value not in (None, ""):
+            setattr(settings, name, _coerce(name, kind, value))
+    for name, value in overrides.items():
+        if value is not None:
+            if name not in types:
+                raise ValueError(f"unknown setting '{name}'")
+            setattr(settings, name, _coerce(name, types[name], value))
+    return settings

@@ -1,0 +1,177 @@
+"""The registry's read API for those who decide about its objects: the access policy, the
+repository and the portal.
+
+Small typed reads of what an access decision depends on (an entry's patient, authors and
+confidentiality; what a submission set or folder holds; whether a professional authored a
+document of the patient), so that no other package runs SQL on the registry's tables. Every
+function takes an open connection: the caller chooses the transaction (often one shared with
+the query it decides about).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, or_, select, text
+
+from storage import driver_execute
+from xds.vocabulary import AssocType
+
+from registry.store import schema as t
+
+
+@dataclass(frozen=True)
+class EntryFacts:
+    """What visibility depends on, for one DocumentEntry, as registered."""
+    uuid: str
+    unique_id: str
+    patient_id: str
+    confidentiality: frozenset[str] = frozenset()
+    """confidentialityCode codes (N, R, V, MASQUE_PS, INVISIBLE_PATIENT, ...)."""
+    authors: frozenset[str] = frozenset()
+    """National ids of the authorPerson values (first XCN component)."""
+
+
+def author_id(person: str) -> str:
+    """The national id of an authorPerson XCN (its first component, ITI TF-3 4.2.3.1.4)."""
+    return person.split("^", 1)[0].strip()
+
+
+_ENTRIES_BY = {
+    "uuid": "SELECT uuid, unique_id, patient_id FROM document_entries WHERE uuid IN :ids",
+    "unique_id": "SELECT uuid, unique_id, patient_id FROM document_entries WHERE unique_id IN :ids",
+}
+_FACTS_SQL = ("WITH e AS ({entries}) "
+              "SELECT 'e' AS k, e.uuid, e.unique_id AS v, e.patient_id AS w FROM e "
+              "UNION ALL SELECT 'c', c.entry_uuid, c.code, NULL FROM entry_codes c "
+              "WHERE c.entry_uuid IN (SELECT uuid FROM e) AND c.kind = 'confidentiality' "
+              "UNION ALL SELECT 'a', a.entry_uuid, a.person, NULL FROM entry_authors a "
+              "WHERE a.entry_uuid IN (SELECT uuid FROM e)")
+"""A DocumentEntry's facts in one round trip: the entry (``e``: uniqueId, patient), its
+confidentiality codes (``c``) and its authors (``a``)."""
+# IN (SELECT ...) rather than a join with e: SQLite would build a Bloom filter over the whole
+# child table for a join (12 ms at 100,000 entries against 0.1 ms).
+_FACTS = {key: text(_FACTS_SQL.format(entries=entries)).bindparams(bindparam("ids", expanding=True))
+          for key, entries in _ENTRIES_BY.items()}
+_FACTS_PG = {key: _FACTS_SQL.format(entries=entries.replace("IN :ids", "= ANY(:ids)"))
+             for key, entries in _ENTRIES_BY.items()}
+"""PostgreSQL: the ids as one array parameter, run by the driver (one statement text)."""
+_CHUNK = 500
+
+
+def entry_facts(conn: Connection, *, uuids: Iterable[str] | None = None,
+                unique_ids: Iterable[str] | None = None) -> dict[str, EntryFacts]:
+    """EntryFacts by entry uuid, for the given entry uuids or document uniqueIds (unknown ones are
+    absent from the answer)."""
+    key = "uuid" if uuids is not None else "unique_id"
+    postgres = conn.dialect.name == "postgresql"
+    values = list(dict.fromkeys(uuids if uuids is not None else (unique_ids or ())))
+    entries: dict[str, tuple[str, str]] = {}
+    conf: dict[str, set[str]] = {}
+    people: dict[str, set[str]] = {}
+    for i in range(0, len(values), _CHUNK):
+        chunk = {"ids": values[i:i + _CHUNK]}
+        rows = driver_execute(conn, _FACTS_PG[key], chunk)[0] if postgres else conn.execute(_FACTS[key], chunk)
+        for k, uuid, v, w in rows:
+            if k == "e":
+                entries[uuid] = (v, w)
+            elif k == "c":
+                conf.setdefault(uuid, set()).add(v.split("^", 1)[0])
+            else:
+                people.setdefault(uuid, set()).add(author_id(v))
+    return {u: EntryFacts(u, uid, pid, frozenset(conf.get(u, ())), frozenset(people.get(u, ())))
+            for u, (uid, pid) in entries.items()}
+
+
+def has_authored(conn: Connection, patient_id: str, professional_id: str) -> bool:
+    """Whether ``professional_id`` is the authorPerson of at least one DocumentEntry of the patient."""
+    de, authors = t.document_entries, t.entry_authors
+    escaped = professional_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    stmt = (select(de.c.uuid).join(authors, authors.c.entry_uuid == de.c.uuid)
+            .where(de.c.patient_id == patient_id,
+                   or_(authors.c.person == professional_id, authors.c.person.like(escaped + "^%", escape="\\")))
+            .limit(1))
+    return conn.execute(stmt).first() is not None
+
+
+def package_members(conn: Connection, packages: Iterable[str]) -> dict[str, set[str]]:
+    """The DocumentEntry uuids each SubmissionSet or Folder holds (its HasMember targets that are
+    DocumentEntries, ITI TF-3 4.1.4); a package without one maps to an empty set."""
+    ids = list(dict.fromkeys(packages))
+    out: dict[str, set[str]] = {u: set() for u in ids}
+    assoc, de = t.associations, t.document_entries
+    for i in range(0, len(ids), _CHUNK):
+        stmt = (select(assoc.c.source, assoc.c.target)
+                .join(de, de.c.uuid == assoc.c.target)
+                .where(assoc.c.source.in_(ids[i:i + _CHUNK]),
+                       assoc.c.association_type == AssocType.HAS_MEMBER))
+        for source, target in conn.execute(stmt):
+            out[source].add(target)
+    return out
+
+
+def object_authors(conn: Connection, uuids: Iterable[str]) -> dict[str, frozenset[str]]:
+    """National ids of the authorPerson values of DocumentEntries and SubmissionSets, by uuid."""
+    ids = list(dict.fromkeys(uuids))
+    found: dict[str, set[str]] = {}
+    for i in range(0, len(ids), _CHUNK):
+        stmt = select(t.entry_authors.c.entry_uuid, t.entry_authors.c.person) \
+            .where(t.entry_authors.c.entry_uuid.in_(ids[i:i + _CHUNK]))
+        for uuid, person in conn.execute(stmt):
+            found.setdefault(uuid, set()).add(author_id(person))
+    return {u: frozenset(found.get(u, ())) for u in ids}
+
+
+def object_patients(conn: Connection, uuids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(kind, patient id) of registry objects by uuid: ``document``, ``submission_set``, ``folder``
+    or ``association``; unknown uuids are absent."""
+    ids = list(dict.fromkeys(uuids))
+    ro = t.registry_objects
+    out: dict[str, tuple[str, str]] = {}
+    for i in range(0, len(ids), _CHUNK):
+        for uuid, kind, patient in conn.execute(select(ro.c.uuid, ro.c.kind, ro.c.patient_id)
+                                                .where(ro.c.uuid.in_(ids[i:i + _CHUNK]))):
+            out[uuid] = (kind, patient)
+    return out
+
+
+def association_ends(conn: Connection, uuids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(sourceObject, targetObject) of Associations by uuid."""
+    ids = list(dict.fromkeys(uuids))
+    assoc = t.associations
+    out: dict[str, tuple[str, str]] = {}
+    for i in range(0, len(ids), _CHUNK):
+        for uuid, source, target in conn.execute(select(assoc.c.uuid, assoc.c.source, assoc.c.target)
+                                                 .where(assoc.c.uuid.in_(ids[i:i + _CHUNK]))):
+            out[uuid] = (source, target)
+    return out
+
+
+def patient_of_document(conn: Connection, unique_id: str) -> str | None:
+    """The patient of the DocumentEntry whose uniqueId is ``unique_id`` (None: unknown)."""
+    de = t.document_entries
+    value = conn.execute(select(de.c.patient_id).where(de.c.unique_id == unique_id).limit(1)).scalar()
+    return str(value) if value is not None else None
+
+
+def documents_by_unique_id(conn: Connection, unique_ids: Iterable[str]) -> Mapping[str, str]:
+    """Entry uuid by document uniqueId (the newest registration of each, all statuses)."""
+    ids = list(dict.fromkeys(unique_ids))
+    de = t.document_entries
+    out: dict[str, str] = {}
+    for i in range(0, len(ids), _CHUNK):
+        for uuid, unique in conn.execute(select(de.c.uuid, de.c.unique_id).where(de.c.unique_id.in_(ids[i:i + _CHUNK]))):
+            out[unique] = uuid
+    return out
+
+
+def packages_by_unique_id(conn: Connection, unique_ids: Iterable[str]) -> dict[str, tuple[str, str, str]]:
+    """(uuid, kind, patient id) of SubmissionSets and Folders by uniqueId."""
+    ids = list(dict.fromkeys(unique_ids))
+    out: dict[str, tuple[str, str, str]] = {}
+    for table, kind in ((t.submission_sets, "submission_set"), (t.folders, "folder")):
+        for i in range(0, len(ids), _CHUNK):
+            for uuid, unique, patient in conn.execute(select(table.c.uuid, table.c.unique_id, table.c.patient_id)
+                                                      .where(table.c.unique_id.in_(ids[i:i + _CHUNK]))):
+                out[unique] = (uuid, kind, patient)
+    return out

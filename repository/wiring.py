@@ -1,0 +1,40 @@
+"""Building the Document Repository of one process: its store, its index, its registry gateway."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from config import Settings
+from storage import Database, host_lock
+
+from registry.register import Registry
+from repository.index import DocumentIndex, migrate
+from repository.recovery import SweepReport, sweep
+from repository.registry_client import InProcessRegistry, RegistryGateway, SoapRegistry
+from repository.store import FileSystemStore
+
+REGISTRY_TIMEOUT = 30.0
+
+
+def ensure_schema(database: Database, store: FileSystemStore) -> None:
+    """Migrate if ``startup`` has not (one process at a time on this host; idempotent)."""
+    with host_lock(store.locks / "migrate.lock"):
+        migrate(database)
+
+
+def registry_gateway(settings: Settings, database: Database, registry: Registry | None = None) -> RegistryGateway:
+    """ITI-42 over SOAP to ``repository_registry_url``'s registry, or in-process."""
+    if settings.registry_url:
+        return SoapRegistry(settings.registry_url, timeout=REGISTRY_TIMEOUT)
+    return InProcessRegistry(registry, database)
+
+
+def startup(settings: Settings, older_than: float = 0.0) -> SweepReport:
+    """Run once in ``xds serve`` before the workers start: migrate the repository tables, then sweep."""
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    database = Database(settings.effective_database_url())
+    try:
+        store = FileSystemStore(settings.documents_dir)
+        ensure_schema(database, store)
+        return sweep(store, DocumentIndex(database), registry_gateway(settings, database), older_than=older_than)
+    finally:
+        database.dispose()

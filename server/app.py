@@ -1,0 +1,106 @@
+"""The composition root of one worker: build the services once, mount every door under one WSGI app.
+
+Routing by path prefix is all there is: ``/registry`` and ``/repository`` are SOAP endpoints,
+``/dmp/api`` the policy's JSON API, ``/audit`` ITI-81, ``/portal`` the web portal; ``/`` and
+``/health`` answer a short JSON status.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from config import Settings
+from storage import Database
+from xds.soap import DEFAULT_UNDERSTOOD_HEADERS, WSSE_SECURITY
+from xds.validation import ValueSets
+
+from access.wiring import build_access
+from audit.auditor import build_auditor
+from audit.fhir import AuditEventApp
+from bindings.policy_api import PolicyApi
+from bindings.registry import registry_endpoint
+from bindings.repository import repository_endpoint
+from portal.app import portal_app
+from registry.register import Registry
+from repository.index import DocumentIndex
+from repository.store import FileSystemStore
+from repository.transactions import Repository
+from repository.wiring import ensure_schema, registry_gateway
+from server.tls import client_certificate_missing, peer_subject
+from transactions.alerts import alert_sink
+from transactions.iti41 import AuditedGateway
+from transactions.policy_admin import PolicyAdmin
+from transactions.services import Services
+
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+SOAP_HEADERS = DEFAULT_UNDERSTOOD_HEADERS | {WSSE_SECURITY}
+"""The SOAP headers our endpoints process: WS-Addressing, and the XUA assertion's wsse:Security
+(mustUnderstand)."""
+
+
+def build_services(settings: Settings) -> Services:
+    database = Database(settings.effective_database_url())
+    value_sets = ValueSets.from_svs_files(settings.value_sets) if settings.value_sets else None
+    registry = Registry(database, check_patient_ids=settings.check_patient_ids, value_sets=value_sets)
+    auditor = build_auditor(settings, database)
+    policy = build_access(settings, database, alert_sink(auditor))
+    store = FileSystemStore(settings.documents_dir)
+    ensure_schema(database, store)
+    gateway = registry_gateway(settings, database, registry)
+    if auditor.enabled:
+        gateway = AuditedGateway(gateway, auditor, settings.registry_url or "in-process",
+                                 in_process=not settings.registry_url)
+    repository = Repository(store, DocumentIndex(database), gateway, settings.repository_unique_id)
+    return Services(settings=settings, database=database, registry=registry, repository=repository,
+                    policy=policy, auditor=auditor)
+
+
+def mounts(services: Services) -> dict[str, WSGIApp]:
+    """Every door of the server, by path prefix."""
+    settings = services.settings
+    doors: dict[str, WSGIApp] = {
+        "/registry": registry_endpoint(services, SOAP_HEADERS),
+        "/repository": repository_endpoint(services, SOAP_HEADERS),
+        "/audit": AuditEventApp(services.database),
+        "/dmp/api": PolicyApi(PolicyAdmin(services.database, services.auditor), settings.access_api_token,
+                              services),
+    }
+    if settings.portal_enabled:
+        doors["/portal"] = portal_app(services)
+    return doors
+
+
+@dataclass
+class Application:
+    """Dispatch on the first path segment to the mounted door."""
+    services: Services
+    doors: dict[str, WSGIApp] = field(default_factory=dict)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        environ["xds.peer_subject"] = subject = peer_subject(environ)
+        settings = self.services.settings
+        if settings.require_client_cert and settings.tls_cert and subject is None:
+            return client_certificate_missing(self.services, environ, start_response)
+        path = environ.get("PATH_INFO") or "/"
+        for prefix, app in self.doors.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+                environ["PATH_INFO"] = path[len(prefix):]
+                return app(environ, start_response)
+        if path in ("/", "/health"):
+            body = json.dumps({"service": "DMP-XDS", "status": "ok", "endpoints": sorted(self.doors)}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        body = b"not found\n"
+        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def close(self) -> None:
+        self.services.close()
+
+
+def create_app(settings: Settings) -> Application:
+    services = build_services(settings)
+    return Application(services, mounts(services))

@@ -1,0 +1,127 @@
+"""``xds serve``: gunicorn with gthread workers (DESIGN.md section 3: 6,223 req/s on the echo).
+
+The schema is migrated once in the master before workers fork; each worker builds its own
+engines and actors (``load`` runs after the fork).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from gunicorn.app.base import BaseApplication
+
+from config import Settings
+from registry.store import migrate as migrate_registry
+from server.tls import gunicorn_tls_options
+from audit import store as audit_store
+from portal.accounts import MIGRATIONS as PORTAL_MIGRATIONS
+from repository.index import migrate as migrate_repository
+from access.store import migrate as migrate_access
+from storage.database import Database
+from repository.wiring import startup
+from audit.auditor import build_auditor
+from audit.daemon import AuditProcess
+from server.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, settings: Settings, options: dict) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return create_app(self.settings)
+
+
+def endpoint_urls(settings: Settings) -> dict[str, str]:
+    base = f"{'https' if settings.tls_cert else 'http'}://{settings.host}:{settings.port}"
+    return {"registry": f"{base}/registry", "repository": f"{base}/repository"}
+
+
+def gunicorn_options(settings: Settings) -> dict:
+    return gunicorn_tls_options(settings) | {
+        "bind": f"{settings.host}:{settings.port}",
+        "worker_class": "gthread",
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "timeout": 300,
+        "graceful_timeout": 20,
+        "keepalive": 30,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "xds",
+    }
+
+
+def migrate_all(db) -> None:
+    """Every actor's tables, each with its own Alembic history, migrated once here in the master:
+    workers that start together never race on a schema change."""
+
+    migrate_registry(db)
+    migrate_repository(db)
+    audit_store.migrate(db)
+    migrate_access(db)
+    db.migrate(PORTAL_MIGRATIONS)
+
+
+def serve(settings: Settings) -> int:
+
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url())
+    try:
+        migrate_all(db)
+    finally:
+        db.dispose()
+    report = startup(settings)
+    log.info("repository start-up sweep: %s", report)
+    urls = endpoint_urls(settings)
+    print("DMP-XDS listening:", flush=True)
+    print(f"  registry   (ITI-42, ITI-18)  {urls['registry']}   WSDL {urls['registry']}?wsdl", flush=True)
+    print(f"  repository (ITI-41, ITI-43)  {urls['repository']}   WSDL {urls['repository']}?wsdl", flush=True)
+    print(f"  data dir {Path(settings.data_dir).resolve()}  database {settings.effective_database_url()}", flush=True)
+    audit = _start_audit(settings)
+    try:
+        _Gunicorn(settings, gunicorn_options(settings)).run()
+    finally:  # gunicorn's master ends with sys.exit: stop auditing after its workers are gone
+        _stop_audit(settings, audit)
+    return 0
+
+
+def _start_audit(settings: Settings):
+    """Application Start (ITI-20), then the audit process (sender, ARR listeners): see audit.daemon."""
+
+    if settings.audit_enabled:
+        db = Database(settings.effective_database_url())
+        try:
+            build_auditor(settings, db).application_event(start=True)
+        finally:
+            db.dispose()
+    if not (settings.audit_enabled or settings.arr_udp_port or settings.arr_tls_port):
+        return None
+    if settings.arr_udp_port or settings.arr_tls_port:
+        print(f"  audit record repository  udp {settings.arr_udp_port or '-'}  tls {settings.arr_tls_port or '-'}",
+              flush=True)
+    return AuditProcess(settings).start()
+
+
+def _stop_audit(settings: Settings, audit) -> None:
+
+    if settings.audit_enabled:
+        try:
+            db = Database(settings.effective_database_url())
+            try:
+                build_auditor(settings, db).application_event(start=False)
+            finally:
+                db.dispose()
+        except Exception:  # noqa: BLE001 - the stop record must not prevent the stop
+            log.exception("could not record Application Stop")
+    if audit is not None:
+        audit.stop()

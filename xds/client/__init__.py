@@ -1,9 +1,0 @@
-"""XDS.b Document Source and Document Consumer: submit, query, retrieve (``XdsClient``)."""
-from .cda import CdaDocument, document_from_cda
-from .client import Document, QueryResult, RetrievedDocument, SubmitResult, XdsClient
-from .errors import (InputError, MissingMetadata, SoapFaultError, TransportError, XdsClientError, XdsFailure)
-from .transport import TlsOptions
-
-__all__ = ["CdaDocument", "Document", "InputError", "MissingMetadata", "QueryResult", "RetrievedDocument",
-           "SoapFaultError", "SubmitResult", "TlsOptions", "TransportError", "XdsClient", "XdsClientError",
-           "XdsFailure", "document_from_cda"]
