@@ -9,7 +9,7 @@ from pathlib import Path
 from lxml import etree
 
 from xds.responses import error_list_element, registry_response
-from xds.soap import Operation, SoapEndpoint, SoapRequest, SoapResponse
+from xds.soap import Operation, RefusalHook, SoapEndpoint, SoapRequest, SoapResponse
 from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, Actions, q
 
 from bindings.soap import soap_caller, xua
@@ -46,6 +46,9 @@ def registry_operations(services: Services) -> list[Operation]:
             Operation(action=Actions.STORED_QUERY, body=q(NS_QUERY, "AdhocQueryRequest"), handler=query)]
 
 
-def registry_endpoint(services: Services, understood_headers: frozenset[str]) -> SoapEndpoint:
-    return SoapEndpoint(registry_operations(services), wsdl_path=WSDL,
-                        max_request_bytes=services.settings.max_request_bytes, understood_headers=understood_headers)
+def registry_endpoint(services: Services, understood_headers: frozenset[str],
+                      on_refusal: RefusalHook | None = None) -> SoapEndpoint:
+    settings = services.settings
+    return SoapEndpoint(registry_operations(services), wsdl_path=WSDL, max_request_bytes=settings.max_request_bytes,
+                        understood_headers=understood_headers, on_refusal=on_refusal,
+                        public_url=settings.public_url.rstrip("/") + "/registry" if settings.public_url else None)

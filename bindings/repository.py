@@ -11,8 +11,8 @@ from pathlib import Path
 from lxml import etree
 
 from xds.responses import error_list_element
-from xds.soap import (WSSE_SECURITY, Operation, OutgoingAttachment, SoapEndpoint, SoapRequest, SoapResponse,
-                      make_xop_include)
+from xds.soap import (WSSE_SECURITY, Operation, OutgoingAttachment, RefusalHook, SoapEndpoint, SoapRequest,
+                      SoapResponse, make_xop_include)
 from xds.vocabulary import NS_LCM, NS_RIM, NS_RS, NS_XDSB, Actions, q
 
 from bindings.soap import soap_caller, xua
@@ -97,6 +97,9 @@ def _opener(store: DocumentStore, ref: ContentRef):
     return lambda: store.open(ref)
 
 
-def repository_endpoint(services: Services, understood_headers: frozenset[str]) -> SoapEndpoint:
-    return SoapEndpoint(repository_operations(services), wsdl_path=WSDL,
-                        max_request_bytes=services.settings.max_request_bytes, understood_headers=understood_headers)
+def repository_endpoint(services: Services, understood_headers: frozenset[str],
+                        on_refusal: RefusalHook | None = None) -> SoapEndpoint:
+    settings = services.settings
+    return SoapEndpoint(repository_operations(services), wsdl_path=WSDL, max_request_bytes=settings.max_request_bytes,
+                        understood_headers=understood_headers, on_refusal=on_refusal,
+                        public_url=settings.public_url.rstrip("/") + "/repository" if settings.public_url else None)

@@ -28,6 +28,22 @@ from portal.cda import render as render_cda
 from portal.cda import ts_display
 from portal.records import Records, Refused, SubmissionFailed, make_caller
 from portal.web import HttpError, Request, Response, printable, redirect, unprintable
+from portal.oidc import build_provider
+from xds.context import caller_from_environ
+from portal.oidc import LoginFailed
+from portal.accounts import User
+from access.store import AUTHORISED, BLOCKED
+from audit.history import access_history
+from access.policy import READ
+from client.documents import Overrides, load_document
+from client.errors import InputError, MissingMetadata
+from xds.metadata import Code
+from audit import store
+from audit.fhir import _time
+from audit import fields
+from audit.fields import parse_audit_xml
+from audit import syslog
+from audit.fhir import audit_event
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +83,6 @@ class Portal:
         self.accounts = Accounts(services.database)
         self.accounts.ensure_schema()
         self.records = Records(services)
-        from portal.oidc import build_provider
         self.provider = build_provider(self.settings)
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
@@ -178,7 +193,6 @@ class Portal:
     def _audit_login(self, req: Request, login: str, user, ok: bool, how: str) -> None:
         """A security alert for each login; the login name and the reason are the client's words, so they are
         written with their control characters escaped: they cannot end the log line or the record early."""
-        from xds.context import caller_from_environ
         caller = make_caller(user, req.environ) if user is not None else caller_from_environ(req.environ)
         if user is None:
             caller.user_id = printable(login)[:128] or "?"
@@ -258,7 +272,6 @@ class Portal:
         return resp
 
     def oidc_callback(self, req: Request) -> Response:
-        from portal.oidc import LoginFailed
         if self.provider is None:
             raise HttpError(404)
         try:
@@ -397,7 +410,6 @@ class Portal:
         query = req.query.get("q", "").strip()
         found = self.accounts.professionals(query) if query else []
         if query and not found and query.isdigit():
-            from portal.accounts import User
             found = [User(query, "professional", None, None, query)]
 
         def who(pid):
@@ -410,7 +422,6 @@ class Portal:
 
     def change_access(self, req: Request) -> Response:
         s = self.require(req, "patient")
-        from access.store import AUTHORISED, BLOCKED
         action = req.form.get("action", "")
         professional = req.form.get("professional_id", "").strip()[:128]
         caller = self.caller(req)
@@ -437,7 +448,6 @@ class Portal:
 
     def my_history(self, req: Request) -> Response:
         s = self.require(req, "patient")
-        from audit.history import access_history
         entries = access_history(self.services.database, s.user.patient_id, limit=300)
         self.records.audit_log_used(self.caller(req), s.user.patient_id, "portal: the patient read their access history")
         return self.page(req, "history.html", entries=entries)
@@ -467,7 +477,6 @@ class Portal:
         reason = " ".join(req.form.get("reason", "").split())[:500]
         if not ins or not reason or req.form.get("confirm") != "1":
             return self.page(req, "pro_refused.html", 400, ins=ins, error=req._("A reason is required."))
-        from access.policy import READ
         caller = make_caller(s.user, req.environ, access_mode="bris_de_glace", reason=reason)
         decision = self.records.policy.decide(caller, ins, READ)
         if not decision.allowed:
@@ -481,9 +490,6 @@ class Portal:
 
     def pro_upload(self, req: Request) -> Response:
         s = self.require(req, "professional")
-        from client.documents import Overrides, load_document
-        from client.errors import InputError, MissingMetadata
-        from xds.metadata import Code
         ins = req.form.get("ins", "").strip()
         upload = req.files.get("file")
         if not ins or upload is None or not upload.content:
@@ -524,8 +530,6 @@ class Portal:
 
     # -- auditor -----------------------------------------------------------------------------------
     def _audit_query(self, req: Request, limit: int):
-        from audit import store
-        from audit.fhir import _time
         q = store.Query(limit=limit, newest_first=True)
         try:
             if req.query.get("from"):
@@ -540,7 +544,6 @@ class Portal:
             if value:
                 setattr(q, attr, [value])
         if req.query.get("patient"):
-            from audit import fields
             norm = fields.normalize_patient(req.query["patient"].strip())
             q.patient = [req.query["patient"].strip()] + ([norm] if norm else [])
         if req.query.get("outcome", "") in ("0", "4", "8", "12"):
@@ -557,8 +560,6 @@ class Portal:
 
     def _summary(self, row) -> dict:
         from datetime import datetime
-        from audit.fields import parse_audit_xml
-        from audit import syslog
         users, patients, text = [], [], ""
         try:
             root, _ = parse_audit_xml(syslog.parse(bytes(row.raw)).msg)
@@ -585,8 +586,6 @@ class Portal:
     def audit_record(self, req: Request, seq: int) -> Response:
         s = self.require(req, "auditor")
         from lxml import etree
-        from audit import store, syslog
-        from audit.fhir import audit_event
         rows = store.search_seq(self.services.database, seq)
         if not rows:
             raise HttpError(404)
@@ -616,7 +615,6 @@ class Portal:
 
     def audit_verify(self, req: Request) -> Response:
         self.require(req, "auditor")
-        from audit import store
         report = store.verify(self.services.database)
         return self.page(req, "audit_verify.html", report=report)
 

@@ -28,7 +28,7 @@ from repository.store import FileSystemStore
 from repository.transactions import Repository
 from repository.wiring import ensure_schema, registry_gateway
 from server.tls import client_certificate_missing, peer_subject
-from transactions.alerts import alert_sink
+from transactions.alerts import alert_sink, edge_refusal_sink
 from transactions.iti41 import AuditedGateway
 from transactions.policy_admin import PolicyAdmin
 from transactions.services import Services
@@ -60,9 +60,10 @@ def build_services(settings: Settings) -> Services:
 def mounts(services: Services) -> dict[str, WSGIApp]:
     """Every door of the server, by path prefix."""
     settings = services.settings
+    refused = edge_refusal_sink(services.auditor)
     doors: dict[str, WSGIApp] = {
-        "/registry": registry_endpoint(services, SOAP_HEADERS),
-        "/repository": repository_endpoint(services, SOAP_HEADERS),
+        "/registry": registry_endpoint(services, SOAP_HEADERS, refused),
+        "/repository": repository_endpoint(services, SOAP_HEADERS, refused),
         "/audit": AuditEventApp(services.database),
         "/dmp/api": PolicyApi(PolicyAdmin(services.database, services.auditor), settings.access_api_token,
                               services),

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from config import Settings, load_settings
+from xds import logsafe
 from registry.store import migrate as migrate_registry
 from storage.database import Database
 from server.serve import serve
@@ -148,6 +149,7 @@ EXTENSIONS = ("server.commands.client", "server.commands.audit", "server.command
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsafe.install(logging.getLogger())
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from gunicorn.app.base import BaseApplication
 
 from config import Settings
+from xds import logsafe
 from registry.store import migrate as migrate_registry
 from server.tls import gunicorn_tls_options
 from audit import store as audit_store
@@ -37,6 +38,7 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
+        logsafe.install(logging.getLogger("gunicorn.error"))
         return create_app(self.settings)
 
 

@@ -11,6 +11,7 @@ import logging
 from audit import messages
 from audit.auditor import AuditorLike
 from xds.context import Caller
+from xds.soap import EdgeRefusal, RefusalHook
 
 from access.policy import AlertSink
 
@@ -39,4 +40,17 @@ def alert_sink(auditor: AuditorLike) -> AlertSink:
     def sink(caller: Caller, description: str, kind: str = "restricted", patient_id: str | None = None,
              success: bool = False) -> None:
         security_alert(auditor, caller, description, kind, patient_id, success)
+    return sink
+
+
+def edge_refusal_sink(auditor: AuditorLike) -> RefusalHook:
+    """The SOAP endpoints' ``on_refusal``: a request refused before any transaction ran (not
+    well-formed XML, a DOCTYPE, a missing wsa:Action, SOAP 1.1, a body over the limit) is a
+    Security Alert naming the node, as every refused access is (ITI TF-2 3.20.7.3)."""
+    def sink(refusal: EdgeRefusal) -> None:
+        caller = Caller(remote_addr=refusal.remote_addr, node_subject=refusal.peer_subject,
+                        endpoint=refusal.endpoint_url)
+        action = f" for {refusal.action}" if refusal.action else ""
+        security_alert(auditor, caller, f"SOAP request{action} refused ({refusal.http_status} {refusal.code}): "
+                                        f"{refusal.reason}", "authentication")
     return sink

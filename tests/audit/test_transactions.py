@@ -268,3 +268,21 @@ def test_index_fields_from_the_model_equal_those_read_from_the_xml():
     for ev in events:
         assert ev.index_fields() == fields.fields_of(etree.fromstring(ev.to_xml()))
         assert fields.from_json(fields.to_json(ev.index_fields())) == ev.index_fields()
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"<not well-formed", SOAP.format(Actions.STORED_QUERY)),
+    (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><x>&e;</x>', SOAP.format(Actions.STORED_QUERY)),
+    (b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>',
+     'text/xml; charset=UTF-8'),
+], ids=["not-well-formed", "doctype", "soap-1.1"])
+def test_a_request_refused_at_the_soap_edge_is_a_security_alert_naming_the_node(app, body, content_type):
+    """ITI TF-2 3.20.7.3: a refused request is audited; it never reached a transaction, so the
+    endpoint's on_refusal hook writes a Security Alert (110113) with the node's address."""
+    reply = call_wsgi(app, body, content_type, path="/registry")
+    assert reply.fault_reason is not None
+    alerts = [x for x in app.trail() if event(x)[0][0] == "110113"]
+    assert len(alerts) == 1, [etree.tostring(a) for a in alerts]
+    assert_valid(alerts[0])
+    text = etree.tostring(alerts[0]).decode()
+    assert "SOAP request" in text and "127.0.0.1" in text
