@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, String, Table, delete, insert,
                         select, update)
 
+from registry.facts import RECORD_STATE_SQL
 from storage.database import LAZY_COMMIT, driver_execute
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -86,9 +87,8 @@ AUTHORISED = "authorised"
 BLOCKED = "blocked"
 
 _RECORD = (
-    "SELECT 'r' AS k, p.state AS a, r.treating_physician AS b, r.break_glass_allowed AS c, "
+    f"SELECT 'r' AS k, ({RECORD_STATE_SQL}) AS a, r.treating_physician AS b, r.break_glass_allowed AS c, "
     "r.centre_15_allowed AS d, r.patient_id IS NOT NULL AS e FROM (SELECT :patient AS patient_id) x "
-    "LEFT JOIN patients p ON p.patient_id = x.patient_id "
     "LEFT JOIN access_records r ON r.patient_id = x.patient_id "
     "UNION ALL SELECT 'p', professional_id, status, NULL, NULL, NULL FROM access_professionals "
     "WHERE patient_id = :patient "

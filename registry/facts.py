@@ -32,6 +32,12 @@ class EntryFacts:
     """National ids of the authorPerson values (first XCN component)."""
 
 
+RECORD_STATE_SQL = "SELECT state FROM patients WHERE patient_id = :patient"
+"""The patient's record state (``open``, ``closed``; NULL: never created), as a scalar subquery
+with the parameter ``:patient``: the access policy reads it in the same statement as the
+patient's decisions, one round trip per request (benchmarks/query.py, issue 6)."""
+
+
 def author_id(person: str) -> str:
     """The national id of an authorPerson XCN (its first component, ITI TF-3 4.2.3.1.4)."""
     return person.split("^", 1)[0].strip()
