@@ -6,6 +6,7 @@ The only process-wide state of the project. Every ``xds`` command and the server
 """
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -87,7 +88,15 @@ class Settings:
     care_team_may_submit: bool = True
     """DMP policy: a professional outside the patient's authorised list may submit documents."""
     access_api_token: str = ""
-    """Bearer token of the ``/dmp/api`` JSON API; empty: the API answers loopback callers only."""
+    """Bearer token of the principal ``dmp-api`` on the ``/dmp/api`` JSON API (kept for the
+    configurations written before ``access_api_tokens``). The API has no anonymous access, not
+    even from loopback: with neither setting it refuses every request (403)."""
+    access_api_tokens: dict[str, str] = field(default_factory=dict)
+    """Bearer tokens of the ``/dmp/api`` JSON API, by principal name: each caller is audited as the
+    principal whose token it sent, so give each client (portal back end, operators' scripts...)
+    its own. A TOML table (``[xds.access_api_tokens]`` then ``ops = "..."``) or, in
+    ``XDS_ACCESS_API_TOKENS``, a JSON object. A token shared by two principals, or the name
+    ``dmp-api`` with another token than ``access_api_token``, stops the server from starting."""
     portal_enabled: bool = True
     """Serve the web portal under ``/portal``."""
     portal_secure_cookies: str = "auto"
@@ -125,14 +134,27 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         return int(value)
     if kind in (Path, "Path"):
         return Path(value)
+    if name == "registry_trusted_repositories" and isinstance(value, str):
+        # certificate subjects hold commas (RFC 4514): a JSON list, or subjects separated by ';'
+        items = json.loads(value) if value.lstrip().startswith("[") else value.split(";")
+        return [str(v).strip() for v in items if str(v).strip()]
     if name in ("audit_forward", "xua_trusted_certs", "registry_trusted_repositories"):
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    if name == "access_api_tokens":
+        return _tokens(json.loads(value) if isinstance(value, str) else value)
     if name == "value_sets":
         if isinstance(value, str):
-            import json
             value = json.loads(value)
         return {k: [v] if isinstance(v, str) else list(v) for k, v in dict(value).items()}
     return value
+
+
+def _tokens(value: Any) -> dict[str, str]:
+    """``access_api_tokens`` as read: names and tokens must be strings, so that a number or a list
+    typed by mistake fails at start-up rather than as a token nobody can send."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError("access_api_tokens must be a table of principal name -> token (strings)")
+    return dict(value)
 
 
 def load_settings(config_file: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
