@@ -15,12 +15,12 @@ import requests
 from lxml import etree
 from sqlalchemy import select
 
+from registry.store.schema import document_unique_ids
 from xds import rim
 from xds.errors import ErrorCode, ErrorList, RegistryError
 from xds.responses import response_status
 from xds.soap.namespaces import NS_SOAP12, NS_WSA, WSA_ANONYMOUS
 from xds.soap.parsing import safe_parser
-from registry.store.schema import document_unique_ids
 from xds.vocabulary import DOC, NS_QUERY, NS_RIM, NS_RS, STORED_QUERIES, Actions, ResponseStatus, Severity, q
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,15 @@ class _Unavailable(Exception):
 class SoapRegistry:
     """A remote registry: ITI-42 (and ITI-18 GetDocuments for the sweep) at ``url``."""
 
-    def __init__(self, url: str, timeout: float = 30.0, connect_timeout: float = 5.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, connect_timeout: float = 5.0,
+                 client_cert: tuple[str, str] | None = None, ca: str | None = None) -> None:
+        """``client_cert``: (certificate, key) PEM files this node presents (the secure node's
+        identity that the registry's ``registry_trusted_repositories`` lists); ``ca``: the CA
+        bundle to check the registry's certificate with (default: the system's)."""
         self.url = url
         self.timeout = (connect_timeout, timeout)
+        self.client_cert = client_cert
+        self.verify: str | bool = ca or True
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -123,7 +129,9 @@ class SoapRegistry:
         data = _envelope(action, self.url, body, security_header)
         headers = {"Content-Type": f'application/soap+xml; charset=UTF-8; action="{action}"'}
         try:
-            res = self._session().post(self.url, data=data, headers=headers, timeout=self.timeout)
+            # per request: requests lets REQUESTS_CA_BUNDLE override a session's verify
+            res = self._session().post(self.url, data=data, headers=headers, timeout=self.timeout,
+                                       cert=self.client_cert, verify=self.verify)
         except requests.RequestException as exc:
             raise _Unavailable(f"registry {self.url} not reachable: {exc.__class__.__name__}: {exc}") from None
         try:

@@ -4,13 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from config import Settings
-from storage import Database, host_lock
-
 from registry.register import Registry
 from repository.index import DocumentIndex, migrate
 from repository.recovery import SweepReport, sweep
 from repository.registry_client import InProcessRegistry, RegistryGateway, SoapRegistry
 from repository.store import FileSystemStore
+from storage import Database, host_lock
 
 REGISTRY_TIMEOUT = 30.0
 
@@ -24,7 +23,9 @@ def ensure_schema(database: Database, store: FileSystemStore) -> None:
 def registry_gateway(settings: Settings, database: Database, registry: Registry | None = None) -> RegistryGateway:
     """ITI-42 over SOAP to ``repository_registry_url``'s registry, or in-process."""
     if settings.registry_url:
-        return SoapRegistry(settings.registry_url, timeout=REGISTRY_TIMEOUT)
+        cert = (settings.tls_cert, settings.tls_key or settings.tls_cert) if settings.tls_cert else None
+        return SoapRegistry(settings.registry_url, timeout=REGISTRY_TIMEOUT, client_cert=cert,
+                            ca=settings.tls_ca or None)
     return InProcessRegistry(registry, database)
 
 
