@@ -72,7 +72,7 @@ class ArrServer:
         self._tcp: socket.socket | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
-    def start(self) -> "ArrServer":
+    def start(self) -> ArrServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         if self.udp_port is not None:
             self._udp = socket.socket(family, socket.SOCK_DGRAM)

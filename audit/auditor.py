@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from audit import compact, messages, store, syslog
+from audit.messages import AuditEvent
 from config import Settings
 from storage import Database, host_lock
 from xds.context import Caller
-
-from audit import compact, messages, store, syslog
-from audit.messages import AuditEvent
 
 log = logging.getLogger(__name__)
 

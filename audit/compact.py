@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
-from typing import Sequence
-
-from xds.context import Caller, CodedValue
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from audit import fields, messages, syslog
 from audit.fields import Fields
 from audit.messages import AuditEvent, Code, Participant, ParticipantObject
+from xds.context import Caller, CodedValue
 
 BUILDERS = {"iti18": messages.stored_query_of_request}
 """The builders the audit process runs for rows a worker queued as facts (:func:`encode_facts`)."""
@@ -93,7 +92,7 @@ def _from_facts(v: dict) -> AuditEvent:
     for i in v["xb"]:
         args[i] = args[i].encode(*_TEXT)
     event = BUILDERS[v["b"]](_caller(v["c"]), v["s"], *args)
-    event.time = datetime.fromtimestamp(v["t"], timezone.utc)
+    event.time = datetime.fromtimestamp(v["t"], UTC)
     return event
 
 

@@ -4,9 +4,10 @@ Process model: gunicorn forks workers that answer requests; each worker's
 :class:`~audit.auditor.Auditor` only writes to the outbox table. Delivery must happen exactly
 once per server and the hash chain needs a single ordered writer, so neither can live in the
 workers. ``serve()`` starts this process once, from the master, *before* gunicorn runs, as a fresh
-interpreter (``python -m audit.daemon``: no engine, socket or thread inherited), and stops it after gunicorn has stopped its workers, so that the last records of the
-workers and the Application Stop record are delivered. The process also exits by itself when
-its parent disappears (a killed master), and a restart resumes from the cursors in the database.
+interpreter (``python -m audit.daemon``: no engine, socket or thread inherited), and stops it
+after gunicorn has stopped its workers, so that the last records of the workers and the
+Application Stop record are delivered. The process also exits by itself when its parent
+disappears (a killed master), and a restart resumes from the cursors in the database.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import subprocess
 import sys
 import threading
 import time
+
+from audit import store
 from audit.arr import ArrServer, server_context
 from audit.sender import Sender
 from storage.database import Database
-from audit import store
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ def main() -> int:
     import sys
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = pickle.load(sys.stdin.buffer)
-    lower_priority(getattr(settings, "audit_nice", 0))
+    lower_priority(settings.audit_nice)
 
     class _Ready:
         def set(self) -> None:
@@ -127,7 +129,7 @@ class AuditProcess:
         self.settings = settings
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> "AuditProcess":
+    def start(self, timeout: float = 60.0) -> AuditProcess:
         import pickle
         self.process = subprocess.Popen([sys.executable, "-m", "audit.daemon"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, cwd=os.getcwd(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from audit import fields, store, syslog
@@ -48,7 +48,7 @@ def _time(value: str) -> float:
     except ValueError:
         raise BadRequest(f"date value {value!r} is not a FHIR date/dateTime") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 

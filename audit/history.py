@@ -53,7 +53,7 @@ def _entry(row) -> AccessEntry | None:
     if root is None:
         return None
     ei = root.find("EventIdentification")
-    types = [t for t in ei.iterfind("EventTypeCode")] if ei is not None else []
+    types = list(ei.iterfind("EventTypeCode")) if ei is not None else []
     event = " ".join(filter(None, (types[0].get("csd-code"), types[0].get("originalText")))) if types else \
         (row.event_id or "")
     person = system = None

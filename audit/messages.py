@@ -16,15 +16,15 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from lxml import etree
 
+from audit.fields import Fields, dedupe, normalize_patient
 from xds.context import Caller
 from xds.vocabulary import NS_RIM, QUERY_PATIENT_PARAMETERS, q
 from xds.xmlsafe import parse_bytes
-from audit.fields import Fields, dedupe, normalize_patient
 
 # -- outcomes: DICOM PS3.15 A.5.1 EventOutcomeIndicator
 SUCCESS = 0
@@ -135,7 +135,7 @@ class AuditEvent:
     site_id: str | None = None
     purpose_of_use: list[Code] = field(default_factory=list)
     description: str | None = None
-    time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def index_fields(self):
         """The ARR's indexed fields, straight from the model: what :func:`audit.fields.fields_of`

@@ -11,7 +11,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 PRI = 85
 MSGID = "IHE+RFC-3881"
@@ -29,7 +29,7 @@ class SyslogError(ValueError):
 def encode(xml: bytes, hostname: str | None = None, app_name: str = APP_NAME, procid: str | None = None,
            timestamp: datetime | None = None) -> bytes:
     """One RFC 5424 message carrying ``xml`` as MSG."""
-    ts = (timestamp or datetime.now(timezone.utc)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    ts = (timestamp or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     host = _field(hostname or socket.gethostname(), 255)
     header = f"<{PRI}>1 {ts} {host} {_field(app_name, 48)} {_field(procid or str(os.getpid()), 128)} {MSGID} - "
     return header.encode("ascii") + xml

@@ -10,15 +10,14 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from lxml import etree
 
+from client.errors import InputError
 from xds.metadata import Author, Code, DocumentEntry, new_uuid
 from xds.soap.faults import SoapFault
 from xds.soap.parsing import parse_xml
-
-from client.errors import InputError
 
 NS = {"h": "urn:hl7-org:v3"}
 H = "{urn:hl7-org:v3}"
@@ -138,7 +137,7 @@ def ts_to_dtm(value: str | None) -> str | None:
     fmt = "%Y%m%d%H%M%S"[: 2 + 2 * (len(parts) - 1)]
     local = datetime.strptime(digits, fmt)
     offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * (1 if zone[0] == "+" else -1)
-    utc = (local - offset).replace(tzinfo=timezone.utc)
+    utc = (local - offset).replace(tzinfo=UTC)
     return utc.strftime(fmt)
 
 

@@ -9,20 +9,17 @@ import hashlib
 import itertools
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lxml import etree
 
-from xds import rim
-from xds.metadata import Association, Author, Code, DocumentEntry, Folder, SubmissionSet, new_uuid
-from xds.vocabulary import NS_LCM, NS_RIM, NS_RS, NS_XDSB, NS_QUERY, Actions, AssocType, ResponseStatus, q
-from xds.soap.namespaces import NS_XOP
-
 from client import queries
-from client.errors import InputError, RegistryErrorItem, XdsFailure
+from client.errors import InputError, RegistryErrorItem, TransportError, XdsFailure
 from client.transport import Reply, TlsOptions, Transport
-from xds.metadata import Submission
-from client.errors import TransportError
+from xds import rim
+from xds.metadata import Association, Author, Code, DocumentEntry, Folder, Submission, SubmissionSet, new_uuid
+from xds.soap.namespaces import NS_XOP
+from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, NS_XDSB, Actions, AssocType, ResponseStatus, q
 
 DEFAULT_REGISTRY_URL = "http://127.0.0.1:8080/registry"
 DEFAULT_REPOSITORY_URL = "http://127.0.0.1:8080/repository"
@@ -33,7 +30,7 @@ _seq = itertools.count(1)
 
 
 def now_dtm() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
 def new_oid() -> str:
@@ -124,7 +121,7 @@ class XdsClient:
     def close(self) -> None:
         self.transport.close()
 
-    def __enter__(self) -> "XdsClient":
+    def __enter__(self) -> XdsClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -138,7 +135,8 @@ class XdsClient:
             raise InputError("nothing to submit")
         patients = {d.entry.patient_id for d in documents} | ({folder.patient_id} if folder else set())
         if len(patients) != 1 or None in patients:
-            raise InputError(f"one submission set holds the documents of one patient, found {sorted(map(str, patients))}")
+            raise InputError("one submission set holds the documents of one patient, found "
+                             f"{sorted(map(str, patients))}")
         patient = patients.pop()
         ss = submission_set or SubmissionSet(entry_uuid=new_uuid())
         ss.patient_id = ss.patient_id or patient

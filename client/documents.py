@@ -9,13 +9,19 @@ import mimetypes
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xds.metadata import Author, Code, DocumentEntry, new_uuid
-
-from client.cda import CLASS_NAMES, CLASS_SCHEME, GENERIC_STRUCTURED, H, document_from_cda, missing_fields
+from client.cda import (
+    CLASS_NAMES,
+    CLASS_SCHEME,
+    GENERIC_STRUCTURED,
+    H,
+    class_for_type,
+    document_from_cda,
+    missing_fields,
+    ts_to_dtm,
+)
 from client.client import Document, new_oid
 from client.errors import InputError, MissingMetadata
-from client.cda import ts_to_dtm
-from client.cda import class_for_type
+from xds.metadata import Author, Code, DocumentEntry, new_uuid
 
 MAGIC = {"application/pdf": b"%PDF-", "image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
 FLAG_FOR = {"uniqueId": "--unique-id", "patientId": "--patient", "classCode": "--class-code",

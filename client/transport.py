@@ -13,16 +13,15 @@ from pathlib import Path
 import requests
 from lxml import etree
 
-from xds.soap.attachments import OutgoingAttachment
-from xds.soap.client import content_type as plain_content_type, request_envelope
+from client.errors import InputError, SoapFaultError, TransportError
+from xds.soap.attachments import OutgoingAttachment, normalize_content_id
+from xds.soap.client import content_type as plain_content_type
+from xds.soap.client import request_envelope
 from xds.soap.faults import SoapFault
 from xds.soap.mediatype import parse_media_type
 from xds.soap.mtom import MultipartRequestReader, mtom_body, mtom_content_type, new_boundary, new_root_content_id
 from xds.soap.namespaces import NS_SOAP12, NS_WSSE, NS_XOP
 from xds.soap.parsing import parse_xml
-
-from client.errors import InputError, SoapFaultError, TransportError
-from xds.soap.attachments import normalize_content_id
 
 SOAP_BODY = "{%s}Body" % NS_SOAP12
 SOAP_FAULT = "{%s}Fault" % NS_SOAP12

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, or_, select, text
 
+from registry.store import schema as t
 from storage import driver_execute
 from xds.vocabulary import AssocType
-
-from registry.store import schema as t
 
 
 @dataclass(frozen=True)
@@ -166,7 +165,8 @@ def documents_by_unique_id(conn: Connection, unique_ids: Iterable[str]) -> Mappi
     de = t.document_entries
     out: dict[str, str] = {}
     for i in range(0, len(ids), _CHUNK):
-        for uuid, unique in conn.execute(select(de.c.uuid, de.c.unique_id).where(de.c.unique_id.in_(ids[i:i + _CHUNK]))):
+        chunk = ids[i:i + _CHUNK]
+        for uuid, unique in conn.execute(select(de.c.uuid, de.c.unique_id).where(de.c.unique_id.in_(chunk))):
             out[unique] = uuid
     return out
 

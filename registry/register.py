@@ -9,24 +9,22 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, String, bindparam, cast, literal_column, null, select, union_all, update
 from lxml import etree
+from sqlalchemy import Connection, String, bindparam, cast, literal_column, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
+from registry.store import schema as t
+from storage.database import Database
 from xds import rim
 from xds.errors import ErrorCode, ErrorList, XDSError
-from xds.hl7v2 import normalize_dtm, is_dtm
+from xds.hl7v2 import CX, is_dtm, normalize_dtm
 from xds.metadata import Association, DocumentEntry, Submission, new_uuid
 from xds.rim import RegistryObject
 from xds.validation import ValueSets, validate_submission
 from xds.vocabulary import NS_RIM, AssocType, Status
 from xds.xmlsafe import parse_bytes
-
-from registry.store import schema as t
-from storage.database import Database
-from xds.hl7v2 import CX
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +32,7 @@ REFERENCE_ATTRIBUTES = ("classifiedObject", "registryObject", "sourceObject", "t
 
 
 def utc_now_dtm() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
 @dataclass
@@ -73,7 +71,7 @@ class Registry:
             if conn.execute(select(t.patients.c.id).where(t.patients.c.patient_id == patient_id)).first():
                 return False
             conn.execute(t.patients.insert().values(patient_id=patient_id, state="open",
-                                                     created_at=datetime.now(timezone.utc).isoformat()))
+                                                     created_at=datetime.now(UTC).isoformat()))
         return True
 
     def set_patient_state(self, patient_id: str, state: str) -> bool:
@@ -96,7 +94,7 @@ class Registry:
         errors = validate_submission(sub, transaction=transaction, value_sets=self.value_sets)
         if errors.has_errors:
             return errors
-        for attempt in range(3):
+        for _attempt in range(3):
             try:
                 with self.db.write() as conn:
                     plan = self._check_against_registry(conn, objects, sub)
@@ -114,7 +112,7 @@ class Registry:
 
     # ------------------------------------------------------------------ checks needing the registry
 
-    def _lookup(self, conn: Connection, sub: Submission, uuids: set[str]) -> "_Lookup":
+    def _lookup(self, conn: Connection, sub: Submission, uuids: set[str]) -> _Lookup:
         """Everything the checks need from the registry, in one round trip.
 
         The patient's record state, which uniqueIds are taken (and a document's registered hash
@@ -135,7 +133,8 @@ class Registry:
                 .where(t.patients.c.patient_id == bindparam("patient")),
                 select(literal_column("'package'"), t.submission_sets.c.unique_id, text, text, text)
                 .where(t.submission_sets.c.unique_id.in_(uids)),
-                select(literal_column("'package'"), t.folders.c.unique_id, text, text, text).where(t.folders.c.unique_id.in_(uids)),
+                select(literal_column("'package'"), t.folders.c.unique_id, text, text, text)
+                .where(t.folders.c.unique_id.in_(uids)),
                 select(literal_column("'document'"), t.document_unique_ids.c.unique_id, t.document_unique_ids.c.hash,
                        cast(t.document_unique_ids.c.size, String), text)
                 .where(t.document_unique_ids.c.unique_id.in_(uids)),
@@ -191,8 +190,9 @@ class Registry:
                 kind, status, target_patient = target
                 if kind != "document":
                     errors.add(ErrorCode.REGISTRY_METADATA_ERROR,
-                               f"Association {a.entry_uuid}: target {a.target} of a {a.association_type.rsplit(':', 1)[-1]}"
-                               " association is not a DocumentEntry", a.entry_uuid)
+                               f"Association {a.entry_uuid}: target {a.target} of a "
+                               f"{a.association_type.rsplit(':', 1)[-1]} association is not a DocumentEntry",
+                               a.entry_uuid)
                 elif status != Status.APPROVED:
                     errors.add(ErrorCode.REGISTRY_DEPRECATED_DOCUMENT_ERROR,
                                f"Association {a.entry_uuid}: target DocumentEntry {a.target} is deprecated; "
@@ -225,7 +225,7 @@ class Registry:
             raise XDSError.from_list(errors)
         return plan
 
-    def _check_unique_ids(self, sub: Submission, found: "_Lookup", errors: ErrorList) -> set[str]:
+    def _check_unique_ids(self, sub: Submission, found: _Lookup, errors: ErrorList) -> set[str]:
         """uniqueIds must be new, except a document resubmitted with the same hash (NIST 12004).
 
         Returns the document uniqueIds already registered.

@@ -11,8 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import (BigInteger, Column, Float, Index, MetaData, String, Table, delete, func, insert,
-                        select, update)
+from sqlalchemy import BigInteger, Column, Float, Index, MetaData, String, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from repository.store import ContentRef

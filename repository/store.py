@@ -25,10 +25,10 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ContextManager, Protocol
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class DocumentStore(Protocol):
     def delete(self, ref: ContentRef) -> None:
         """Remove the bytes (no error if they are already gone)."""
 
-    def guard(self, address: str) -> ContextManager[None]:
+    def guard(self, address: str) -> AbstractContextManager[None]:
         """Mutual exclusion for reference changes of one address (see the module docstring)."""
 
     def sweep_staging(self, older_than: float = 0.0) -> int:

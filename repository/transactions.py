@@ -24,14 +24,13 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from repository.index import COMMITTED, PENDING, DocumentIndex, IndexRow
+from repository.registry_client import RegistryAnswer, RegistryGateway
+from repository.store import ContentRef, DocumentStore, StagedContent
 from xds.errors import ErrorCode, ErrorList
 from xds.metadata import DocumentEntry
 from xds.rim import RegistryObject
 from xds.vocabulary import DOC, ResponseStatus
-
-from repository.index import COMMITTED, PENDING, DocumentIndex, IndexRow
-from repository.registry_client import RegistryAnswer, RegistryGateway
-from repository.store import ContentRef, DocumentStore, StagedContent
 
 log = logging.getLogger(__name__)
 

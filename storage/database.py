@@ -9,16 +9,15 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, text
 from sqlalchemy.exc import IntegrityError
-
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
@@ -217,7 +216,8 @@ class Database:
 
         if self.is_sqlite:
             for n, (table, rows) in enumerate(batches):
-                sql, order = self._compile(conn, ("insert", n, shapes[n]), lambda: statement(n, table, rows))
+                # _compile calls the builder at once, within this iteration
+                sql, order = self._compile(conn, ("insert", n, shapes[n]), lambda: statement(n, table, rows))  # noqa: B023
                 self._execute(conn, sql, order, values)
             return
         key = ("insert-all",) + shapes

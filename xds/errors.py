@@ -63,7 +63,7 @@ class ErrorList:
         self.errors.append(RegistryError(str(code.value if isinstance(code, ErrorCode) else code), context,
                                          location, Severity.WARNING if warning else Severity.ERROR))
 
-    def extend(self, other: "ErrorList") -> None:
+    def extend(self, other: ErrorList) -> None:
         self.errors.extend(other.errors)
 
     @property
@@ -86,7 +86,7 @@ class XDSError(Exception):
         self.errors.add(code, context, location)
 
     @classmethod
-    def from_list(cls, errors: ErrorList) -> "XDSError":
+    def from_list(cls, errors: ErrorList) -> XDSError:
         first = errors.errors[0]
         exc = cls(first.code, first.context, first.location)
         exc.errors = errors

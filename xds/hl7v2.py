@@ -72,7 +72,7 @@ class CX:
     id_type: str = ""
 
     @classmethod
-    def parse(cls, value: str) -> "CX":
+    def parse(cls, value: str) -> CX:
         """Parse and check: only CX.1, CX.4 (with CX.4.2 an OID and CX.4.3 ``ISO``) and CX.5.
 
         The DMP's INS carries CX.5 = ``NH``/``INS`` (ANS CI-SIS volet structuration minimale);
@@ -104,7 +104,7 @@ class XCN:
     authority_oid: str = ""
 
     @classmethod
-    def parse(cls, value: str) -> "XCN":
+    def parse(cls, value: str) -> XCN:
         parts = value.split("^")
         parts += [""] * (10 - len(parts))
         authority = parts[8].split("&") if parts[8] else []
@@ -132,7 +132,7 @@ class XON:
     id: str = ""
 
     @classmethod
-    def parse(cls, value: str) -> "XON":
+    def parse(cls, value: str) -> XON:
         parts = value.split("^")
         return cls(parts[0], parts[9] if len(parts) > 9 else "")
 
@@ -155,7 +155,7 @@ def check_xtn(value: str) -> str | None:
     parts = value.split("^")
     if len(parts) >= 4 and parts[2] == "Internet":
         return None if parts[3] else f"XTN '{value}': Internet address (XTN.4) is empty"
-    if len(parts) >= 7 and parts[5] or len(parts) >= 7 and parts[6]:
+    if (len(parts) >= 7 and parts[5]) or (len(parts) >= 7 and parts[6]):
         return None
     if len(parts) >= 12 and parts[11]:
         return None

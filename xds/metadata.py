@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from xds.rim import LocalizedString, RegistryObject, Slot, VersionInfo
-from xds.vocabulary import AssocType, DOC, FOL, ObjectType, SS, SUBMISSION_SET_STATUS, Status
+from xds.vocabulary import DOC, FOL, SS, SUBMISSION_SET_STATUS, AssocType, ObjectType, Status
 
 CODING_SCHEME = "codingScheme"
 AUTHOR_SLOTS = ("authorPerson", "authorInstitution", "authorRole", "authorSpecialty", "authorTelecommunication")
@@ -140,7 +140,7 @@ def _common_attrs(entry, object_type: str | None) -> dict[str, str]:
         attrs["objectType"] = object_type
     if entry.status:
         attrs["status"] = entry.status
-    if getattr(entry, "logical_id", None):
+    if isinstance(entry, DocumentEntry) and entry.logical_id:
         attrs["lid"] = entry.logical_id
     if entry.home:
         attrs["home"] = entry.home
@@ -199,7 +199,7 @@ class DocumentEntry:
     limited_metadata: bool = False
 
     @classmethod
-    def from_rim(cls, o: RegistryObject) -> "DocumentEntry":
+    def from_rim(cls, o: RegistryObject) -> DocumentEntry:
         return cls(
             entry_uuid=o.id, unique_id=_external_id(o, DOC.UNIQUE_ID), patient_id=_external_id(o, DOC.PATIENT_ID),
             object_type=o.get("objectType") or "", mime_type=o.get("mimeType"), status=o.get("status"),
@@ -251,7 +251,8 @@ class DocumentEntry:
         for code in self.event_codes:
             o.classifications.append(_code_classification(me, DOC.EVENT_CODE, code))
         if self.patient_id:
-            o.external_identifiers.append(_identifier(me, DOC.PATIENT_ID, self.patient_id, "XDSDocumentEntry.patientId"))
+            o.external_identifiers.append(_identifier(me, DOC.PATIENT_ID, self.patient_id,
+                                                      "XDSDocumentEntry.patientId"))
         if self.unique_id:
             o.external_identifiers.append(_identifier(me, DOC.UNIQUE_ID, self.unique_id, "XDSDocumentEntry.uniqueId"))
         return o
@@ -278,7 +279,7 @@ class SubmissionSet:
     limited_metadata: bool = False
 
     @classmethod
-    def from_rim(cls, o: RegistryObject) -> "SubmissionSet":
+    def from_rim(cls, o: RegistryObject) -> SubmissionSet:
         return cls(
             entry_uuid=o.id, unique_id=_external_id(o, SS.UNIQUE_ID), patient_id=_external_id(o, SS.PATIENT_ID),
             source_id=_external_id(o, SS.SOURCE_ID), submission_time=o.slot_value("submissionTime"),
@@ -327,7 +328,7 @@ class Folder:
     limited_metadata: bool = False
 
     @classmethod
-    def from_rim(cls, o: RegistryObject) -> "Folder":
+    def from_rim(cls, o: RegistryObject) -> Folder:
         return cls(
             entry_uuid=o.id, unique_id=_external_id(o, FOL.UNIQUE_ID), patient_id=_external_id(o, FOL.PATIENT_ID),
             codes=_codes(o, FOL.CODE_LIST), last_update_time=o.slot_value("lastUpdateTime"), title=o.name_text(),
@@ -366,7 +367,7 @@ class Association:
     extra_slots: list[Slot] = field(default_factory=list)
 
     @classmethod
-    def from_rim(cls, o: RegistryObject) -> "Association":
+    def from_rim(cls, o: RegistryObject) -> Association:
         return cls(entry_uuid=o.id, association_type=o.get("associationType") or "",
                    source=o.get("sourceObject") or "", target=o.get("targetObject") or "",
                    submission_set_status=o.slot_value(SUBMISSION_SET_STATUS), status=o.get("status"),
@@ -407,7 +408,7 @@ class Submission:
     others: list[RegistryObject] = field(default_factory=list)
 
     @classmethod
-    def from_objects(cls, objects: list[RegistryObject]) -> "Submission":
+    def from_objects(cls, objects: list[RegistryObject]) -> Submission:
         sub = cls(objects=objects)
         ss_ids = {c.get("classifiedObject") for c in objects
                   if c.tag == "Classification" and c.get("classificationNode") == SS.CLASSIFICATION_NODE}

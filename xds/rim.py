@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from xds.vocabulary import NS_RIM, NS_LCM, q
+from xds.vocabulary import NS_LCM, NS_RIM, q
 from xds.xmlsafe import parse_bytes
 
 RIM = "{%s}" % NS_RIM
@@ -47,14 +47,14 @@ class RegistryObject:
     name: list[LocalizedString] | None = None
     description: list[LocalizedString] | None = None
     version_info: VersionInfo | None = None
-    classifications: list["RegistryObject"] = field(default_factory=list)
-    external_identifiers: list["RegistryObject"] = field(default_factory=list)
+    classifications: list[RegistryObject] = field(default_factory=list)
+    external_identifiers: list[RegistryObject] = field(default_factory=list)
     content_version_info: VersionInfo | None = None
     """Only ExtrinsicObject has it (ebRIM 3.0 ExtrinsicObjectType)."""
     element: etree._Element | None = field(default=None, compare=False, repr=False)
     """The XML this object was read from, if any: the registry stores it as it came."""
 
-    def copy(self) -> "RegistryObject":
+    def copy(self) -> RegistryObject:
         """An independent copy, cheaper than ``copy.deepcopy`` on the registration hot path."""
         return RegistryObject(
             tag=self.tag, id=self.id, attributes=dict(self.attributes),

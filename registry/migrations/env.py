@@ -1,5 +1,5 @@
 """Alembic environment of the registry tables."""
-from storage.database import alembic_env
 from registry.store.schema import metadata
+from storage.database import alembic_env
 
 alembic_env(metadata)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry.query.params import ASSOC_TYPE, CODE, INTEGER, OBJECT_TYPE, PATTERN, STATUS, STRING, TIME, O, Param, R
 from xds.vocabulary import STORED_QUERIES
-
-from registry.query.params import (ASSOC_TYPE, CODE, INTEGER, O, OBJECT_TYPE, PATTERN, R, STATUS, STRING, TIME, Param)
 
 HOME = O("$homeCommunityId")
 LEVEL = O("$MetadataLevel", INTEGER)

@@ -22,22 +22,21 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 from lxml import etree
 from sqlalchemy import Connection, bindparam, or_, select, text
 
+from registry.query.definitions import BY_NAME, QUERIES, StoredQuery
+from registry.query.params import CodeValue, Params, check_params
+from registry.store import schema as t
 from xds.errors import ErrorCode, ErrorList, XDSError
 from xds.hl7v2 import normalize_dtm
 from xds.responses import response_status
-from xds.vocabulary import AssocType, NS_RIM, ObjectType, q
+from xds.vocabulary import NS_RIM, AssocType, ObjectType, q
 from xds.xmlsafe import parse_bytes, safe_parser
-
-from registry.store import schema as t
-from registry.query.definitions import BY_NAME, QUERIES, StoredQuery
-from registry.query.params import CodeValue, Params, check_params
 
 LEAF_CLASS = "LeafClass"
 OBJECT_REF = "ObjectRef"
@@ -189,7 +188,8 @@ _SINGLE_CODES = (("$XDSDocumentEntryClassCode", "class_code"), ("$XDSDocumentEnt
                  ("$XDSDocumentEntryPracticeSettingCode", "practice_setting_code"),
                  ("$XDSDocumentEntryHealthcareFacilityTypeCode", "healthcare_facility_type_code"),
                  ("$XDSDocumentEntryFormatCode", "format_code"))
-_MULTI_CODES = (("$XDSDocumentEntryEventCodeList", "event"), ("$XDSDocumentEntryConfidentialityCode", "confidentiality"))
+_MULTI_CODES = (("$XDSDocumentEntryEventCodeList", "event"),
+                ("$XDSDocumentEntryConfidentialityCode", "confidentiality"))
 _TIMES = (("CreationTime", "creation_time"), ("ServiceStartTime", "service_start_time"),
           ("ServiceStopTime", "service_stop_time"))
 
@@ -509,8 +509,9 @@ def run_stored_query(source, query_id: str, params: dict[str, list[list[str]]], 
     Errors are returned in ``QueryResult.errors``, never raised.
     """
     if max_results is None:
-        max_results = getattr(settings, "max_query_results", DEFAULT_MAX_RESULTS)
-    home = home_community_id if home_community_id is not None else getattr(settings, "home_community_id", None)
+        max_results = settings.max_query_results if settings is not None else DEFAULT_MAX_RESULTS
+    home = home_community_id if home_community_id is not None else \
+        (settings.home_community_id if settings is not None else None)
     result = QueryResult(return_type=return_type)
     try:
         if return_type not in RETURN_TYPES:

@@ -67,7 +67,7 @@ def R(name: str, type_: str = STRING, multiple: bool = False, and_slots: bool = 
     return Param(name, type_, True, multiple, and_slots)
 
 
-def O(name: str, type_: str = STRING, multiple: bool = False, and_slots: bool = False) -> Param:
+def O(name: str, type_: str = STRING, multiple: bool = False, and_slots: bool = False) -> Param:  # noqa: E743 - R/O as in TF-2
     return Param(name, type_, False, multiple, and_slots)
 
 

@@ -9,8 +9,20 @@ Changes go through an Alembic migration in ``registry/migrations``.
 """
 from __future__ import annotations
 
-from sqlalchemy import (DDL, BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-                        UniqueConstraint, event)
+from sqlalchemy import (
+                        DDL,
+                        BigInteger,
+                        Column,
+                        Index,
+                        Integer,
+                        LargeBinary,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+                        event,
+)
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -44,7 +56,8 @@ registry_objects = Table(
 # registration and to decompress in every LeafClass answer (migration 0002).
 event.listen(registry_objects, "after_create", DDL(
     "DO $$ BEGIN IF (SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression') "
-    "THEN ALTER TABLE registry_objects ALTER COLUMN xml SET COMPRESSION lz4; END IF; END $$").execute_if(dialect="postgresql"))
+    "THEN ALTER TABLE registry_objects ALTER COLUMN xml SET COMPRESSION lz4; END IF; END $$"
+).execute_if(dialect="postgresql"))
 
 FACTS_SEPARATOR = "\x1f"
 """Between the values of ``document_entries.confidentiality_codes`` and ``author_persons`` (the

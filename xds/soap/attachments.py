@@ -215,12 +215,12 @@ class OutgoingAttachment:
     stream: Callable[[], Iterable[bytes]]
 
     @classmethod
-    def from_bytes(cls, content_id: str, content_type: str, data: bytes) -> "OutgoingAttachment":
+    def from_bytes(cls, content_id: str, content_type: str, data: bytes) -> OutgoingAttachment:
         data = bytes(data)
         return cls(content_id, content_type, lambda: (data,))
 
     @classmethod
-    def from_file(cls, content_id: str, content_type: str, path: str | os.PathLike) -> "OutgoingAttachment":
+    def from_file(cls, content_id: str, content_type: str, path: str | os.PathLike) -> OutgoingAttachment:
         def chunks() -> Iterator[bytes]:
             with open(path, "rb") as fh:
                 while chunk := fh.read(CHUNK_SIZE):
@@ -229,5 +229,5 @@ class OutgoingAttachment:
         return cls(content_id, content_type, chunks)
 
     @classmethod
-    def from_attachment(cls, content_id: str, attachment: Attachment) -> "OutgoingAttachment":
+    def from_attachment(cls, content_id: str, attachment: Attachment) -> OutgoingAttachment:
         return cls(content_id, attachment.content_type, attachment.iter_chunks)

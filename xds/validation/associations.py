@@ -1,11 +1,11 @@
 """Associations (ITI TF-3 4.2.2)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from xds.metadata import Submission
-from xds.vocabulary import ASSOCIATION_DOCUMENTATION, AssocType
 from xds.validation.core import Context, Problem, is_symbolic
+from xds.vocabulary import ASSOCIATION_DOCUMENTATION, AssocType
 
 DOCUMENT_RELATIONSHIPS = (AssocType.RPLC, AssocType.XFRM, AssocType.APND, AssocType.XFRM_RPLC)
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 from xds.metadata import Submission
-from xds.vocabulary import DOC, FOL, SS
 from xds.validation.core import Context, Problem, all_objects, classifications, identifiers
+from xds.vocabulary import DOC, FOL, SS
 
 SINGLE_CODES = {
     "DocumentEntry": (("classCode", DOC.CLASS_CODE), ("formatCode", DOC.FORMAT_CODE),

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterator
+from collections.abc import Iterator
 
 from xds.metadata import Submission
-from xds.vocabulary import DOC, FOL, SS
 from xds.validation.core import Context, Problem, classification_nodes, code_pairs
+from xds.vocabulary import DOC, FOL, SS
 
 LIMITED = {"DocumentEntry": DOC.LIMITED_METADATA, "SubmissionSet": SS.LIMITED_METADATA,
            "Folder": FOL.LIMITED_METADATA}

@@ -6,8 +6,9 @@ Nothing here holds state between calls: the Context is built for one submission.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, NamedTuple, TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from xds.errors import ErrorCode
 from xds.metadata import CODING_SCHEME, DocumentEntry, Folder, Submission, SubmissionSet
@@ -48,7 +49,7 @@ class Rule:
 class Context:
     """Lookups over one submission, built once per ``validate_submission`` call."""
     transaction: str
-    value_sets: "ValueSets | None"
+    value_sets: ValueSets | None
     objects: dict[str, RegistryObject]
     """Top-level objects by id (the first one when an id is duplicated)."""
     documents: list[tuple[DocumentEntry, RegistryObject]] = field(default_factory=list)
@@ -57,7 +58,7 @@ class Context:
 
     @classmethod
     def build(cls, sub: Submission, transaction: str = "ITI-42",
-              value_sets: "ValueSets | None" = None) -> "Context":
+              value_sets: ValueSets | None = None) -> Context:
         objects: dict[str, RegistryObject] = {}
         for o in sub.objects:
             if o.tag != "ObjectRef":  # a reference to a registry object, not part of the submission

@@ -4,13 +4,12 @@ Each rule checks a value only when it is present: absence is the business of the
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
-from xds.hl7v2 import (CX, INTEGER_RE, LANGUAGE_RE, MIME_RE, SHA1_RE, XCN, XON, check_xtn, dtm_bounds, is_dtm,
-                     is_oid)
+from xds.hl7v2 import CX, INTEGER_RE, LANGUAGE_RE, MIME_RE, SHA1_RE, XCN, XON, check_xtn, dtm_bounds, is_dtm, is_oid
 from xds.metadata import CODING_SCHEME, REFERENCE_ID_LIST, Submission
-from xds.vocabulary import DOC, FOL, SS
 from xds.validation.core import Context, Problem, classifications, identifiers
+from xds.vocabulary import DOC, FOL, SS
 
 CODE_SCHEMES = {
     "DocumentEntry": (("classCode", DOC.CLASS_CODE), ("confidentialityCode", DOC.CONFIDENTIALITY_CODE),

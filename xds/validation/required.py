@@ -10,14 +10,14 @@ for ITI-42 only and apply to stable DocumentEntries (an On-Demand entry has none
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from xds.errors import ErrorCode
 from xds.metadata import Submission
 from xds.rim import RegistryObject
-from xds.vocabulary import DOC, FOL, ObjectType, SS
 from xds.validation.core import Context, Problem, Rule, classifications, identifiers
+from xds.vocabulary import DOC, FOL, SS, ObjectType
 
 Present = Callable[[RegistryObject], bool]
 
@@ -91,7 +91,7 @@ def _checker(req: Required):
     def check(sub: Submission, ctx: Context) -> Iterator[Problem]:
         pairs = {"document_entry": ctx.documents, "submission_set": ctx.submission_sets,
                  "folder": ctx.folders}[req.owner]
-        for model, o in pairs:
+        for _model, o in pairs:
             if req.stable_only and o.get("objectType") != ObjectType.STABLE_DOCUMENT:
                 continue
             if not req.present(o):

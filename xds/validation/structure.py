@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 from xds.metadata import Submission
-from xds.vocabulary import AssocType, ObjectType, SUBMISSION_SET_STATUS
-from xds.validation.core import (ORIGINAL, REFERENCE, Context, Problem, all_objects, is_folder_package,
-                   is_submission_set_package, is_symbolic)
+from xds.validation.core import (
+    ORIGINAL,
+    REFERENCE,
+    Context,
+    Problem,
+    all_objects,
+    is_folder_package,
+    is_submission_set_package,
+    is_symbolic,
+)
+from xds.vocabulary import SUBMISSION_SET_STATUS, AssocType, ObjectType
 
 
 def exactly_one_submission_set(sub: Submission, ctx: Context) -> Iterator[Problem]:

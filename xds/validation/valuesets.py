@@ -1,10 +1,10 @@
 """Affinity-domain value sets (ITI TF-1 10.4.4.1; codes of TF-3 4.2.3.1.2), loadable from IHE SVS XML."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from lxml import etree
 
@@ -36,7 +36,7 @@ class ValueSets:
         return allowed is None or (code, scheme) in allowed
 
     @classmethod
-    def from_svs_files(cls, files: Mapping[str, Iterable[str | PathLike[str]]]) -> "ValueSets":
+    def from_svs_files(cls, files: Mapping[str, Iterable[str | PathLike[str]]]) -> ValueSets:
         """Read IHE SVS ``RetrieveValueSetResponse``/``ValueSet`` files (ITI TF-2 3.48): each ``Concept``'s
         ``code`` and ``codeSystem`` join the attribute's set. Several files for one attribute are merged."""
         codes: dict[str, set[Code]] = {}
