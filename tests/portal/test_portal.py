@@ -24,6 +24,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 PASSWORD = "correct horse battery"
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 PHONE, DESKTOP = {"width": 390, "height": 844}, {"width": 1280, "height": 900}
+API_TOKEN = "portal-tests-api-token-0123456789"
+"""The JSON API's token (``access_api_token``): the API has no anonymous access, even from loopback."""
 PROS = {"pro-a": ("810000000011", "Dr Alice Authorisée"), "pro-t": ("810000000022", "Dr Thomas Traitant"),
         "pro-b": ("810000000033", "Dr Bruno Bloqué"), "pro-e": ("810000000044", "Dr Émile Urgentiste")}
 
@@ -44,7 +46,7 @@ def portal(request, tmp_path_factory):
     server = start_server(tmp / "data", url, "--access-policy", "dmp",
                           env={"XDS_PORTAL_OIDC_ISSUER": oidc.issuer, "XDS_PORTAL_OIDC_CLIENT_ID": "dmp-portal",
                                "XDS_PORTAL_OIDC_CLIENT_SECRET": "s3cret-client", "XDS_PORTAL_OIDC_NAME": "Fake IdP",
-                               "XDS_AUDIT_FORWARD": ""})
+                               "XDS_AUDIT_FORWARD": "", "XDS_ACCESS_API_TOKEN": API_TOKEN})
     os.environ["PORTAL_TEST_PW"] = PASSWORD
     for login, (rpps, name) in PROS.items():
         server.xds("portal", "user", "add", "--role", "professional", "--login", login, "--professional-id", rpps,
@@ -76,7 +78,8 @@ def new_patient(server, login_prefix: str = "pat") -> tuple[str, str]:
 
 
 def api(server, method: str, path: str, payload=None):
-    r = requests.request(method, server.base_url + "/dmp/api" + path, json=payload, timeout=30)
+    r = requests.request(method, server.base_url + "/dmp/api" + path, json=payload, timeout=30,
+                         headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert r.status_code == 200, r.text
     return r.json()
 
