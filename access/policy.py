@@ -687,31 +687,40 @@ class AccessPolicy:
                            conn=None) -> list[tuple[str, str]]:
         """(association entryUUID, referenced uuid) for each registered object a submission's
         associations act on that the caller may not act on (:func:`may_amend`,
-        :func:`may_file_into`); the registry answers them exactly as unknown entryUUIDs.
+        :func:`may_file_into`) or name as a member (:meth:`Decision.sees`); the registry answers
+        them exactly as unknown entryUUIDs.
 
         Replacing, transforming, appending to or signing a document changes what every reader of
         the record sees (a replaced document is Deprecated, ITI TF-3 4.1.6.1); adding to a folder
-        changes what the folder shows. A refused reference is reported to the audit trail.
+        changes what the folder shows; a registered document named as a member of a new Folder or
+        SubmissionSet (ITI TF-3 4.1.4) would, if accepted, confirm that a document hidden from the
+        caller exists. A refused reference is reported to the audit trail.
         """
         if not self.is_dmp:
             return []
         amended = {a.target for a in associations if a.is_relationship and a.target not in in_message}
         filed = {a.source for a in associations
                  if a.association_type == AssocType.HAS_MEMBER and a.source not in in_message}
-        if not amended and not filed:
+        referenced = {a.target for a in associations
+                      if a.association_type == AssocType.HAS_MEMBER and a.target not in in_message}
+        if not amended and not filed and not referenced:
             return []
         if conn is None:
             with self.database.quick_read() as conn:
                 return self.refused_references(caller, associations, in_message, conn)
         known: dict[str, Decision] = {}
-        docs = document_facts(conn, uuids=amended) if amended else {}
+        docs = document_facts(conn, uuids=amended | referenced) if amended or referenced else {}
         packages = {u: pid for u, (kind, pid) in registry_facts.object_patients(conn, filed).items()
                     if kind in PACKAGE_KINDS} if filed else {}
         for pid in {d.patient_id for d in docs.values()} | set(packages.values()):
             self.decide(caller, pid, READ, conn, known=known)
         refused: list[tuple[str, str]] = []
         for a in associations:
-            if a.target in docs and not may_amend(known[docs[a.target].patient_id], docs[a.target]):
+            target = docs.get(a.target)
+            if target is not None and a.is_relationship and not may_amend(known[target.patient_id], target):
+                refused.append((a.entry_uuid, a.target))
+            elif target is not None and a.association_type == AssocType.HAS_MEMBER \
+                    and not known[target.patient_id].sees(target):
                 refused.append((a.entry_uuid, a.target))
             elif a.source in packages and a.association_type == AssocType.HAS_MEMBER:
                 pid = packages[a.source]
@@ -719,7 +728,7 @@ class AccessPolicy:
                     refused.append((a.entry_uuid, a.source))
         for association, ref in refused:
             self._alert(caller, f"submission refused: association {association} acts on {ref}, which the caller "
-                                "may not amend or file into", "restricted",
+                                "may not amend, file into or see", "restricted",
                         docs[ref].patient_id if ref in docs else packages.get(ref))
         return refused
 
