@@ -211,9 +211,10 @@ def may_amend(decision: Decision, target: DocumentFacts) -> bool:
 def may_file_into(decision: Decision, folder_visible: bool) -> bool:
     """Write rule: add a document to an existing Folder (HasMember from the Folder, ITI TF-3
     4.1.5): a caller who sees the folder and holds a view of the whole record (treating
-    physician, authorised professional, emergency access, the patient), not one limited to
-    their own documents."""
-    return decision.allowed and folder_visible and decision.view in (ALL, FULL, STANDARD, PATIENT_VIEW)
+    physician, authorised professional, emergency access, the patient or her legal
+    representative, who acts for her), not one limited to their own documents."""
+    return decision.allowed and folder_visible and decision.view in (ALL, FULL, STANDARD, PATIENT_VIEW,
+                                                                     REPRESENTATIVE_VIEW)
 
 
 # ----------------------------------------------------------------------------- facts from the registry
@@ -354,14 +355,14 @@ class AccessPolicy:
     def __init__(self, settings, database, store: AccessStore | None = None, xua=None,
                  alert: AlertSink = log_alert) -> None:
         self.settings = settings
-        self.mode = getattr(settings, "access_policy", "open") or "open"
+        self.mode = settings.access_policy or "open"
         if self.mode not in ("open", "dmp"):
             raise ValueError(f"access_policy must be 'open' or 'dmp', not {self.mode!r}")
         self.database = database
         self.store = store or AccessStore(database)
         self.xua = xua
         self.alert = alert
-        self.care_team_may_submit = bool(getattr(settings, "care_team_may_submit", True))
+        self.care_team_may_submit = settings.care_team_may_submit
 
     @property
     def is_dmp(self) -> bool:
@@ -412,7 +413,7 @@ class AccessPolicy:
 
     @property
     def xua_required(self) -> bool:
-        value = str(getattr(self.settings, "xua_required", "auto")).strip().lower()
+        value = str(self.settings.xua_required).strip().lower()
         if value in ("", "auto"):
             return self.is_dmp
         return value in ("1", "true", "yes", "on")

@@ -107,3 +107,11 @@ def test_may_file_into_not_with_a_view_of_own_documents_only():
     assert not may_file_into(professional(AUTHOR, authored=True), folder_visible=True)
     assert not may_file_into(decide(Caller(user_id=STRANGER, kind="professional"), RECORD, "submit"),
                              folder_visible=True)
+
+
+def test_may_file_into_for_the_legal_representative_who_acts_for_the_patient():
+    """A legal representative (resource-id = the patient) files for the patient, as she would."""
+    representative = decide(Caller(user_id="REP-0001", kind="legal_representative", patient_id=RECORD.patient_id),
+                            RECORD)
+    assert representative.allowed
+    assert may_file_into(representative, folder_visible=True)
