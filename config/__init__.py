@@ -157,7 +157,7 @@ def _tokens(value: Any) -> dict[str, str]:
     return dict(value)
 
 
-def load_settings(config_file: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
+def load_settings(config_file: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None,
                   **overrides: Any) -> Settings:
     """Build the settings; ``overrides`` (from command-line flags) whose value is None are ignored."""
     env = os.environ if environ is None else environ

@@ -9,22 +9,34 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, text
+from sqlalchemy import Connection, Dialect, Engine, Insert, MetaData, Table, bindparam, create_engine, event, text
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+if TYPE_CHECKING:
+    import sqlite3
+
+Values = dict[str, Any]
+"""Bound parameters by name."""
+Key = tuple[object, ...]
+"""What names one statement shape in the compiled-statement cache."""
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
     engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=False)
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record) -> None:
+    def _connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -52,7 +64,20 @@ itself (the last ~0.6 s, 3 x ``wal_writer_delay``) is bounded and said where it 
 audit outbox (``audit_sync_commit``) and the XUA replay check (``xua_replay_sync_commit``)."""
 
 
-def driver_execute(conn: Connection, sql: str, values: dict) -> tuple[list[tuple], int]:
+def _cursor(conn: Connection) -> DBAPICursor:
+    """A cursor of the driver's own connection (``conn`` is checked out: it holds one)."""
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None, "a checked-out connection has its DBAPI connection"
+    return dbapi_connection.cursor()
+
+
+def _integrity_error(dialect: Dialect) -> type[Exception]:
+    """The driver's IntegrityError (every dialect we run on has its DBAPI module loaded)."""
+    assert dialect.dbapi is not None, "the dialect's DBAPI module is loaded"
+    return dialect.dbapi.IntegrityError
+
+
+def driver_execute(conn: Connection, sql: str, values: Values) -> tuple[Sequence[Any], int]:
     """(rows, rowcount) of one hot-path statement, run by the driver itself on PostgreSQL.
 
     ``sql`` names its parameters ``:name`` and takes a list only as ``= ANY(:name)``. On
@@ -62,11 +87,11 @@ def driver_execute(conn: Connection, sql: str, values: dict) -> tuple[list[tuple
     if conn.dialect.name != "postgresql":
         result = conn.execute(text(sql), values)
         return (result.all() if result.returns_rows else []), result.rowcount
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = _cursor(conn)
     try:
         try:
             cursor.execute(_pyformat(sql), values)
-        except conn.dialect.dbapi.IntegrityError as exc:
+        except _integrity_error(conn.dialect) as exc:
             raise IntegrityError(sql, None, exc) from exc
         return (cursor.fetchall() if cursor.description is not None else []), cursor.rowcount
     finally:
@@ -95,7 +120,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self._compiled: dict[tuple, tuple[str, tuple | None]] = {}
+        self._compiled: dict[Key, tuple[str, tuple[str, ...] | None]] = {}
         self._integrity_errors: tuple[type[Exception], ...] = ()
         if self.is_sqlite:
             self.writer = _sqlite_engine(url, immediate=True)
@@ -105,7 +130,7 @@ class Database:
             # restart, fail-over) fails one request and SQLAlchemy then invalidates the whole pool.
             self.writer = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False, pool_recycle=3600)
             self.reader = self.writer
-        self._integrity_errors = (self.writer.dialect.dbapi.IntegrityError,)
+        self._integrity_errors = (_integrity_error(self.writer.dialect),)
 
     @contextmanager
     def write(self, sync_commit: bool = True) -> Iterator[Connection]:
@@ -164,17 +189,20 @@ class Database:
             if conn.in_transaction():
                 conn.commit()
 
-    def _compile(self, conn: Connection, key: tuple, build) -> tuple[str, tuple | None]:
+    def _compile(self, conn: Connection, key: Key,
+                 build: Callable[[], ClauseElement]) -> tuple[str, tuple[str, ...] | None]:
         compiled = self._compiled.get(key)
         if compiled is None:
             stmt = build().compile(dialect=conn.dialect)
+            assert isinstance(stmt, SQLCompiler), "a statement compiles with the dialect's SQL compiler"
             order = stmt.positiontup
             compiled = (str(stmt), tuple(order) if order else None)
             if len(self._compiled) < 4096:
                 self._compiled[key] = compiled
         return compiled
 
-    def fetch(self, conn: Connection, key: tuple, build, values: dict) -> list[tuple]:
+    def fetch(self, conn: Connection, key: Key, build: Callable[[], ClauseElement],
+              values: Values) -> Sequence[Any]:
         """Run the statement ``build()`` makes (compiled once per ``key``) with bound ``values``.
 
         For hot paths only: the statement must name every parameter with ``bindparam`` and the
@@ -182,18 +210,18 @@ class Database:
         """
         sql, order = self._compile(conn, key, build)
         params = tuple(values[name] for name in order) if order else values
-        cursor = conn.connection.dbapi_connection.cursor()
+        cursor = _cursor(conn)
         try:
             cursor.execute(sql, params)
             return cursor.fetchall()
         finally:
             cursor.close()
 
-    def insert_rows(self, conn: Connection, table: Table, rows: list[dict]) -> None:
+    def insert_rows(self, conn: Connection, table: Table, rows: list[Values]) -> None:
         """INSERT ``rows`` into ``table``: see :meth:`insert_many`."""
         self.insert_many(conn, [(table, rows)])
 
-    def insert_many(self, conn: Connection, batches: list[tuple[Table, list[dict]]]) -> None:
+    def insert_many(self, conn: Connection, batches: list[tuple[Table, list[Values]]]) -> None:
         """INSERT rows into several tables in as few round trips as the database allows.
 
         Each table's rows form one multi-row INSERT; on PostgreSQL all of them travel as one
@@ -209,7 +237,7 @@ class Database:
         values = {f"t{n}_{i}_{j}": row[k] for n, (table, rows) in enumerate(batches)
                   for i, row in enumerate(rows) for j, k in enumerate(rows[0])}
 
-        def statement(n: int, table: Table, rows: list[dict]):
+        def statement(n: int, table: Table, rows: list[Values]) -> Insert:
             keys = list(rows[0])
             return table.insert().values([{k: bindparam(f"t{n}_{i}_{j}") for j, k in enumerate(keys)}
                                           for i in range(len(rows))])
@@ -220,7 +248,7 @@ class Database:
                 sql, order = self._compile(conn, ("insert", n, shapes[n]), lambda: statement(n, table, rows))  # noqa: B023
                 self._execute(conn, sql, order, values)
             return
-        key = ("insert-all",) + shapes
+        key: Key = ("insert-all",) + shapes
         compiled = self._compiled.get(key)
         if compiled is None:
             parts = [str(statement(n, table, rows).compile(dialect=conn.dialect))
@@ -232,9 +260,9 @@ class Database:
                 self._compiled[key] = compiled
         self._execute(conn, compiled[0], None, values)
 
-    def _execute(self, conn: Connection, sql: str, order: tuple | None, values: dict) -> None:
+    def _execute(self, conn: Connection, sql: str, order: tuple[str, ...] | None, values: Values) -> None:
         params = tuple(values[name] for name in order) if order else values
-        cursor = conn.connection.dbapi_connection.cursor()
+        cursor = _cursor(conn)
         try:
             cursor.execute(sql, params)
         except self._integrity_errors as exc:
@@ -248,16 +276,16 @@ class Database:
             self.reader.dispose()
 
 
-def alembic_env(metadata, version_table: str = "alembic_version") -> None:
+def alembic_env(metadata: MetaData, version_table: str = "alembic_version") -> None:
     """The body of every actor's ``migrations/env.py``: run against the connection that
     :meth:`Database.migrate` hands over, looking only at the actor's own tables (the others share
     the database and migrate on their own)."""
     config = context.config
 
-    def include(obj, name, type_, reflected, compare_to) -> bool:
+    def include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
         return type_ != "table" or name in metadata.tables
 
-    def run(conn) -> None:
+    def run(conn: Connection) -> None:
         context.configure(connection=conn, target_metadata=metadata, version_table=version_table,
                           include_object=include, render_as_batch=conn.dialect.name == "sqlite")
         with context.begin_transaction():
@@ -267,6 +295,9 @@ def alembic_env(metadata, version_table: str = "alembic_version") -> None:
     if connection is not None:
         run(connection)
     else:
-        with create_engine(config.get_main_option("sqlalchemy.url")).connect() as conn:
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("the Alembic configuration names no sqlalchemy.url")
+        with create_engine(url).connect() as conn:
             run(conn)
             conn.commit()

@@ -7,6 +7,7 @@ the actors never look at HTTP or SOAP headers themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,13 @@ class Caller:
         return self.access_mode in ("bris_de_glace", "centre_15")
 
 
-def caller_from_environ(environ: dict) -> Caller:
-    """What the HTTP layer alone tells: address, TLS peer and the URL called."""
+def caller_from_environ(environ: dict[str, Any]) -> Caller:
+    """What the HTTP layer alone tells: address, TLS peer and the URL called.
+
+    The URL is the server's own (PEP 3333 SERVER_NAME and SERVER_PORT), never the Host header,
+    which the client writes: it becomes the audit record's Destination participant."""
     scheme = environ.get("wsgi.url_scheme", "http")
-    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     return Caller(remote_addr=environ.get("REMOTE_ADDR"), node_subject=environ.get("xds.peer_subject"),
                   endpoint=f"{scheme}://{host}{path}")

@@ -1,6 +1,7 @@
 """XDS error codes (ITI TF-3 table 4.2.4.1-2) and the registry error list carried in responses."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -73,7 +74,7 @@ class ErrorList:
     def __bool__(self) -> bool:
         return bool(self.errors)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[RegistryError]:
         return iter(self.errors)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
 OID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$")
 """The lexical OID of ITI TF-2x Appendix B: dotted decimal arcs without leading zeros.
@@ -20,15 +21,15 @@ SHA1_RE = re.compile(r"^[0-9a-fA-F]{40}$")
 INTEGER_RE = re.compile(r"^[0-9]+$")
 
 
-def is_oid(value: str | None, max_length: int = 64) -> bool:
-    return bool(value) and len(value) <= max_length and OID_RE.match(value) is not None
+def is_oid(value: str | None, max_length: int = 64) -> TypeGuard[str]:
+    return bool(value and len(value) <= max_length and OID_RE.match(value) is not None)
 
 
-def is_uuid_urn(value: str | None) -> bool:
-    return bool(value) and UUID_URN_RE.match(value) is not None
+def is_uuid_urn(value: str | None) -> TypeGuard[str]:
+    return bool(value and UUID_URN_RE.match(value) is not None)
 
 
-def is_dtm(value: str | None) -> bool:
+def is_dtm(value: str | None) -> TypeGuard[str]:
     """DTM as XDS restricts it: UTC, precision from year to second (TF-3 4.2.3.1.7 Table 4.2.3.1.7-2)."""
     if not value:
         return False

@@ -128,13 +128,14 @@ def _identifier(owner: str, scheme: str, value: str, name: str) -> RegistryObjec
                           name=_ls(name))
 
 
-def _slot(slots: list[Slot], name: str, value) -> None:
+def _slot(slots: list[Slot], name: str, value: object) -> None:
     if value is None or value == [] or value == "":
         return
     slots.append(Slot(name, [str(v) for v in value] if isinstance(value, list) else [str(value)]))
 
 
-def _common_attrs(entry, object_type: str | None) -> dict[str, str]:
+def _common_attrs(entry: DocumentEntry | SubmissionSet | Folder | Association,
+                  object_type: str | None) -> dict[str, str]:
     attrs: dict[str, str] = {}
     if object_type:
         attrs["objectType"] = object_type
@@ -147,7 +148,8 @@ def _common_attrs(entry, object_type: str | None) -> dict[str, str]:
     return attrs
 
 
-def _registry_package(entry, slots: list[Slot], node_id: str) -> tuple[RegistryObject, RegistryObject]:
+def _registry_package(entry: SubmissionSet | Folder, slots: list[Slot],
+                      node_id: str) -> tuple[RegistryObject, RegistryObject]:
     """A SubmissionSet's or Folder's RegistryPackage and the Classification that says which it is
     (TF-3 4.1.9.1, 4.2.3.3, 4.2.3.4)."""
     package = RegistryObject(tag="RegistryPackage", id=entry.entry_uuid,

@@ -8,6 +8,7 @@ The XDS meaning is given by :mod:`xds.metadata`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from lxml import etree
 
@@ -138,7 +139,8 @@ def parse_slot(el: etree._Element) -> Slot:
 def parse_object(el: etree._Element) -> RegistryObject:
     """Read one ebRIM 3.0 registry object element (ExtrinsicObject, RegistryPackage, ...)."""
     tag = etree.QName(el).localname
-    obj = RegistryObject(tag=tag, id=el.get("id", ""), attributes={k: v for k, v in el.attrib.items() if k != "id"},
+    attrib = cast(dict[str, str], el.attrib)  # lxml-stubs type attribute names and values as str | bytes
+    obj = RegistryObject(tag=tag, id=el.get("id", ""), attributes={k: v for k, v in attrib.items() if k != "id"},
                          element=el)
     for child in el:
         if not isinstance(child.tag, str):
@@ -249,12 +251,12 @@ def nest_free_standing(objects: list[RegistryObject]) -> list[RegistryObject]:
     by_id = {o.id: o for o in objects if o.tag not in ("Classification", "ExternalIdentifier", "ObjectRef")}
     out = []
     for o in objects:
-        if o.tag == "Classification" and o.get("classifiedObject") in by_id:
-            parent = by_id[o.get("classifiedObject")]
+        if o.tag == "Classification" and (classified := o.get("classifiedObject")) in by_id:
+            parent = by_id[classified]
             parent.classifications.append(o)
             _adopt(parent, o, before=(RIM + "ExternalIdentifier", RIM + "ContentVersionInfo"))
-        elif o.tag == "ExternalIdentifier" and o.get("registryObject") in by_id:
-            parent = by_id[o.get("registryObject")]
+        elif o.tag == "ExternalIdentifier" and (identified := o.get("registryObject")) in by_id:
+            parent = by_id[identified]
             parent.external_identifiers.append(o)
             _adopt(parent, o, before=(RIM + "ContentVersionInfo",))
         else:

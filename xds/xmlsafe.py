@@ -19,6 +19,6 @@ class UnsafeXML(ValueError):
 def parse_bytes(data: bytes) -> etree._Element:
     """Parse ``data`` or raise ``UnsafeXML``/``etree.XMLSyntaxError``; a DOCTYPE is always refused."""
     root = etree.fromstring(data, safe_parser())
-    if root.getroottree().docinfo.doctype:
+    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]  # lxml-stubs' DocInfo lacks doctype
         raise UnsafeXML("DTDs are not allowed")
     return root

@@ -8,13 +8,16 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote, unquote
 
 from lxml import etree
 
 from xds.soap.faults import SoapFault
 from xds.soap.namespaces import NS_XOP, qname
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 SPOOL_THRESHOLD = 1024 * 1024  # parts above 1 MiB live in a temporary file
 CHUNK_SIZE = 64 * 1024
@@ -70,13 +73,14 @@ class _PositionalReader(io.RawIOBase):
         self._pos = max(0, base + offset)
         return self._pos
 
-    def readinto(self, buffer) -> int:
-        want = min(len(buffer), self._size - self._pos)
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
+        want = min(len(view), self._size - self._pos)
         if want <= 0:
             return 0
         data = os.pread(self._fd, want, self._pos)
         n = len(data)
-        buffer[:n] = data
+        view[:n] = data
         self._pos += n
         return n
 
@@ -220,7 +224,7 @@ class OutgoingAttachment:
         return cls(content_id, content_type, lambda: (data,))
 
     @classmethod
-    def from_file(cls, content_id: str, content_type: str, path: str | os.PathLike) -> OutgoingAttachment:
+    def from_file(cls, content_id: str, content_type: str, path: str | os.PathLike[str]) -> OutgoingAttachment:
         def chunks() -> Iterator[bytes]:
             with open(path, "rb") as fh:
                 while chunk := fh.read(CHUNK_SIZE):

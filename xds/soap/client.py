@@ -7,6 +7,7 @@ mustUnderstand, a MessageID, ReplyTo anonymous.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from lxml import etree
@@ -44,7 +45,7 @@ def content_type(action: str) -> str:
     return f'application/soap+xml; charset=UTF-8; action="{action}"'
 
 
-def encode_request(action: str, to: str, body: etree._Element, **kw) -> tuple[bytes, dict[str, str]]:
+def encode_request(action: str, to: str, body: etree._Element, **kw: Any) -> tuple[bytes, dict[str, str]]:
     env = request_envelope(action, to, body, **kw)
     return etree.tostring(env, xml_declaration=True, encoding="UTF-8"), {"Content-Type": content_type(action)}
 
@@ -60,7 +61,7 @@ class SoapReply:
     def is_fault(self) -> bool:
         return self.body is not None and self.body.tag == _q(NS_SOAP12, "Fault")
 
-    def fault_reason(self) -> str:
+    def fault_reason(self) -> str | None:
         text = self.body.find(f"{_q(NS_SOAP12, 'Reason')}/{_q(NS_SOAP12, 'Text')}") if self.body is not None else None
         return text.text if text is not None else ""
 
@@ -73,7 +74,7 @@ def decode_reply(http_status: int, data: bytes) -> SoapReply:
 
 
 def call(url: str, action: str, body: etree._Element, session: requests.Session | None = None,
-         timeout: float = 60.0, **kw) -> SoapReply:
+         timeout: float = 60.0, **kw: Any) -> SoapReply:
     """POST one plain SOAP 1.2 request and parse the answer (raises ``requests`` errors as is)."""
     data, headers = encode_request(action, url, body, **kw)
     http = session or requests

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from lxml import etree
 
@@ -23,7 +24,7 @@ class SoapRequest:
     message_id: str | None
     reply_to: str | None
     attachments: dict[str, Attachment]
-    environ: dict
+    environ: dict[str, Any]
     mtom: bool = False
     _decoded: list[Attachment] = field(default_factory=list, repr=False, compare=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from lxml import etree
 
@@ -16,8 +17,9 @@ _ELEMENT_START = re.compile(rb"<[A-Za-z_:\x80-\xff]")
 class _RefuseExternal(etree.Resolver):
     """Resolve every external reference to nothing: nothing is ever read."""
 
-    def resolve(self, url, pubid, context):  # noqa: D401 - lxml API
-        return self.resolve_string("", context)
+    # lxml calls resolve(system_url, public_id, context); lxml-stubs omit the context
+    def resolve(self, url: str, pubid: str, context: Any) -> Any:  # type: ignore[override]
+        return self.resolve_string("", context, base_url=None)
 
 
 def safe_parser() -> etree.XMLParser:
@@ -62,7 +64,8 @@ def parse_xml(data: bytes) -> etree._Element:
     except etree.XMLSyntaxError as exc:
         raise SoapFault("Sender", f"request is not well-formed XML: {exc}") from None
     docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+    # lxml-stubs' DocInfo lacks doctype
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:  # type: ignore[union-attr]
         # Reached for encodings the byte scan above cannot see (UTF-16 ...).
         raise SoapFault("Sender", "DTDs are not allowed")
     return root

@@ -20,7 +20,7 @@ from xds.validation import cardinality as C
 from xds.validation import consistency as X
 from xds.validation import formats as F
 from xds.validation import structure as S
-from xds.validation.core import TRANSACTIONS, Context, Problem, Rule
+from xds.validation.core import TRANSACTIONS, Check, Context, Problem, Rule
 from xds.validation.required import required_rules
 from xds.validation.valuesets import ValueSets
 
@@ -29,7 +29,7 @@ __all__ = ["validate_submission", "ValueSets", "RULES", "Rule", "Problem", "Cont
 META = ErrorCode.REGISTRY_METADATA_ERROR
 
 
-def _rule(check, code: ErrorCode = META, transactions: tuple[str, ...] = TRANSACTIONS) -> Rule:
+def _rule(check: Check, code: ErrorCode = META, transactions: tuple[str, ...] = TRANSACTIONS) -> Rule:
     return Rule(check.__name__, code, check, transactions)
 
 

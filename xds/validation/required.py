@@ -10,13 +10,13 @@ for ITI-42 only and apply to stable DocumentEntries (an On-Demand entry has none
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from xds.errors import ErrorCode
 from xds.metadata import Submission
 from xds.rim import RegistryObject
-from xds.validation.core import Context, Problem, Rule, classifications, identifiers
+from xds.validation.core import Check, Context, Problem, Rule, classifications, identifiers
 from xds.vocabulary import DOC, FOL, SS, ObjectType
 
 Present = Callable[[RegistryObject], bool]
@@ -87,11 +87,11 @@ REQUIRED: tuple[Required, ...] = (
 _LABEL = {"document_entry": "DocumentEntry", "submission_set": "SubmissionSet", "folder": "Folder"}
 
 
-def _checker(req: Required):
+def _checker(req: Required) -> Check:
     def check(sub: Submission, ctx: Context) -> Iterator[Problem]:
-        pairs = {"document_entry": ctx.documents, "submission_set": ctx.submission_sets,
-                 "folder": ctx.folders}[req.owner]
-        for _model, o in pairs:
+        owners: dict[str, Sequence[tuple[object, RegistryObject]]] = {
+            "document_entry": ctx.documents, "submission_set": ctx.submission_sets, "folder": ctx.folders}
+        for _model, o in owners[req.owner]:
             if req.stable_only and o.get("objectType") != ObjectType.STABLE_DOCUMENT:
                 continue
             if not req.present(o):

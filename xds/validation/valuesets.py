@@ -51,7 +51,7 @@ def read_svs(path: str | PathLike[str]) -> set[Code]:
     """(code, codeSystem) of every ``svs:Concept`` of one SVS file; an empty file set is an error."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     root = etree.fromstring(Path(path).read_bytes(), parser)
-    if root.getroottree().docinfo.doctype:
+    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]  # lxml-stubs' DocInfo lacks doctype
         raise ValueError(f"{path}: DTDs are not allowed in SVS files")
     found = {(c.get("code", ""), c.get("codeSystem", "")) for c in root.iter("{%s}Concept" % NS_SVS)}
     found.discard(("", ""))
