@@ -286,3 +286,11 @@ def test_a_request_refused_at_the_soap_edge_is_a_security_alert_naming_the_node(
     assert_valid(alerts[0])
     text = etree.tostring(alerts[0]).decode()
     assert "SOAP request" in text and "127.0.0.1" in text
+
+
+def test_the_audited_endpoint_is_the_server_s_own_never_the_host_header():
+    """A client-written Host header must not reach the audit trail as the Destination."""
+    from xds.context import caller_from_environ
+    caller = caller_from_environ({"wsgi.url_scheme": "https", "SERVER_NAME": "xds.example.org", "SERVER_PORT": "443",
+                                  "HTTP_HOST": "evil.example\r\nX: y", "SCRIPT_NAME": "/registry", "PATH_INFO": ""})
+    assert caller.endpoint == "https://xds.example.org:443/registry"
