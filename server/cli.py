@@ -9,6 +9,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import TextIO
 from pathlib import Path
 
 from config import Settings, load_settings
@@ -147,9 +148,17 @@ EXTENSIONS = ("server.commands.client", "server.commands.audit", "server.command
 """Modules that add their own ``xds`` commands: ``add_commands(subparsers, add_common_options)``."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(stream: TextIO | None = None) -> None:
+    """One line per record on standard error, every value that came from a request escaped
+    (:mod:`xds.logsafe`): a newline or a NUL in a query value cannot forge a line (OWASP log
+    injection)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=stream, force=stream is not None)
     logsafe.install(logging.getLogger())
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     args = build_parser().parse_args(argv)
     return args.func(args)
 
