@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, text
+from sqlalchemy import Connection, Executable, bindparam, or_, select, text
 
 from registry.store import schema as t
 from storage import driver_execute
@@ -40,6 +41,12 @@ patient's decisions, one round trip per request (benchmarks/query.py, issue 6)."
 def author_id(person: str) -> str:
     """The national id of an authorPerson XCN (its first component, ITI TF-3 4.2.3.1.4)."""
     return person.split("^", 1)[0].strip()
+
+
+def _rows(conn: Connection, statement: Executable, values: dict[str, Any] | None = None) -> Iterable[Any]:
+    """The rows of ``statement``, to unpack: the schema's columns are ``Column[Any]``, whose
+    rows mypy unpacks as ``object`` values."""
+    return conn.execute(statement, values)
 
 
 _ENTRIES_BY = {
@@ -76,7 +83,7 @@ def entry_facts(conn: Connection, *, uuids: Iterable[str] | None = None,
     people: dict[str, set[str]] = {}
     for i in range(0, len(values), _CHUNK):
         chunk = {"ids": values[i:i + _CHUNK]}
-        rows = driver_execute(conn, _FACTS_PG[key], chunk)[0] if postgres else conn.execute(_FACTS[key], chunk)
+        rows = driver_execute(conn, _FACTS_PG[key], chunk)[0] if postgres else _rows(conn, _FACTS[key], chunk)
         for k, uuid, v, w in rows:
             if k == "e":
                 entries[uuid] = (v, w)
@@ -110,7 +117,7 @@ def package_members(conn: Connection, packages: Iterable[str]) -> dict[str, set[
                 .join(de, de.c.uuid == assoc.c.target)
                 .where(assoc.c.source.in_(ids[i:i + _CHUNK]),
                        assoc.c.association_type == AssocType.HAS_MEMBER))
-        for source, target in conn.execute(stmt):
+        for source, target in _rows(conn, stmt):
             out[source].add(target)
     return out
 
@@ -122,7 +129,7 @@ def object_authors(conn: Connection, uuids: Iterable[str]) -> dict[str, frozense
     for i in range(0, len(ids), _CHUNK):
         stmt = select(t.entry_authors.c.entry_uuid, t.entry_authors.c.person) \
             .where(t.entry_authors.c.entry_uuid.in_(ids[i:i + _CHUNK]))
-        for uuid, person in conn.execute(stmt):
+        for uuid, person in _rows(conn, stmt):
             found.setdefault(uuid, set()).add(author_id(person))
     return {u: frozenset(found.get(u, ())) for u in ids}
 
@@ -134,8 +141,8 @@ def object_patients(conn: Connection, uuids: Iterable[str]) -> dict[str, tuple[s
     ro = t.registry_objects
     out: dict[str, tuple[str, str]] = {}
     for i in range(0, len(ids), _CHUNK):
-        for uuid, kind, patient in conn.execute(select(ro.c.uuid, ro.c.kind, ro.c.patient_id)
-                                                .where(ro.c.uuid.in_(ids[i:i + _CHUNK]))):
+        for uuid, kind, patient in _rows(conn, select(ro.c.uuid, ro.c.kind, ro.c.patient_id)
+                                               .where(ro.c.uuid.in_(ids[i:i + _CHUNK]))):
             out[uuid] = (kind, patient)
     return out
 
@@ -146,8 +153,8 @@ def association_ends(conn: Connection, uuids: Iterable[str]) -> dict[str, tuple[
     assoc = t.associations
     out: dict[str, tuple[str, str]] = {}
     for i in range(0, len(ids), _CHUNK):
-        for uuid, source, target in conn.execute(select(assoc.c.uuid, assoc.c.source, assoc.c.target)
-                                                 .where(assoc.c.uuid.in_(ids[i:i + _CHUNK]))):
+        for uuid, source, target in _rows(conn, select(assoc.c.uuid, assoc.c.source, assoc.c.target)
+                                                .where(assoc.c.uuid.in_(ids[i:i + _CHUNK]))):
             out[uuid] = (source, target)
     return out
 
@@ -166,7 +173,7 @@ def documents_by_unique_id(conn: Connection, unique_ids: Iterable[str]) -> Mappi
     out: dict[str, str] = {}
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i:i + _CHUNK]
-        for uuid, unique in conn.execute(select(de.c.uuid, de.c.unique_id).where(de.c.unique_id.in_(chunk))):
+        for uuid, unique in _rows(conn, select(de.c.uuid, de.c.unique_id).where(de.c.unique_id.in_(chunk))):
             out[unique] = uuid
     return out
 
@@ -177,7 +184,7 @@ def packages_by_unique_id(conn: Connection, unique_ids: Iterable[str]) -> dict[s
     out: dict[str, tuple[str, str, str]] = {}
     for table, kind in ((t.submission_sets, "submission_set"), (t.folders, "folder")):
         for i in range(0, len(ids), _CHUNK):
-            for uuid, unique, patient in conn.execute(select(table.c.uuid, table.c.unique_id, table.c.patient_id)
-                                                      .where(table.c.unique_id.in_(ids[i:i + _CHUNK]))):
+            for uuid, unique, patient in _rows(conn, select(table.c.uuid, table.c.unique_id, table.c.patient_id)
+                                                     .where(table.c.unique_id.in_(ids[i:i + _CHUNK]))):
                 out[unique] = (uuid, kind, patient)
     return out

@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from lxml import etree
-from sqlalchemy import Connection, String, bindparam, cast, literal_column, null, select, union_all, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    String,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from registry.store import schema as t
@@ -83,7 +96,7 @@ class Registry:
         with self.db.read() as conn:
             rows = conn.execute(select(t.patients.c.patient_id, t.patients.c.state, t.patients.c.created_at)
                                 .order_by(t.patients.c.id)).all()
-        return [tuple(r) for r in rows]
+        return [r._tuple() for r in rows]
 
     # ------------------------------------------------------------------ ITI-42
 
@@ -118,16 +131,19 @@ class Registry:
         The patient's record state, which uniqueIds are taken (and a document's registered hash
         and size), and kind/status/patient of the objects whose UUIDs the submission names.
         """
-        patient = sub.submission_set.patient_id
-        unique_ids = sorted({sub.submission_set.unique_id} | {f.unique_id for f in sub.folders}
-                            | {d.unique_id for d in sub.documents})
+        ss = sub.submission_set
+        assert ss is not None
+        patient = ss.patient_id
+        # validated: every object has its uniqueId (TF-3 4.2.3: R)
+        unique_ids = sorted(u for u in {ss.unique_id} | {f.unique_id for f in sub.folders}
+                            | {d.unique_id for d in sub.documents} if u is not None)
         uuid_list = sorted(uuids)
         values = {"patient": patient, **{f"u{i}": v for i, v in enumerate(unique_ids)},
                   **{f"o{i}": v for i, v in enumerate(uuid_list)}}
 
         def build():
             text = cast(null(), String)
-            uids = [bindparam(f"u{i}") for i in range(len(unique_ids))]
+            uids: list[BindParameter[Any]] = [bindparam(f"u{i}") for i in range(len(unique_ids))]
             parts = [
                 select(literal_column("'patient'"), t.patients.c.patient_id, t.patients.c.state, text, text)
                 .where(t.patients.c.patient_id == bindparam("patient")),
@@ -230,7 +246,9 @@ class Registry:
 
         Returns the document uniqueIds already registered.
         """
-        package_ids = {sub.submission_set.unique_id} | {f.unique_id for f in sub.folders}
+        ss = sub.submission_set
+        assert ss is not None
+        package_ids = {ss.unique_id} | {f.unique_id for f in sub.folders}
         for uid in sorted(found.packages):
             errors.add(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
                        f"uniqueId {uid} is already used by a SubmissionSet or Folder in the registry "
@@ -249,7 +267,7 @@ class Registry:
                 errors.add(ErrorCode.NON_IDENTICAL_SIZE,
                            f"DocumentEntry {doc.entry_uuid}: uniqueId {doc.unique_id} is registered with size "
                            f"{registered_size}, this submission has {doc.size}", doc.entry_uuid)
-        for uid in sorted(package_ids & found.documents.keys()):
+        for uid in sorted(found.documents.keys() & package_ids):
             errors.add(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY,
                        f"uniqueId {uid} is already used by a DocumentEntry in the registry (ITI TF-2 3.42.4.1.3)", uid)
         return registered_documents
@@ -266,6 +284,7 @@ class Registry:
 
         sub = plan.sub
         ss = sub.submission_set
+        assert ss is not None
         patient = ss.patient_id
         folder_ids = {f.entry_uuid for f in sub.folders}
         xml = {o.id: _stored_xml(o, ids, now if o.id in folder_ids else None)
@@ -287,9 +306,9 @@ class Registry:
                 rows_codes.append({"entry_uuid": uuid, "kind": "confidentiality", "code": c.key()})
             for c in d.event_codes:
                 rows_codes.append({"entry_uuid": uuid, "kind": "event", "code": c.key()})
-            for a in d.authors:
-                if a.person:
-                    rows_auth.append({"entry_uuid": uuid, "person": a.person})
+            for author in d.authors:
+                if author.person:
+                    rows_auth.append({"entry_uuid": uuid, "person": author.person})
             for r in d.reference_ids:
                 rows_refs.append({"entry_uuid": uuid, "value": r})
         for s in sub.submission_sets:
@@ -299,9 +318,9 @@ class Registry:
                             "source_id": s.source_id, "status": Status.APPROVED,
                             "submission_time": _time(s.submission_time),
                             "content_type_code": s.content_type_code.key() if s.content_type_code else None})
-            for a in s.authors:
-                if a.person:
-                    rows_auth.append({"entry_uuid": uuid, "person": a.person})
+            for author in s.authors:
+                if author.person:
+                    rows_auth.append({"entry_uuid": uuid, "person": author.person})
         for f in sub.folders:
             uuid = m(f.entry_uuid)
             rows_obj.append(obj_row(f.entry_uuid, "folder", f.patient_id))
@@ -349,7 +368,7 @@ class Registry:
         for a in associations:
             if not (a.is_replacement and a.target in replaced):
                 continue
-            folders = conn.execute(
+            folders: Sequence[str] = conn.execute(
                 select(t.associations.c.source)
                 .join(t.folders, t.folders.c.uuid == t.associations.c.source)
                 .where(t.associations.c.target == a.target,
@@ -364,10 +383,11 @@ class Registry:
 
     def _deprecate(self, conn: Connection, originals: set[str]) -> None:
         """Deprecate replaced entries and, with them, their transformations and addenda (TF-3 4.1.6)."""
-        todo, seen = set(originals), set()
+        todo: set[str] = set(originals)
+        seen: set[str] = set()
         while todo:
             seen |= todo
-            children = set(conn.execute(
+            children: set[str] = set(conn.execute(
                 select(t.associations.c.source).where(
                     t.associations.c.target.in_(list(todo)),
                     t.associations.c.association_type.in_([AssocType.XFRM, AssocType.APND]),
@@ -435,11 +455,11 @@ def _stored_xml(o: RegistryObject, ids: dict[str, str], last_update_time: str | 
             if value is not None and value in ids:
                 e.set(attr, ids[value])
         if e.tag == _RIM + "Classification" and not e.get("classifiedObject"):
-            e.set("classifiedObject", el.get("id"))
+            e.set("classifiedObject", el.attrib["id"])  # set above, when e was el
     if o.tag in ("ExtrinsicObject", "RegistryPackage", "Association"):
         el.set("status", Status.APPROVED)
     if o.tag in ("ExtrinsicObject", "RegistryPackage"):
-        el.set("lid", el.get("lid") or el.get("id"))
+        el.set("lid", el.get("lid") or el.attrib["id"])
         if el.find(_RIM + "VersionInfo") is None:
             version = etree.Element(_RIM + "VersionInfo", versionName="1")
             anchor = next((c for c in el if c.tag in _BEFORE_VERSION_INFO), None)

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 from lxml import etree
 from sqlalchemy import Connection, bindparam, or_, select, text
@@ -135,7 +136,7 @@ class _Ctx:
 
     def limited(self, stmt) -> list[str]:
         """Run a Find selection of ids, stopping one past the limit."""
-        ids = list(self.conn.execute(stmt.limit(self.max_results + 1)).scalars())
+        ids: list[str] = list(self.conn.execute(stmt.limit(self.max_results + 1)).scalars())
         self.check_count(len(ids))
         return ids
 
@@ -181,7 +182,7 @@ class _Ctx:
 @dataclass
 class Prefetched:
     """A handler's answer that already holds the object rows (seq, uuid, status, patient_id, kind, xml)."""
-    rows: list
+    rows: Sequence[Any]
 
 
 _SINGLE_CODES = (("$XDSDocumentEntryClassCode", "class_code"), ("$XDSDocumentEntryTypeCode", "type_code"),
@@ -417,7 +418,7 @@ def get_related_documents(c: _Ctx) -> list[str]:
     return [*docs, *related, *dict.fromkeys(kept)]
 
 
-HANDLERS = {
+HANDLERS: dict[str, Callable[[_Ctx], list[str] | Prefetched]] = {
     "FindDocuments": find_documents,
     "FindSubmissionSets": find_submission_sets,
     "FindFolders": find_folders,
@@ -440,7 +441,7 @@ assert set(HANDLERS) == set(BY_NAME), "every stored query has a handler"
 
 def _object_rows(conn: Connection, uuids: list[str], with_xml: bool) -> list:
     cols = [ro.c.seq, ro.c.uuid, ro.c.status, ro.c.patient_id, ro.c.kind] + ([ro.c.xml] if with_xml else [])
-    rows = []
+    rows: list[Any] = []
     for chunk in chunks(uuids):
         rows += conn.execute(select(*cols).where(ro.c.uuid.in_(chunk))).all()
     rows.sort(key=lambda r: r.seq)

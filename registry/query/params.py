@@ -19,6 +19,7 @@ Nothing here touches the database: values are checked and typed, then bound by t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from xds.errors import ErrorCode, XDSError
@@ -209,7 +210,7 @@ class Params:
         return list(self.slots.get(name, []))
 
 
-def check_params(params: list[Param], one_of: tuple[tuple[str, str], ...],
+def check_params(params: Sequence[Param], one_of: tuple[tuple[str, str], ...],
                  raw: dict[str, list[list[str]]]) -> Params:
     """Check ``raw`` (name -> one list of Value texts per Slot) against a query's parameter table.
 
