@@ -134,6 +134,7 @@ class ArrServer:
 
     def _udp_loop(self) -> None:
         sock = self._udp
+        assert sock is not None, "started with the UDP listener"
         while not self._stop.is_set():
             try:
                 data, addr = sock.recvfrom(65536)
@@ -147,9 +148,11 @@ class ArrServer:
                 self._offer(data, "udp", addr[0], block=False)
 
     def _accept_loop(self) -> None:
+        listener = self._tcp
+        assert listener is not None, "started with the TLS listener"
         while not self._stop.is_set():
             try:
-                conn, addr = self._tcp.accept()
+                conn, addr = listener.accept()
             except TimeoutError:
                 continue
             except OSError:
@@ -167,6 +170,7 @@ class ArrServer:
         self.stats.connections += 1
         try:
             conn.settimeout(30)
+            assert self.tls_context is not None, "the TLS listener starts only with a context"
             tls = self.tls_context.wrap_socket(conn, server_side=True)
             tls.settimeout(300)
             reader = syslog.FrameReader(tls)

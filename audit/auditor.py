@@ -58,7 +58,7 @@ class Auditor:
         self.max_batch = max_batch
         self.app_name = app_name
         self.hostname = socket.gethostname()
-        self._events: list[AuditEvent] = []
+        self._events: list[AuditEvent | _Facts] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -158,7 +158,7 @@ class Auditor:
             elif closed:
                 return
 
-    def _write(self, batch: list[AuditEvent], closing: bool) -> None:
+    def _write(self, batch: list[AuditEvent | _Facts], closing: bool) -> None:
         try:
             encoded = [self._encode(e) for e in batch]
         except Exception:  # noqa: BLE001 - a bad event must not stop auditing

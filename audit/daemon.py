@@ -135,10 +135,11 @@ class AuditProcess:
                                         stdout=subprocess.PIPE, cwd=os.getcwd(),
                                         env={**os.environ, "PYTHONPATH": os.pathsep.join(
                                             filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))})
+        assert self.process.stdin is not None and self.process.stdout is not None  # both are PIPEs
         self.process.stdin.write(pickle.dumps(self.settings))
         self.process.stdin.close()
         line = _readline(self.process.stdout, timeout)
-        if line.strip() != b"ready":
+        if line is None or line.strip() != b"ready":  # None: nothing within the timeout
             raise RuntimeError("the audit process did not start (see the log above)")
         return self
 
@@ -149,6 +150,7 @@ class AuditProcess:
             os.kill(self.process.pid, signal.SIGTERM)
         except ProcessLookupError:
             return
+        assert self.process.stdout is not None  # a PIPE
         if _readline(self.process.stdout, timeout) != b"":  # EOF: the process has ended
             log.warning("audit process did not stop within %.0f s; killing it", timeout)
             try:

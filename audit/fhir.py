@@ -175,8 +175,8 @@ def audit_event(row) -> dict | None:
             e["role"] = {"system": OBJECT_ROLE, "code": po.get("ParticipantObjectTypeCodeRole")}
         if po.findtext("ParticipantObjectName"):
             e["name"] = po.findtext("ParticipantObjectName")
-        if po.findtext("ParticipantObjectQuery"):
-            e["query"] = po.findtext("ParticipantObjectQuery").strip()
+        if query := po.findtext("ParticipantObjectQuery"):
+            e["query"] = query.strip()
         details = [{"type": d.get("type"), "valueBase64Binary": d.get("value")}
                    for d in po.iterfind("ParticipantObjectDetail")]
         if details:

@@ -100,8 +100,8 @@ def fields_of(root: etree._Element, status: str = OK) -> Fields:
         f.purpose = " ".join(p for p in pou if p) or None
     for ap in root.iterfind("ActiveParticipant"):
         for kind, attr in (("user", "UserID"), ("altid", "AlternativeUserID"), ("address", "NetworkAccessPointID")):
-            if ap.get(attr):
-                keys.append((kind, ap.get(attr)))
+            if value := ap.get(attr):
+                keys.append((kind, value))
     src = root.find("AuditSourceIdentification")
     if src is not None:
         f.source_id = src.get("AuditSourceID")
@@ -148,7 +148,9 @@ def to_json(f: Fields) -> str:
 def from_json(text: str) -> Fields:
     import json
     v = json.loads(text)
-    return Fields(*v[:8], keys=[tuple(k) for k in v[8]])
+    status, event_ts, event_id, event_action, event_type, outcome, source_id, purpose = v[:8]
+    return Fields(status, event_ts, event_id, event_action, event_type, outcome, source_id, purpose,
+                  keys=[tuple(k) for k in v[8]])
 
 
 def normalize_patient(value: str) -> str | None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -133,7 +134,7 @@ _OUTBOX_BEGIN = {True: "SELECT pg_advisory_xact_lock(:k)",
 (SQLAlchemy's per-statement work was half the cost of a batch)."""
 
 
-def enqueue(database, messages: list[bytes | tuple[bytes, str | None]], sync_commit: bool = True) -> None:
+def enqueue(database, messages: Sequence[bytes | tuple[bytes, str | None]], sync_commit: bool = True) -> None:
     """One transaction, one multi-row INSERT (a COPY on PostgreSQL): the only cost auditing adds
     to the database.
 
@@ -152,7 +153,7 @@ def enqueue(database, messages: list[bytes | tuple[bytes, str | None]], sync_com
     if not messages:
         return
     now = time.time()
-    rows = [{"created_at": now, "message": m, "fields": None} if isinstance(m, bytes) else
+    rows: list[dict[str, Any]] = [{"created_at": now, "message": m, "fields": None} if isinstance(m, bytes) else
             {"created_at": now, "message": m[0], "fields": m[1]} for m in messages]
     with database.write() as conn:
         if conn.dialect.name == "postgresql":
@@ -263,7 +264,7 @@ _HASHED = ("seq", "received_at", "transport", "peer", "event_ts", "event_id", "e
 
 def record_hash(row) -> str:
     """SHA-256 over the predecessor's hash, every indexed column and the raw message."""
-    get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+    get: Callable[[str], Any] = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
     head = json.dumps([repr(get(k)) if isinstance(get(k), float) else get(k) for k in _HASHED],
                       separators=(",", ":"), ensure_ascii=False).encode()
     h = hashlib.sha256(head)

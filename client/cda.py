@@ -197,9 +197,9 @@ def xon(org: etree._Element | None) -> str | None:
 
 
 def code_of(el: etree._Element | None) -> Code | None:
-    if el is None or not el.get("code") or not el.get("codeSystem"):
+    if el is None or not (code := el.get("code")) or not (system := el.get("codeSystem")):
         return None
-    return Code(el.get("code"), el.get("codeSystem"), " ".join((el.get("displayName") or el.get("code")).split()))
+    return Code(code, system, " ".join((el.get("displayName") or code).split()))
 
 
 def cwe(code: Code | None) -> str | None:
@@ -219,8 +219,8 @@ def unique_id(doc: etree._Element) -> str | None:
 
 
 def patient_ids(doc: etree._Element) -> list[tuple[str, str]]:
-    return [(i.get("root"), i.get("extension")) for i in doc.findall("h:recordTarget/h:patientRole/h:id", NS)
-            if i.get("root") and i.get("extension")]
+    return [(root, extension) for i in doc.findall("h:recordTarget/h:patientRole/h:id", NS)
+            if (root := i.get("root")) and (extension := i.get("extension"))]
 
 
 def patient_id(doc: etree._Element) -> str | None:
@@ -246,8 +246,8 @@ def source_patient_info(doc: etree._Element, pid: str | None) -> list[str]:
                       if g.text and g.get("qualifier") == q]
             info.append(f"PID-5|{_esc(family)}^{_esc(givens[0] if givens else '')}^^^^^L")
         birth_time = patient.find("h:birthTime", NS)
-        if birth_time is not None and birth_time.get("value"):
-            info.append(f"PID-7|{birth_time.get('value')[:8]}")
+        if birth_time is not None and (born := birth_time.get("value")):
+            info.append(f"PID-7|{born[:8]}")
         gender = patient.find("h:administrativeGenderCode", NS)
         if gender is not None and gender.get("code"):
             info.append(f"PID-8|{gender.get('code')}")
@@ -271,10 +271,10 @@ def authors(doc: etree._Element) -> list[Author]:
         institution = xon(aa.find("h:representedOrganization", NS))
         role = cwe(code_of(author.find("h:functionCode", NS)))
         specialty = cwe(code_of(aa.find("h:code", NS)))
-        telecoms = [t.get("value") for t in aa.findall("h:telecom", NS) if t.get("value")]
+        telecoms = [value for t in aa.findall("h:telecom", NS) if (value := t.get("value"))]
         out.append(Author(person, [institution] if institution else [], [role] if role else [],
                           [specialty] if specialty else [],
-                          [_xtn(t) for t in telecoms if _xtn(t)]))
+                          [xtn for t in telecoms if (xtn := _xtn(t))]))
     return out
 
 
@@ -294,16 +294,17 @@ def legal_authenticator(doc: etree._Element) -> str | None:
 
 def service_times(doc: etree._Element) -> tuple[str | None, str | None]:
     """Earliest low and latest high over every documentationOf/serviceEvent/effectiveTime."""
-    lows, highs = [], []
+    lows: list[str] = []
+    highs: list[str] = []
     for et in doc.findall("h:documentationOf/h:serviceEvent/h:effectiveTime", NS):
         for tag, bucket in (("low", lows), ("high", highs)):
             el = et.find(f"h:{tag}", NS)
             v = ts_to_dtm(el.get("value")) if el is not None else None
             if v:
                 bucket.append(v)
-        if et.get("value") and ts_to_dtm(et.get("value")):
-            lows.append(ts_to_dtm(et.get("value")))
-            highs.append(ts_to_dtm(et.get("value")))
+        if et.get("value") and (v := ts_to_dtm(et.get("value"))):
+            lows.append(v)
+            highs.append(v)
     return (min(lows, key=lambda v: v.ljust(14, "0")) if lows else None,
             max(highs, key=lambda v: v.ljust(14, "9")) if highs else None)
 
@@ -360,9 +361,8 @@ def replaced(doc: etree._Element) -> list[str]:
     for rd in doc.findall("h:relatedDocument", NS):
         if rd.get("typeCode") == "RPLC":
             ident = rd.find("h:parentDocument/h:id", NS)
-            if ident is not None and ident.get("root"):
-                out.append(f"{ident.get('root')}^{ident.get('extension')}" if ident.get("extension")
-                           else ident.get("root"))
+            if ident is not None and (root := ident.get("root")):
+                out.append(f"{root}^{ident.get('extension')}" if ident.get("extension") else root)
     return out
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from client.client import XdsClient, new_oid
+from client.client import Document, XdsClient, new_oid
 from client.documents import Overrides, load_document
 from xds.metadata import Code, Folder, new_uuid
 
@@ -188,7 +188,8 @@ def run_demo(client: XdsClient, plan: list, log=print) -> list[DemoPatient]:
     """Submit a :func:`generate` plan: per patient five CDA documents, a PDF scan, a folder, one replacement."""
     result = []
     for cx, identity, nir, files in plan:
-        docs, listed = [], []
+        docs: list[Document] = []
+        listed: list[tuple[str, Path, str]] = []
         for kind, path in files:
             if kind == "scan":
                 o = Overrides(title=f"Courrier scanné - {identity[1]} {identity[0]}",
@@ -203,6 +204,7 @@ def run_demo(client: XdsClient, plan: list, log=print) -> list[DemoPatient]:
             else:
                 doc = load_document(path)
             docs.append(doc)
+            assert doc.entry.unique_id is not None  # load_document refuses a document without one
             listed.append((kind, path, doc.entry.unique_id))
         # lab, discharge and imaging together in one submission set, with a folder for the stay
         folder = Folder(entry_uuid=new_uuid(), patient_id=cx, title="Hospitalisation mars 2024",
@@ -221,6 +223,7 @@ def run_demo(client: XdsClient, plan: list, log=print) -> list[DemoPatient]:
         v2 = load_document(new_path)
         v2.replaces = [docs[0].entry.entry_uuid]
         client.submit([v2])
+        assert v2.entry.unique_id is not None  # load_document refuses a document without one
         listed.append(("lab-v2", new_path, v2.entry.unique_id))
         log(f"  {cx}  {identity[1]} {identity[0]}: corrected lab report {v2.entry.unique_id} replaces {old_uid}")
         result.append(DemoPatient(cx, identity[0], identity[1], listed))

@@ -119,14 +119,16 @@ def apply_overrides(e: DocumentEntry, o: Overrides) -> None:
             e.class_code = class_for_type(e.type_code) or e.class_code
     if o.class_code:
         c = parse_code(o.class_code, CLASS_SCHEME)
+        assert c is not None  # o.class_code is not empty
         if c.scheme == CLASS_SCHEME and c.display_name == c.code:
             c.display_name = CLASS_NAMES.get(c.code, c.code)
         e.class_code = c
     if o.format_code:
         e.format_code = parse_code(o.format_code, "1.3.6.1.4.1.19376.1.2.3")
     if o.confidentiality_code:
-        e.confidentiality_codes = [parse_code(c, TRE_A07 if c.isupper() and len(c) > 1 else CONFIDENTIALITY_SCHEME)
-                                   for c in o.confidentiality_code.split(",")]
+        e.confidentiality_codes = [
+            code for c in o.confidentiality_code.split(",")
+            if (code := parse_code(c, TRE_A07 if c.isupper() and len(c) > 1 else CONFIDENTIALITY_SCHEME))]
     if o.facility_type_code:
         e.healthcare_facility_type_code = parse_code(o.facility_type_code, "1.2.250.1.71.4.2.4")
     if o.practice_setting_code:

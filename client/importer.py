@@ -145,27 +145,29 @@ def run_import(client: XdsClient, folder: Path, journal_path: Path | None = None
         except XdsClientError as exc:
             return Outcome(path, "failed", reason=str(exc), exit_code=exc.exit_code)
         sha1 = hashlib.sha1(doc.content).hexdigest()
-        k = key(doc.entry.unique_id, sha1)
+        unique_id = doc.entry.unique_id
+        assert unique_id is not None  # load_document refuses a document without one (MissingMetadata)
+        k = key(unique_id, sha1)
         if k in journal.done:
-            return Outcome(path, "skipped", doc.entry.unique_id, "already imported (journal)")
+            return Outcome(path, "skipped", unique_id, "already imported (journal)")
         try:
             if journal.in_flight(k):
-                found = client.query("get-documents", unique_id=doc.entry.unique_id).documents
+                found = client.query("get-documents", unique_id=unique_id).documents
                 if any(e.hash and e.hash.lower() == sha1 for e in found):
                     journal.record("done", k, file=str(path), recovered=True)
-                    return Outcome(path, "recovered", doc.entry.unique_id,
+                    return Outcome(path, "recovered", unique_id,
                                    "interrupted earlier, found in the registry: not sent again")
             journal.record("start", k, file=str(path))
             client.submit([doc])
         except XdsClientError as exc:
-            return Outcome(path, "failed", doc.entry.unique_id, str(exc), exc.exit_code)
+            return Outcome(path, "failed", unique_id, str(exc), exc.exit_code)
         if stop_after is not None:
             with sent_lock:
                 sent[0] += 1
                 if sent[0] >= stop_after:
                     os._exit(137)
         journal.record("done", k, file=str(path))
-        return Outcome(path, "submitted", doc.entry.unique_id)
+        return Outcome(path, "submitted", unique_id)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

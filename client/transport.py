@@ -7,6 +7,7 @@ server reads ITI-41 with: attachment bytes are never re-encoded, CR/LF at their 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +103,7 @@ class Transport:
 
     # ------------------------------------------------------------------ requests
     def encode(self, url: str, action: str, body: etree._Element,
-               attachments: list[tuple[str, str, bytes]] = ()) -> tuple[bytes, dict[str, str]]:
+               attachments: Sequence[tuple[str, str, bytes]] = ()) -> tuple[bytes, dict[str, str]]:
         """The HTTP body and headers; with ``attachments`` [(cid, content type, bytes)] an MTOM package."""
         headers = (self.assertion,) if self.assertion is not None else ()
         env = request_envelope(action, url, body, extra_headers=tuple(etree.fromstring(etree.tostring(h))
@@ -117,7 +118,7 @@ class Transport:
         return b"".join(mtom_body(data, parts, boundary, root_cid)), {"Content-Type": ctype}
 
     def call(self, url: str, action: str, body: etree._Element,
-             attachments: list[tuple[str, str, bytes]] = ()) -> Reply:
+             attachments: Sequence[tuple[str, str, bytes]] = ()) -> Reply:
         """POST and decode; SOAP faults raise :class:`SoapFaultError`, the rest :class:`TransportError`."""
         data, headers = self.encode(url, action, body, attachments)
         try:

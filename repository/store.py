@@ -138,8 +138,15 @@ class FileSystemStore:
             raise
         return StagedContent(ContentRef(sha256.hexdigest(), sha1.hexdigest(), size), tmp)
 
+    @staticmethod
+    def _staged_path(staged: StagedContent) -> Path:
+        """The staging file of bytes this store staged (its handle is the file's path)."""
+        if not isinstance(staged.handle, Path):
+            raise TypeError(f"not staged by a FileSystemStore: {staged.handle!r}")
+        return staged.handle
+
     def place(self, staged: StagedContent) -> None:
-        tmp = Path(staged.handle)
+        tmp = self._staged_path(staged)
         target = self.path(staged.ref.address)
         if target.exists():
             tmp.unlink(missing_ok=True)  # same bytes already there: stored once
@@ -156,7 +163,7 @@ class FileSystemStore:
             _fsync_dir(target.parent)
 
     def discard(self, staged: StagedContent) -> None:
-        Path(staged.handle).unlink(missing_ok=True)
+        self._staged_path(staged).unlink(missing_ok=True)
 
     def put(self, chunks: Iterable[bytes]) -> ContentRef:
         staged = self.stage(chunks)

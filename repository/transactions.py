@@ -190,6 +190,7 @@ class Repository:
                errors: ErrorList) -> _Claim | None:
         """Index the document as pending and place its bytes; None when nothing new was stored."""
         uid = entry.unique_id
+        assert uid is not None, "_entries keeps only entries with a uniqueId"
         ref = staged.ref
         deadline = time.monotonic() + self.busy_wait
         try:
