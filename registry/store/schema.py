@@ -10,18 +10,18 @@ Changes go through an Alembic migration in ``registry/migrations``.
 from __future__ import annotations
 
 from sqlalchemy import (
-                        DDL,
-                        BigInteger,
-                        Column,
-                        Index,
-                        Integer,
-                        LargeBinary,
-                        MetaData,
-                        String,
-                        Table,
-                        Text,
-                        UniqueConstraint,
-                        event,
+    DDL,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
 )
 
 metadata = MetaData(naming_convention={
