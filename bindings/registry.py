@@ -8,14 +8,13 @@ from pathlib import Path
 
 from lxml import etree
 
-from xds.responses import error_list_element, registry_response
-from xds.soap import Operation, RefusalHook, SoapEndpoint, SoapRequest, SoapResponse
-from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, Actions, q
-
 from bindings.soap import soap_caller, xua
 from registry.query import QueryResult
 from transactions import iti18, iti42
 from transactions.services import Services
+from xds.responses import error_list_element, registry_response
+from xds.soap import Operation, RefusalHook, SoapEndpoint, SoapRequest, SoapResponse
+from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, Actions, q
 
 WSDL = Path(__file__).resolve().parent.parent / "wsdl" / "registry.wsdl"
 

@@ -10,17 +10,24 @@ from pathlib import Path
 
 from lxml import etree
 
-from xds.responses import error_list_element
-from xds.soap import (WSSE_SECURITY, Operation, OutgoingAttachment, RefusalHook, SoapEndpoint, SoapRequest,
-                      SoapResponse, make_xop_include)
-from xds.vocabulary import NS_LCM, NS_RIM, NS_RS, NS_XDSB, Actions, q
-
 from bindings.soap import soap_caller, xua
 from repository.registry_client import RegistryAnswer
 from repository.store import ContentRef, DocumentStore
 from repository.transactions import DocumentPart, DocumentRequest
 from transactions import iti41, iti43
 from transactions.services import Services
+from xds.responses import error_list_element
+from xds.soap import (
+    WSSE_SECURITY,
+    Operation,
+    OutgoingAttachment,
+    RefusalHook,
+    SoapEndpoint,
+    SoapRequest,
+    SoapResponse,
+    make_xop_include,
+)
+from xds.vocabulary import NS_LCM, NS_RIM, NS_RS, NS_XDSB, Actions, q
 
 WSDL = Path(__file__).resolve().parent.parent / "wsdl" / "repository.wsdl"
 

@@ -1,11 +1,10 @@
 """What every SOAP binding shares: the transport's Caller of a request and how XUA fills it."""
 from __future__ import annotations
 
-from xds.context import Caller, caller_from_environ
-from xds.soap import SoapRequest
-
 from access.policy import CALLER_KEY, AccessPolicy
 from transactions.services import Authenticate
+from xds.context import Caller, caller_from_environ
+from xds.soap import SoapRequest
 
 
 def soap_caller(request: SoapRequest) -> Caller:

@@ -20,12 +20,26 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, delete, func, insert, or_,
-                        select, update)
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from portal.web import unprintable
 
@@ -176,15 +190,17 @@ class Accounts:
             raise AccountError("a professional account needs --professional-id (national id, e.g. RPPS)")
         if password is not None and len(password) < 8:
             raise AccountError("the password must have at least 8 characters")
-        row = dict(login=login, role=role, password_hash=hash_password(password) if password else None,
-                   display_name=display_name, patient_id=patient_id if role == "patient" else None,
-                   professional_id=professional_id if role == "professional" else None,
-                   organization=organization, profession=profession, created_at=self.clock())
+        row = {"login": login, "role": role, "password_hash": hash_password(password) if password else None,
+               "display_name": display_name, "patient_id": patient_id if role == "patient" else None,
+               "professional_id": professional_id if role == "professional" else None,
+               "organization": organization, "profession": profession, "created_at": self.clock()}
         with self.db.write() as conn:
             if conn.execute(select(users.c.login).where(users.c.login == login)).first() is not None:
                 raise AccountError(f"login {login} already exists")
             conn.execute(insert(users).values(row))
-        return self.get(login)
+        user = self.get(login)
+        assert user is not None, "the account was just created"
+        return user
 
     def set_password(self, login: str, password: str) -> None:
         if len(password) < 8:

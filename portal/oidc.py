@@ -24,6 +24,8 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
+from config import Settings
+
 
 class LoginFailed(Exception):
     pass
@@ -147,7 +149,8 @@ class OidcProvider:
                     raise LoginFailed("the provider publishes no jwks_uri")
                 _check_url(uri)
                 self._jwks = requests.get(uri, timeout=self.timeout).json()
-            keys = [k for k in self._jwks.get("keys", []) if k.get("kty") == "RSA" and (kid is None or k.get("kid") == kid)]
+            keys = [k for k in self._jwks.get("keys", [])
+                    if k.get("kty") == "RSA" and (kid is None or k.get("kid") == kid)]
             for k in keys:
                 public = rsa.RSAPublicNumbers(int.from_bytes(b64url_decode(k["e"]), "big"),
                                               int.from_bytes(b64url_decode(k["n"]), "big")).public_key()
@@ -163,9 +166,10 @@ class OidcProvider:
         return str(value) if value else None
 
 
-def build_provider(settings) -> IdentityProvider | None:
-    issuer = getattr(settings, "portal_oidc_issuer", "")
+def build_provider(settings: Settings) -> IdentityProvider | None:
+    issuer = settings.portal_oidc_issuer
     if not issuer:
         return None
     return OidcProvider(issuer, settings.portal_oidc_client_id, settings.portal_oidc_client_secret,
-                        name=settings.portal_oidc_name or "OpenID Connect", login_claim=settings.portal_oidc_login_claim)
+                        name=settings.portal_oidc_name or "OpenID Connect",
+                        login_claim=settings.portal_oidc_login_claim)

@@ -14,17 +14,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from lxml import etree
 
-from audit import messages
-from xds.context import Caller, CodedValue, caller_from_environ
-from xds.metadata import Submission
-from xds.rim import parse_object_list
-from xds.vocabulary import NS_QUERY, NS_RIM, q
-
 from access.policy import document_facts
+from audit import messages
 from client import XdsClient
 from registry import facts as registry_facts
 from repository.transactions import DocumentPart, DocumentRequest
@@ -32,6 +28,10 @@ from transactions import iti18, iti41, iti43
 from transactions.alerts import security_alert
 from transactions.policy_admin import PolicyAdmin
 from transactions.services import Services, already_authenticated
+from xds.context import Caller, CodedValue, caller_from_environ
+from xds.metadata import Submission
+from xds.rim import parse_object_list
+from xds.vocabulary import NS_QUERY, NS_RIM, q
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,11 @@ def make_caller(user, environ: dict, *, access_mode: str = "normal", reason: str
         caller.kind, caller.user_id = "auditor", user.login
         caller.roles = [CodedValue("AUDITOR", "portal", "Auditeur")]
     return caller
+
+
+def _chunks_of(content: bytes) -> Callable[[], Iterator[bytes]]:
+    """A document's bytes as the repository reads an attachment: one chunk."""
+    return lambda: iter([content])
 
 
 def _slot(parent, name: str, values: list[str]) -> None:
@@ -179,7 +184,7 @@ class Records:
             client.close()
         object_list = body.find(f".//{q(NS_RIM, 'RegistryObjectList')}")
         contents = {d.entry.entry_uuid: d.content for d in documents}
-        doc_parts = [DocumentPart(el_id, (lambda c=c: iter([c]))) for el_id, c in contents.items()]
+        doc_parts = [DocumentPart(el_id, _chunks_of(c)) for el_id, c in contents.items()]
         answer = iti41.provide_and_register(self.services, caller, already_authenticated,
                                             iti41.ProvideRequest(object_list, lambda: doc_parts))
         if messages.outcome_of_status(answer.status) != messages.SUCCESS:

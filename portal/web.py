@@ -6,7 +6,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from portal.accounts import Session
 
 MAX_FORM = 64 * 1024
 MAX_UPLOAD = 20 * 1024 * 1024
@@ -50,6 +56,12 @@ class UploadedFile:
 
 
 class Request:
+    # Set by the portal for each request (portal.app.Portal.__call__):
+    lang: str
+    _: Callable[[str], str]
+    """The translator of :attr:`lang`."""
+    session: Session | None
+
     def __init__(self, environ: dict) -> None:
         self.environ = environ
         self.method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -78,7 +90,7 @@ class Request:
         """The browser says the request comes from another origin (``Origin``, RFC 6454 section 7). An absent
         ``Origin`` or ``null`` (privacy-sensitive contexts) proves nothing either way: the CSRF token decides."""
         origin = self.environ.get("HTTP_ORIGIN")
-        return bool(origin) and origin != "null" and not self.absolute("/").startswith(origin + "/")
+        return bool(origin and origin != "null" and not self.absolute("/").startswith(origin + "/"))
 
     def url(self, path: str) -> str:
         return self.script + path
@@ -111,10 +123,12 @@ class Request:
     def _parse_multipart(self, ctype: str, length: int) -> None:
         from python_multipart import parse_form
         body = io.BytesIO(self.environ["wsgi.input"].read(length))
+        form = self._form
+        assert form is not None, "form() starts the form before it parses the body"
 
         def on_field(f) -> None:
             name = (f.field_name or b"").decode("utf-8", "replace")
-            self._form[name] = (f.value or b"").decode("utf-8", "replace")
+            form[name] = (f.value or b"").decode("utf-8", "replace")
 
         def on_file(f) -> None:
             name = (f.field_name or b"").decode("utf-8", "replace")

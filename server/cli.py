@@ -9,16 +9,15 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import TextIO
 from pathlib import Path
+from typing import TextIO
 
 from config import Settings, load_settings
-from xds import logsafe
-from registry.store import migrate as migrate_registry
-from storage.database import Database
-from server.serve import serve
-from server.serve import migrate_all
 from registry.register import Registry
+from registry.store import migrate as migrate_registry
+from server.serve import migrate_all, serve
+from storage.database import Database
+from xds import logsafe
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -80,8 +79,8 @@ def cmd_patients(args: argparse.Namespace) -> int:
                     return 2
                 print(f"{args.action}d {pid}")
         else:
-            for pid, state, created in registry.list_patients():
-                print(f"{pid}\t{state}\t{created}")
+            for pid, state, created_at in registry.list_patients():
+                print(f"{pid}\t{state}\t{created_at}")
     finally:
         db.dispose()
     return 0

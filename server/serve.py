@@ -10,19 +10,19 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
-from config import Settings
-from xds import logsafe
-from registry.store import migrate as migrate_registry
-from server.tls import gunicorn_tls_options
-from audit import store as audit_store
-from portal.accounts import MIGRATIONS as PORTAL_MIGRATIONS
-from repository.index import migrate as migrate_repository
 from access.store import migrate as migrate_access
-from storage.database import Database
-from repository.wiring import startup
+from audit import store as audit_store
 from audit.auditor import build_auditor
 from audit.daemon import AuditProcess
+from config import Settings
+from portal.accounts import MIGRATIONS as PORTAL_MIGRATIONS
+from registry.store import migrate as migrate_registry
+from repository.index import migrate as migrate_repository
+from repository.wiring import startup
 from server.app import create_app
+from server.tls import gunicorn_tls_options
+from storage.database import Database
+from xds import logsafe
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 
-from xds.context import caller_from_environ
-
 from transactions.alerts import security_alert
 from transactions.services import Services
+from xds.context import caller_from_environ
 
 
 def gunicorn_tls_options(settings) -> dict:

@@ -5,15 +5,16 @@ import argparse
 import sys
 
 from lxml import etree
-from registry.store import migrate as migrate_registry
-from config import load_settings
-from storage.database import Database
-from access.wiring import ensure_schema
-from audit.auditor import build_auditor
-from xds.context import Caller
-from transactions.policy_admin import PolicyAdmin, PolicyError
+
 from access.store import AUTHORISED, BLOCKED
+from access.wiring import ensure_schema
 from access.xua import PATIENT_ROLES, PROFESSION_SYSTEM, local_issuer, wrap_security
+from audit.auditor import build_auditor
+from config import load_settings
+from registry.store import migrate as migrate_registry
+from storage.database import Database
+from transactions.policy_admin import PolicyAdmin, PolicyError
+from xds.context import Caller
 
 
 def _settings(args):

@@ -4,12 +4,12 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from storage.database import Database
+
+from audit import daemon, store
 from config import load_settings
-from audit import store
-from audit import daemon
+from storage.database import Database
 
 
 def _database(args):
@@ -26,7 +26,7 @@ def _when(value: str | None) -> float | None:
         return None
     dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
@@ -50,7 +50,7 @@ COLUMNS = ["seq", "time", "event", "type", "action", "outcome", "users", "patien
 def _row(r) -> dict:
     keys = json.loads(r.keys)
     pick = lambda kind: [v for k, v in keys if k == kind]  # noqa: E731
-    t = datetime.fromtimestamp(r.event_ts, timezone.utc).isoformat() if r.event_ts is not None else ""
+    t = datetime.fromtimestamp(r.event_ts, UTC).isoformat() if r.event_ts is not None else ""
     return {"seq": r.seq, "time": t, "event": r.event_id or "", "type": r.event_type or "",
             "action": r.event_action or "", "outcome": "" if r.outcome is None else r.outcome,
             "users": pick("user"), "patients": [p for p in pick("patient") if "|" not in p],

@@ -18,16 +18,16 @@ from pathlib import Path
 from lxml import etree
 
 from client.client import DEFAULT_REGISTRY_URL, DEFAULT_REPOSITORY_URL, QueryResult, XdsClient
+from client.demo import generate, run_demo
 from client.documents import Overrides, load_document
 from client.errors import InputError, XdsClientError
+from client.importer import JOURNAL_NAME, run_import
 from client.queries import BY_FRIENDLY
 from client.transport import TlsOptions
-from registry.store import migrate as migrate_registry
-from client.importer import JOURNAL_NAME, run_import
-from registry.register import Registry
-from storage.database import Database
 from config import load_settings
-from client.demo import generate, run_demo
+from registry.register import Registry
+from registry.store import migrate as migrate_registry
+from storage.database import Database
 
 EXTENSIONS = {"text/xml": ".xml", "application/xml": ".xml", "application/pdf": ".pdf", "text/plain": ".txt",
               "application/hl7-v3": ".xml", "application/dicom": ".dcm"}
@@ -39,7 +39,8 @@ def client_options(p: argparse.ArgumentParser, add_common_options) -> None:
     add_common_options(p)
     g = p.add_argument_group("connection")
     g.add_argument("--registry-url", help=f"ITI-18/42 endpoint (XDS_REGISTRY_URL; default {DEFAULT_REGISTRY_URL})")
-    g.add_argument("--repository-url", help=f"ITI-41/43 endpoint (XDS_REPOSITORY_URL; default {DEFAULT_REPOSITORY_URL})")
+    g.add_argument("--repository-url",
+                   help=f"ITI-41/43 endpoint (XDS_REPOSITORY_URL; default {DEFAULT_REPOSITORY_URL})")
     g.add_argument("--tls-cert", help="client certificate (PEM) for mutual TLS")
     g.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     g.add_argument("--tls-ca", help="CA bundle (PEM) to check the server's certificate with")
@@ -159,7 +160,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         for d in docs:
             d.replaces = list(args.replaces)
     if args.dry_run:
-        body, parts, ss = client.provide_request(docs)
+        body, _parts, ss = client.provide_request(docs)
         for d in docs:
             print(f"# {d.entry.entry_uuid}  ({len(d.content)} bytes)")
             width = max(len(k) for k, _ in describe(d.entry))
@@ -254,6 +255,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         result = client.query(args.stored_query, return_type="ObjectRef" if args.ret == "ref" else "LeafClass",
                               **params)
     if args.raw:
+        assert result.raw is not None  # query() keeps the response it parsed
         print(etree.tostring(result.raw, pretty_print=True, encoding="unicode"), end="")
     elif args.format == "json":
         print(result_json(result))

@@ -5,11 +5,11 @@ import argparse
 import getpass
 import os
 import sys
+
+from config import load_settings
+from portal.accounts import AccountError, Accounts
 from registry.store import migrate as migrate_registry
 from storage.database import Database
-from config import load_settings
-from portal.accounts import Accounts
-from portal.accounts import AccountError
 
 
 def _accounts(args):

@@ -4,9 +4,8 @@ Revision ID: p0001
 Revises: 
 Create Date: 2026-11-29 02:42:50.799997
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'p0001'
 down_revision = None
