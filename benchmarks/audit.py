@@ -31,12 +31,22 @@ from pathlib import Path
 _HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [str(Path(__file__).resolve().parents[1])] + [p for p in sys.path if p not in (_HERE, "")] + [_HERE]
 
-from common import (ROOT, EchoServer, database_urls, insert_floor, paired_slowdown, print_table,  # noqa: E402
-                    run_load, spread, start_xds)
+from common import (  # noqa: E402
+    ROOT,
+    EchoServer,
+    database_urls,
+    insert_floor,
+    paired_slowdown,
+    print_table,
+    run_load,
+    spread,
+    start_xds,
+)
 
 from audit import fields, messages, store, syslog  # noqa: E402
 from audit.sender import client_context
 from registry.register import Registry
+from registry.store import migrate as migrate_registry
 from storage.database import Database
 from tests.audit.support import make_pki
 from tests.audit.test_transactions import query_body
@@ -45,7 +55,6 @@ from tests.support.server import free_port, start_server
 from xds.context import Caller
 from xds.soap.client import encode_request
 from xds.vocabulary import Actions
-from registry.store import migrate as migrate_registry
 
 OK = b"ResponseStatusType:Success"
 

@@ -13,9 +13,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
 import requests
@@ -139,6 +139,7 @@ def database_urls(tmp: Path, backends: Sequence[str]) -> list[tuple[str, str, ob
 def insert_floor(url: str, n: int = 300) -> float:
     """Round trips per second of one committed single-row INSERT: the database's own floor."""
     from sqlalchemy import Column, Integer, MetaData, String, Table
+
     from storage.database import Database
     db = Database(url)
     md = MetaData()

@@ -30,20 +30,20 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from registry.register import Registry  # noqa: E402
+from registry.store import migrate as migrate_registry
 from registry.store import schema as t  # noqa: E402
 from storage.database import Database  # noqa: E402
 from tests.support.metadata import SubmissionDraft, document_entry, submission_set  # noqa: E402
 from xds.metadata import Code  # noqa: E402
-from registry.store import migrate as migrate_registry
 
 DOCS_PER_PATIENT = 10
 ROUNDS = (4, 3, 2, 1)
@@ -51,7 +51,8 @@ ROUNDS = (4, 3, 2, 1)
 TEMPLATES_PER_ROUND = 8
 PATIENT_DOMAIN = "^^^&1.2.250.1.213.1.4.10&ISO^NH"
 
-CLASS_CODES = [Code(c, "1.2.250.1.213.1.1.4.1", f"Classe {c}") for c in ("10", "11", "12", "13", "14", "15", "16", "17")]
+CLASS_CODES = [Code(c, "1.2.250.1.213.1.1.4.1", f"Classe {c}")
+               for c in ("10", "11", "12", "13", "14", "15", "16", "17")]
 TYPE_CODES = [Code(c, "2.16.840.1.113883.6.1", f"Type {c}")
               for c in ("11490-0", "34133-9", "18842-5", "11506-3", "34112-3", "60591-5", "57833-6", "11488-4")]
 FORMAT_CODES = [Code(c, "1.3.6.1.4.1.19376.1.2.3", c)
@@ -79,7 +80,8 @@ def _xml_escape(value: str) -> str:
 
 # ----------------------------------------------------------------------------- template submissions
 
-def template_draft(template: int, documents: int, patient: str, uids: list[str], times: dict[str, str]) -> SubmissionDraft:
+def template_draft(template: int, documents: int, patient: str, uids: list[str],
+                   times: dict[str, str]) -> SubmissionDraft:
     """Submission ``template`` (deterministic codes and content) for ``patient``.
 
     ``uids``: the SubmissionSet's uniqueId then one per document. ``times``: ``c{i}``, ``s{i}``,
@@ -145,8 +147,9 @@ class Template:
             def cell(c) -> str:
                 if type(c) is tuple and c[0] == "v":
                     return f"v[{c[1]!r}]"
-                consts.append(c[1] if type(c) is tuple else c)
-                return f"(k[{len(consts) - 1}] % v).encode()" if type(c) is tuple else f"k[{len(consts) - 1}]"
+                # called at once below, within this iteration
+                consts.append(c[1] if type(c) is tuple else c)  # noqa: B023
+                return f"(k[{len(consts) - 1}] % v).encode()" if type(c) is tuple else f"k[{len(consts) - 1}]"  # noqa: B023
 
             source = "lambda v: [" + ", ".join("(" + "".join(cell(c) + ", " for c in row) + ")" for row in rows) + "]"
             self._renderers[name] = eval(source, {"k": consts})  # noqa: S307 - our own generated source
@@ -498,7 +501,8 @@ def _normalise(answer: list[bytes], patient: str, uids: list[str]) -> list[bytes
     out = []
     for data in answer:
         for k, u in enumerate(uids):
-            data = data.replace(f">{u}<".encode(), f">UID{k}<".encode()).replace(f'"{u}"'.encode(), f'"UID{k}"'.encode())
+            data = data.replace(f">{u}<".encode(), f">UID{k}<".encode()).replace(f'"{u}"'.encode(),
+                                                                               f'"UID{k}"'.encode())
         data = data.replace(_xml_escape(patient).encode(), b"PATIENT")
         out.append(re.sub(rb"urn:uuid:[0-9a-f-]{36}", lambda m: seen.setdefault(m.group(0), b"ID%d" % len(seen)), data))
     return out
@@ -508,6 +512,7 @@ def verify(url: str, report: LoadReport, sample: int = 3, seed: int = 7) -> list
     """Compare the query engine's answers for sampled loaded patients with its answers for the same
     submissions registered through Registry.register; returns the differences (empty: identical)."""
     from lxml import etree
+
     from registry.query import BY_NAME, run_stored_query
     from xds.vocabulary import Status
 
@@ -544,9 +549,11 @@ def verify(url: str, report: LoadReport, sample: int = 3, seed: int = 7) -> list
                 loaded_uids += naming.uids(n, rnd, documents)
                 twin_uids += uids
             codes = [f"'{c}'" for c in sorted(class_codes)[:2]]
+            class_list = f"({','.join(codes)})"
             cases = [
-                ("FindDocuments", lambda p: {"$XDSDocumentEntryPatientId": f"'{p}'", "$XDSDocumentEntryStatus": approved,
-                                             "$XDSDocumentEntryClassCode": f"({','.join(codes)})"}),
+                ("FindDocuments", lambda p: {"$XDSDocumentEntryPatientId": f"'{p}'",
+                                             "$XDSDocumentEntryStatus": approved,
+                                             "$XDSDocumentEntryClassCode": class_list}),  # noqa: B023 - used below
                 ("GetAll", lambda p: {"$patientId": f"'{p}'", "$XDSDocumentEntryStatus": approved,
                                       "$XDSSubmissionSetStatus": approved, "$XDSFolderStatus": approved}),
             ]
@@ -556,12 +563,13 @@ def verify(url: str, report: LoadReport, sample: int = 3, seed: int = 7) -> list
                 if a != b or not a:
                     problems.append(f"{name} for loaded patient {loaded} differs from registered twin "
                                     f"({len(a)} vs {len(b)} objects)" + _first_difference(a, b))
-            for i, (lu, tu) in enumerate(zip(loaded_uids, twin_uids)):
+            for lu, tu in zip(loaded_uids, twin_uids):
                 if lu.endswith(".0"):
                     name, key = "GetSubmissionSetAndContents", "$XDSSubmissionSetUniqueId"
                 else:
                     name, key = "GetDocuments", "$XDSDocumentEntryUniqueId"
-                a = _normalise(ask(name, {key: f"'{lu}'" if name != "GetDocuments" else f"('{lu}')"}), loaded, loaded_uids)
+                a = _normalise(ask(name, {key: f"'{lu}'" if name != "GetDocuments" else f"('{lu}')"}), loaded,
+                               loaded_uids)
                 b = _normalise(ask(name, {key: f"'{tu}'" if name != "GetDocuments" else f"('{tu}')"}), twin, twin_uids)
                 if a != b or not a:
                     problems.append(f"{name} {lu} differs from registered twin {tu}" + _first_difference(a, b))

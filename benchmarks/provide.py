@@ -24,10 +24,18 @@ import time
 from pathlib import Path
 
 import requests
-from common import (EchoServer, database_urls, insert_floor, print_table, run_load, start_xds)
+from common import EchoServer, database_urls, insert_floor, print_table, run_load, start_xds
 
-from tests.repository.support import (PATIENT, REPOSITORY_UID, mtom_message, envelope, provide_body,
-                                      provide_request, retrieve_request, submission)
+from tests.repository.support import (
+    PATIENT,
+    REPOSITORY_UID,
+    envelope,
+    mtom_message,
+    provide_body,
+    provide_request,
+    retrieve_request,
+    submission,
+)
 from tests.support.server import start_server
 from xds.vocabulary import Actions
 
@@ -188,7 +196,8 @@ def main() -> None:
                                          f"{load.rate / echo_rate[name, c]:.2f}", f"{load.rate / floor_insert:.3f}"])
                     sub = submission([one_mb], mime="application/pdf")
                     body, ct = provide_request(sub)
-                    assert ok(requests.post(server.repository_url, data=body, headers={"Content-Type": ct}, timeout=60).content)
+                    assert ok(requests.post(server.repository_url, data=body, headers={"Content-Type": ct},
+                                            timeout=60).content)
                     rbody, rct = retrieve_request([(REPOSITORY_UID, sub.docs[0].unique_id)])
                     load = run_load(server.repository_url, [(rbody, {"Content-Type": rct})], 8, 400, args.seconds,
                                     check=lambda content: len(content) > len(one_mb))

@@ -24,24 +24,32 @@ from __future__ import annotations
 import argparse
 import copy
 import random
-import statistics
 import shutil
+import statistics
 import tempfile
 import threading
 import uuid
 from pathlib import Path
 
-from common import (EchoServer, PostgresSchema, paired_slowdown, postgres_available, print_table, run_load, spread,
-                    start_xds)
-
 import loader
+from common import (
+    EchoServer,
+    PostgresSchema,
+    paired_slowdown,
+    postgres_available,
+    print_table,
+    run_load,
+    spread,
+    start_xds,
+)
 from lxml import etree
-from registry.query import BY_NAME, run_stored_query
-from storage.database import Database
+
 from client.queries import adhoc_query_request
+from registry.query import BY_NAME, run_stored_query
+from registry.store import migrate as migrate_registry
+from storage.database import Database
 from xds.soap.client import encode_request
 from xds.vocabulary import Actions, Status
-from registry.store import migrate as migrate_registry
 
 SUCCESS = b"ResponseStatusType:Success"
 SQLITE_MAX = 100_000
@@ -77,6 +85,7 @@ def bodies(url: str, name: str, cases: list[tuple[str, dict]]) -> list[tuple[byt
 
 def patient_class_codes(db: Database, patients: list[str]) -> dict[str, list[str]]:
     from sqlalchemy import select
+
     from registry.store import schema as t
     de = t.document_entries
     out: dict[str, list[str]] = {p: [] for p in patients}
@@ -186,8 +195,8 @@ def dmp_run(url: str, tmp: Path, cases: list[tuple[str, dict]], seconds: float, 
       (``xua_required``): signature and conditions, no policy. It splits the dmp cost into the
       assertion's verification and the policy itself.
     """
-    from transactions.policy_admin import PolicyAdmin
     from access.xua import Issuer
+    from transactions.policy_admin import PolicyAdmin
     from xds.context import Caller
 
     issuer = Issuer.generate()

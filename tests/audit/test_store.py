@@ -1,6 +1,8 @@
 """The record store: hash chain (edited, deleted, inserted rows), searches, outbox order."""
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from sqlalchemy import delete, insert, select, text, update
 
@@ -292,7 +294,7 @@ def test_the_facts_of_a_stored_query_give_the_event_the_worker_would_have_built(
     """A worker queues an ITI-18 as facts (the caller, the outcome, the AdhocQueryRequest); the
     audit process's event is the one :func:`messages.stored_query` builds with the request's
     query id and patient, at the time the worker recorded it."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from audit import compact
     caller = Caller(remote_addr="10.0.0.6", endpoint="http://h/registry", user_id="810002", user_name="Dr B",
@@ -308,7 +310,7 @@ def test_the_facts_of_a_stored_query_give_the_event_the_worker_would_have_built(
     expected = messages.stored_query(caller, "src", 8, STORED_QUERIES["FindDocuments"], ADHOC, PATIENT,
                                      "urn:oid:1.2.3")
     assert (host, app, pid) == ("host-1", "app", "42")
-    assert back.time == datetime.fromtimestamp(when, timezone.utc)
+    assert back.time == datetime.fromtimestamp(when, UTC)
     expected.time = back.time
     assert back.to_xml() == expected.to_xml() and back.index_fields() == expected.index_fields()
 

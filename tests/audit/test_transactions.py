@@ -10,11 +10,20 @@ from lxml import etree
 from audit import store
 from audit.sender import Sender
 from tests.audit.support import assert_valid, xml_of
-from tests.repository.support import (FAILURE, PATIENT, REPOSITORY_UID, SUCCESS, call_wsgi, envelope,
-                                      provide_request, retrieve_request, submission)
+from tests.repository.support import (
+    FAILURE,
+    PATIENT,
+    REPOSITORY_UID,
+    SUCCESS,
+    call_wsgi,
+    envelope,
+    provide_request,
+    retrieve_request,
+    submission,
+)
 from tests.support.metadata import draft
 from xds.context import Caller, CodedValue
-from xds.vocabulary import Actions, NS_QUERY, NS_RIM, q
+from xds.vocabulary import NS_QUERY, NS_RIM, Actions, q
 
 SS_NODE = "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"
 FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
@@ -23,8 +32,8 @@ SOAP = 'application/soap+xml; charset=UTF-8; action="{}"'
 
 @pytest.fixture
 def app(audit_db, tmp_path):
-    from server.app import Application, build_services, mounts
     from config import Settings
+    from server.app import Application, build_services, mounts
     services = build_services(Settings(data_dir=tmp_path / "data", database_url=audit_db.url))
     services.registry.add_patient(PATIENT)
     application = Application(services, mounts(services))
@@ -223,8 +232,8 @@ def test_auditor_security_alert_api(audit_db):
 
 
 def test_no_audit_and_a_failing_auditor_never_fail_a_transaction(audit_db, tmp_path):
-    from server.app import Application, build_services, mounts
     from config import Settings
+    from server.app import Application, build_services, mounts
     services = build_services(Settings(data_dir=tmp_path / "off", database_url=audit_db.url, audit_enabled=False))
     services.registry.add_patient(PATIENT)
     assert not services.auditor.enabled

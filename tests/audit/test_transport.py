@@ -12,10 +12,10 @@ from audit import fields, messages, store, syslog
 from audit.arr import ArrServer, server_context
 from audit.auditor import Auditor
 from audit.sender import Sender, client_context
+from registry.store import migrate as migrate_registry
 from tests.audit.support import assert_valid, xml_of
 from tests.support.server import free_port
 from xds.context import Caller
-from registry.store import migrate as migrate_registry
 
 CALLER = Caller(remote_addr="10.0.0.7", endpoint="http://h/registry")
 
@@ -100,7 +100,7 @@ def test_outage_and_restart_lose_nothing(audit_db, pki):
     """ARR down: records wait; sender restarted in the middle; ARR up: all delivered, in order."""
     port = free_port()
     url = f"tls://127.0.0.1:{port}"
-    kw = dict(forward=[url], tls_cert=pki["client_cert"], tls_key=pki["client_key"], tls_ca=pki["ca"])
+    kw = {"forward": [url], "tls_cert": pki["client_cert"], "tls_key": pki["client_key"], "tls_ca": pki["ca"]}
     _record(audit_db, 4)
     s1 = Sender(audit_db, **kw)
     s1.deliver_once()  # local store gets them, the ARR is down

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import shared_path
 from client.cda import document_from_cda, embedded_body, ts_to_dtm
 from client.documents import Overrides, load_document
 from client.errors import InputError, MissingMetadata
+from tests.conftest import shared_path
 from xds.metadata import Code
 
 SAMPLES = ["BIO-CR-BIO_2021.01_CDA-R2-Niveau-1.xml", "BIO-CR-BIO_2024.01_Microbiologie_V1.xml",
@@ -135,8 +135,9 @@ def test_file_not_the_format_claimed(tmp_path):
 
 
 def test_pdf_needs_flags_then_maps():
-    from client.demo import tiny_pdf
     import tempfile
+
+    from client.demo import tiny_pdf
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "scan.pdf"
         p.write_bytes(tiny_pdf("hello"))

@@ -6,16 +6,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from lxml import etree
 
-from tests.conftest import shared_path
-from tests.support.metadata import fresh_oid, fresh_patient
 from client import XdsClient
 from client.client import parse_query_response
 from client.demo import generate
+from tests.conftest import shared_path
+from tests.support.metadata import fresh_oid, fresh_patient
 
 
 def run(server, *args, env=None):
@@ -121,6 +119,7 @@ def test_demo_fills_the_server(live_server, tmp_path):
 def test_zeep_query_agrees_with_ours(live_server, patient):
     zeep = pytest.importorskip("zeep")
     from zeep import Plugin, Settings
+
     from client import queries
 
     sample = shared_path("samples", "cda", "eP-MED-DM_2024.01_PosoStruct.xml")

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from tests.conformance import deviations
-from tests.conformance.ebrim import (FOL_NODE, RIM, RS, SS_NODE, DE_OBJECT_TYPE,
-                                     DE_ONDEMAND_TYPE)
+from tests.conformance.ebrim import DE_OBJECT_TYPE, DE_ONDEMAND_TYPE, FOL_NODE, RIM, RS, SS_NODE
 
 STATUS_URNS = {
     "Success": "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success",

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import base64
 import copy
-import functools
 import datetime as dt
+import functools
 import shlex
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -230,13 +230,13 @@ class Run:
     # --- symbols -----------------------------------------------------------
     def symbols(self, test: kit.KitTest, section: kit.Section, step: kit.Step,
                 patient: str) -> dict[str, str]:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         if "$now$" in _step_text(section, step):
             # The kit's "until now" bounds are exclusive (ITI TF-2 3.18.4.1.2.3.7) and times are kept
             # to the second; a person driving the toolkit never queries within the second of the
             # submission, a replay can: start the query in the next second.
             time.sleep(1.0 - now.microsecond / 1e6 + 0.01)
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
         syms = {
             "$patientid$": patient,
             "$patient_id$": patient,
@@ -265,7 +265,7 @@ class Run:
         try:
             return table[u.id]
         except KeyError:
-            raise StepFailure(f"{test_id}/{sec}/{u.step} recorded no {u.section} for {u.id!r}")
+            raise StepFailure(f"{test_id}/{sec}/{u.step} recorded no {u.section} for {u.id!r}") from None
 
     # --- steps -------------------------------------------------------------
     def run_step(self, test: kit.KitTest, section: kit.Section, step: kit.Step,
@@ -396,7 +396,7 @@ class Run:
             return soap.post(url, action, body, attachments, timeout=self.timeout,
                              session=self.session)
         except Exception as e:  # noqa: BLE001 - connection errors are step failures
-            raise StepFailure(f"{action.rsplit(':', 1)[-1]} to {url}: {type(e).__name__}: {e}")
+            raise StepFailure(f"{action.rsplit(':', 1)[-1]} to {url}: {type(e).__name__}: {e}") from e
 
     def evaluate(self, test, section, step, rec, reply: soap.SoapReply, tx_log, log_root) -> None:
         result_el = etree.SubElement(tx_log, "Result")
@@ -550,7 +550,7 @@ def xpath_value(root: etree._Element, xpath: str, name: str) -> str:
     try:
         res = root.xpath(xpath.strip())
     except etree.XPathError as e:
-        raise StepFailure(f"Report {name}: bad XPath: {e}")
+        raise StepFailure(f"Report {name}: bad XPath: {e}") from e
     if isinstance(res, list):
         if not res:
             # The toolkit records an empty report; a later UseReport of it fails there (15816's
@@ -565,12 +565,12 @@ def run_assertions(step: kit.Step, log_root: etree._Element, syms: dict[str, str
     for aid, xp in step.assertions:
         expr = substitute(xp, syms) if syms else xp
         # assertions use the symbol text literally (e.g. "updateTime"), not XML
-        for k, v in syms.items():
+        for v in syms.values():
             expr = expr.replace(escape(v, {'"': "&quot;"}), v)
         try:
             res = log_root.xpath(expr.strip())
         except etree.XPathError as e:
-            raise StepFailure(f"assertion {aid}: bad XPath {expr.strip()!r}: {e}")
+            raise StepFailure(f"assertion {aid}: bad XPath {expr.strip()!r}: {e}") from e
         if isinstance(res, list):
             res = bool(res)
         if not res:

@@ -371,7 +371,7 @@ def test_mtom_build_and_split_are_byte_exact():
     assert 'start-info="application/soap+xml"' in ctype
     reply = soap.parse_reply(200, ctype, data)
     assert reply.body is not None and etree.QName(reply.body).localname == "Doc"
-    assert {k: v for k, v in reply.attachments.items()} == {k: v[0] for k, v in payloads.items()}
+    assert dict(reply.attachments.items()) == {k: v[0] for k, v in payloads.items()}
     parts = soap.split_multipart(data, ctype)
     assert parts[0].content_id == "root"
     assert parts[0].headers["content-type"].startswith("application/xop+xml")

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import shared_path
+from config import DEFAULT_REPOSITORY_UNIQUE_ID
 from tests.conformance.kit import transactions_not_yet_offered
 from tests.conformance.runner import run_tests, select_tests
-from config import DEFAULT_REPOSITORY_UNIQUE_ID
+from tests.conftest import shared_path
+
 
 def _ids() -> list[str]:
     """Every registry and repository test of the kit (R.b, SQ.b, PR.b, Ret.b and the untagged ones)."""
     try:
         return select_tests(None)
-    except Exception:  # the kit is missing: the fixture below fails (CI) or skips
+    except Exception:  # noqa: BLE001 - the kit is missing: the fixture below fails (CI) or skips
         return ["kit-missing"]
 
 

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import func, select
 
 from audit import store
+from config import Settings
 from portal.accounts import AccountError, attempts
 from portal.app import Portal, portal_app
-from config import Settings
 from server.app import Services, build_services
 from storage.database import Database
 

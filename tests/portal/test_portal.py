@@ -310,7 +310,7 @@ def test_changing_ids_in_urls_is_refused(portal):
 
 
 def test_auditor_desk(portal):
-    pid, login = new_patient(portal)
+    pid, _login = new_patient(portal)
     seed(portal, pid)
     ctx, page = browser_page(portal, "auditor")
     deadline = time.monotonic() + 20

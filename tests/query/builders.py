@@ -29,30 +29,30 @@ def code(value: str, scheme: str = "1.2.3") -> Code:
 
 def document(patient: str = PID, **kw) -> DocumentEntry:
     n = next(_n)
-    values = dict(entry_uuid=new_uuid(), unique_id=f"1.2.3.4.{n}", patient_id=patient, mime_type="text/xml",
-                  title=f"doc {n}", class_code=code("CLASS-A"), type_code=code("TYPE-A"),
-                  format_code=code("FMT-A"), healthcare_facility_type_code=code("HCF-A"),
-                  practice_setting_code=code("PS-A"), confidentiality_codes=[code("N")],
-                  creation_time="20200101120000", hash="da39a3ee5e6b4b0d3255bfef95601890afd80709", size=10,
-                  repository_unique_id="1.2.3.9", language_code="fr-FR", source_patient_id=patient,
-                  authors=[Author(person="^Dupont^Jean")])
+    values = {"entry_uuid": new_uuid(), "unique_id": f"1.2.3.4.{n}", "patient_id": patient, "mime_type": "text/xml",
+              "title": f"doc {n}", "class_code": code("CLASS-A"), "type_code": code("TYPE-A"),
+              "format_code": code("FMT-A"), "healthcare_facility_type_code": code("HCF-A"),
+              "practice_setting_code": code("PS-A"), "confidentiality_codes": [code("N")],
+              "creation_time": "20200101120000", "hash": "da39a3ee5e6b4b0d3255bfef95601890afd80709", "size": 10,
+              "repository_unique_id": "1.2.3.9", "language_code": "fr-FR", "source_patient_id": patient,
+              "authors": [Author(person="^Dupont^Jean")]}
     values.update(kw)
     return DocumentEntry(**values)
 
 
 def folder(patient: str = PID, **kw) -> Folder:
     n = next(_n)
-    values = dict(entry_uuid=new_uuid(), unique_id=f"1.2.3.5.{n}", patient_id=patient, title=f"folder {n}",
-                  codes=[code("FOL-A")])
+    values = {"entry_uuid": new_uuid(), "unique_id": f"1.2.3.5.{n}", "patient_id": patient, "title": f"folder {n}",
+              "codes": [code("FOL-A")]}
     values.update(kw)
     return Folder(**values)
 
 
 def submission_set(patient: str = PID, **kw) -> SubmissionSet:
     n = next(_n)
-    values = dict(entry_uuid=new_uuid(), unique_id=f"1.2.3.6.{n}", patient_id=patient, source_id="1.2.3.7",
-                  submission_time="20200102030405", content_type_code=code("CT-A"),
-                  authors=[Author(person="^Martin^Anne")], title=f"ss {n}")
+    values = {"entry_uuid": new_uuid(), "unique_id": f"1.2.3.6.{n}", "patient_id": patient, "source_id": "1.2.3.7",
+              "submission_time": "20200102030405", "content_type_code": code("CT-A"),
+              "authors": [Author(person="^Martin^Anne")], "title": f"ss {n}"}
     values.update(kw)
     return SubmissionSet(**values)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from registry.query.params import split_value
 from registry.query.engine import run_stored_query
+from registry.query.params import split_value
 from registry.store import schema as t
 from tests.query.builders import PID, PID2, document
 from tests.query.conftest import APPROVED, codes_of, find_docs, run

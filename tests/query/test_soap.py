@@ -12,12 +12,12 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from bindings.registry import registry_operations
-from server.app import build_services
+from config import Settings
 from registry.store import schema as t
+from server.app import build_services
 from tests.conftest import shared_path
 from tests.query.builders import PID, PID2, document
 from tests.soap.conftest import call, envelope
-from config import Settings
 from xds.metadata import Author
 from xds.rim import Slot
 from xds.soap import NS_SOAP12, NS_WSA, SoapEndpoint

@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from registry.register import Registry
+from registry.store import MIGRATIONS as REGISTRY_MIGRATIONS
+from registry.store import migrate as migrate_registry
 from registry.store import schema as t
 from tests.support.metadata import document_entry, draft, fresh_patient
 from xds.metadata import Author, Code
-from registry.store import MIGRATIONS as REGISTRY_MIGRATIONS, migrate as migrate_registry
 
 SEP = t.FACTS_SEPARATOR
 CODES = [Code("N", "2.16.840.1.113883.5.25", "Normal"), Code("MASQUE_PS", "1.2.250.1.213.1.1.4.13", "Masqué")]

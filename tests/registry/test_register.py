@@ -170,7 +170,7 @@ def test_xfrm_rplc_deprecates_original(registry, patient):
 
 
 def test_replace_deprecates_addenda_and_transformations_of_original(registry, patient):
-    original, uid = _registered_document(registry, patient)
+    original, _uid = _registered_document(registry, patient)
     addendum = draft(patient)
     addendum.relate(AssocType.APND, addendum.documents[0].entry_uuid, original)
     transform = draft(patient)

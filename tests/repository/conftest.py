@@ -1,15 +1,14 @@
 """An in-process repository (both back-ends through the ``db`` fixture) and its /repository WSGI app."""
 from __future__ import annotations
 
-from bindings.repository import repository_endpoint
-from config import Settings
-from server.app import SOAP_HEADERS, build_services
-
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from bindings.repository import repository_endpoint
+from config import Settings
+from server.app import SOAP_HEADERS, build_services
 from tests.repository.support import PATIENT
 
 
@@ -30,6 +29,7 @@ class Env:
 
     def index_rows(self) -> list:
         from sqlalchemy import select
+
         from repository.index import documents
         with self.database.read() as conn:
             return conn.execute(select(documents).order_by(documents.c.unique_id)).all()

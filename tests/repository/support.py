@@ -11,8 +11,8 @@ from wsgiref.util import setup_testing_defaults
 
 from lxml import etree
 
-from xds import rim
 from tests.support.metadata import document_entry, submission_set
+from xds import rim
 from xds.metadata import Association, Author, DocumentEntry
 from xds.vocabulary import NS_LCM, NS_RIM, NS_RS, NS_XDSB, Actions, AssocType, q
 

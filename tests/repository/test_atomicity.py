@@ -13,8 +13,16 @@ from lxml import etree
 from repository.recovery import sweep
 from repository.registry_client import InProcessRegistry, SoapRegistry
 from repository.transactions import DocumentPart, Repository
-from tests.repository.support import (FAILURE, REPOSITORY_UID, SUCCESS, call_wsgi, new_oid, provide_request,
-                                      retrieve_request, submission)
+from tests.repository.support import (
+    FAILURE,
+    REPOSITORY_UID,
+    SUCCESS,
+    call_wsgi,
+    new_oid,
+    provide_request,
+    retrieve_request,
+    submission,
+)
 
 
 class RaisingRegistry:

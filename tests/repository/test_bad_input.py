@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.repository.support import (BOUNDARY, SUCCESS, call_wsgi, envelope, mtom_message, provide_body,
-                                      provide_request, submission)
+from tests.repository.support import (
+    BOUNDARY,
+    SUCCESS,
+    call_wsgi,
+    envelope,
+    mtom_message,
+    provide_body,
+    provide_request,
+    submission,
+)
 from xds.vocabulary import Actions
 
 ROOT = (b"Content-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"\r\n"
@@ -19,7 +27,7 @@ def _provide_env(sub):
 
 
 def missing_part(sub):
-    env, parts = _provide_env(sub)
+    env, _parts = _provide_env(sub)
     return mtom_message(env, [])
 
 

@@ -17,8 +17,16 @@ from lxml import etree
 
 from tests.conftest import shared_path
 from tests.repository.schemas import assert_valid
-from tests.repository.support import (PATIENT, REPOSITORY_UID, SUCCESS, parse_reply, provide_request,
-                                      retrieve_request, split_multipart, submission)
+from tests.repository.support import (
+    PATIENT,
+    REPOSITORY_UID,
+    SUCCESS,
+    parse_reply,
+    provide_request,
+    retrieve_request,
+    split_multipart,
+    submission,
+)
 from xds import rim
 
 zeep = pytest.importorskip("zeep")
@@ -114,7 +122,7 @@ def test_zeep_submits_and_retrieves_byte_exact(server):
     assert result.status == SUCCESS, result
     assert_valid(plugin.seen_body)
 
-    c43, svc43 = client("iti43.wsdl", server.repository_url)
+    _c43, svc43 = client("iti43.wsdl", server.repository_url)
     hcid = "urn:oid:1.3.6.1.4.1.21367.2017.2.6.52"
     reply = svc43.DocumentRepository_RetrieveDocumentSet(
         DocumentRequest=[{"HomeCommunityId": hcid, "RepositoryUniqueId": REPOSITORY_UID,

@@ -6,12 +6,23 @@ import hashlib
 import pytest
 
 from tests.repository.schemas import assert_valid
-from tests.repository.support import (FAILURE, REPOSITORY_UID, SUCCESS, call_wsgi, new_oid, provide_body,
-                                      provide_request, retrieve_request, sha1, submission)
+from tests.repository.support import (
+    FAILURE,
+    REPOSITORY_UID,
+    SUCCESS,
+    call_wsgi,
+    new_oid,
+    provide_body,
+    provide_request,
+    retrieve_request,
+    sha1,
+    submission,
+)
 
 
 def registered(env, unique_id: str) -> dict:
     from sqlalchemy import select
+
     from registry.store.schema import document_entries as t
     with env.database.read() as conn:
         row = conn.execute(select(t).where(t.c.unique_id == unique_id)).first()
@@ -20,7 +31,9 @@ def registered(env, unique_id: str) -> dict:
 
 def registered_slots(env, unique_id: str) -> dict[str, list[str]]:
     from sqlalchemy import select
-    from registry.store.schema import document_entries as de, registry_objects as ro
+
+    from registry.store.schema import document_entries as de
+    from registry.store.schema import registry_objects as ro
     from xds import rim
     with env.database.read() as conn:
         xml = conn.execute(select(ro.c.xml).join(de, de.c.uuid == ro.c.uuid)
@@ -91,7 +104,7 @@ def assert_nothing_stored(env, sub) -> None:
 
 def test_document_entry_without_document_is_missing_document(env):
     sub = submission([b"<a/>", b"<b/>"])
-    body, ct = provide_request(sub)
+    _body, _ct = provide_request(sub)
     # drop the second xdsb:Document
     sub2 = submission([b"<a/>"])
     sub2.objects = sub.objects
@@ -192,8 +205,9 @@ def test_resubmission_of_same_bytes_under_same_unique_id_goes_to_the_registry(en
 
 def test_missing_submit_objects_request(env):
     from lxml import etree
+
     from tests.repository.support import envelope
-    from xds.vocabulary import Actions, NS_XDSB
+    from xds.vocabulary import NS_XDSB, Actions
     body = etree.Element(f"{{{NS_XDSB}}}ProvideAndRegisterDocumentSetRequest")
     r = call_wsgi(env.app, envelope(body, Actions.PROVIDE), "application/soap+xml")
     assert r.status_value == FAILURE

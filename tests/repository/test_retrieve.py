@@ -6,8 +6,19 @@ import os
 import pytest
 
 from tests.repository.schemas import assert_valid
-from tests.repository.support import (BOUNDARY, FAILURE, PARTIAL, REPOSITORY_UID, SUCCESS, call_wsgi, new_oid,
-                                      provide_request, retrieve_body, retrieve_request, submission)
+from tests.repository.support import (
+    BOUNDARY,
+    FAILURE,
+    PARTIAL,
+    REPOSITORY_UID,
+    SUCCESS,
+    call_wsgi,
+    new_oid,
+    provide_request,
+    retrieve_body,
+    retrieve_request,
+    submission,
+)
 
 FAKE = b"MIMEBoundary_" + b"0123456789abcdef" * 2
 assert FAKE.decode() != BOUNDARY

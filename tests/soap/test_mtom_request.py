@@ -13,6 +13,7 @@ from .conftest import (
     ACTION_ITI41,
     NS_XDSB,
     ROOT_HEADERS,
+    ShortReads,
     ack_body,
     assert_fault,
     call,
@@ -20,7 +21,6 @@ from .conftest import (
     mtom_ct,
     multipart,
     provide,
-    ShortReads,
 )
 
 BOUNDARY = "MIME_b0undary"
@@ -100,7 +100,7 @@ def test_inline_base64_document(app, recorder):
     body = envelope(provide(f'<xdsb:Document id="Doc1">{encoded}</xdsb:Document>'), action=ACTION_ITI41)
     res = call(app, body)
     assert res.status == 200, res.body
-    ((doc_id, att),) = recorder.seen[-1]
+    ((_doc_id, att),) = recorder.seen[-1]
     assert att.data_copy == data and att.size == len(data)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from xds.soap import SoapFault, parse_xml, safe_parser
 
-from .conftest import assert_fault, call, envelope, SUBMIT
+from .conftest import SUBMIT, assert_fault, call, envelope
 
 
 def test_not_xml(app):

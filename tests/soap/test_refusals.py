@@ -155,8 +155,8 @@ def test_body_over_the_limit_is_reported_with_413(recorder, sink):
 
 
 def test_mtom_reference_to_a_missing_part_is_reported(app, sink):
-    doc = '<xdsb:Document xmlns:xdsb="urn:ihe:iti:xds-b:2007" id="d"><xop:Include ' \
-          'xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:absent"/></xdsb:Document>'
+    doc = ('<xdsb:Document xmlns:xdsb="urn:ihe:iti:xds-b:2007" id="d"><xop:Include '
+           'xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:absent"/></xdsb:Document>')
     body = multipart([(ROOT_HEADERS, envelope(SUBMIT.replace("/>", f">{doc}</lcm:SubmitObjectsRequest>")))])
     res = call(app, body, content_type=mtom_ct())
     assert_fault(app, res, "Sender", 400, "not found")

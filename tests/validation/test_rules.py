@@ -13,7 +13,7 @@ from xds.metadata import Code, Submission
 from xds.rim import LocalizedString, RegistryObject, Slot, parse_object_list
 from xds.validation import RULES, Context, ValueSets, validate_submission
 from xds.validation.required import REQUIRED
-from xds.vocabulary import ASSOCIATION_DOCUMENTATION, AssocType, DOC, NS_RIM, ObjectType, SS
+from xds.vocabulary import ASSOCIATION_DOCUMENTATION, DOC, NS_RIM, SS, AssocType, ObjectType
 from xds.xmlsafe import parse_bytes
 
 from .fixtures import EXISTING_DOC, OTHER_PATIENT, Parts, valid_submission
@@ -200,7 +200,7 @@ def test_required_attribute(req):
     setattr(owner, name, copy.copy(empty))
     for transaction in req.transactions:
         expect(parts.build(), req.rule_name, META, req.attribute, owner.entry_uuid, transaction=transaction)
-    for transaction in set(("ITI-41", "ITI-42")) - set(req.transactions):
+    for transaction in {"ITI-41", "ITI-42"} - set(req.transactions):
         assert list(validate_submission(parts.build(), transaction=transaction)) == []
 
 
