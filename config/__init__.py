@@ -97,6 +97,14 @@ class Settings:
     its own. A TOML table (``[xds.access_api_tokens]`` then ``ops = "..."``) or, in
     ``XDS_ACCESS_API_TOKENS``, a JSON object. A token shared by two principals, or the name
     ``dmp-api`` with another token than ``access_api_token``, stops the server from starting."""
+    audit_readers: list[str] = field(default_factory=list)
+    """Mutual-TLS certificate subjects (RFC 4514, as ``xds serve`` logs them) of the auditors' nodes
+    that may read the audit trail with ITI-81 (``GET /audit/AuditEvent``). In ``XDS_AUDIT_READERS``
+    subjects are separated by ';' (they hold commas), or given as a JSON list."""
+    audit_reader_tokens: dict[str, str] = field(default_factory=dict)
+    """Bearer tokens of the auditors who may read the audit trail with ITI-81, by principal name
+    (audited as the reader): a TOML table or, in ``XDS_AUDIT_READER_TOKENS``, a JSON object. With
+    neither this nor ``audit_readers`` ITI-81 answers 403 to everyone."""
     portal_enabled: bool = True
     """Serve the web portal under ``/portal``."""
     portal_secure_cookies: str = "auto"
@@ -134,14 +142,14 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         return int(value)
     if kind in (Path, "Path"):
         return Path(value)
-    if name == "registry_trusted_repositories" and isinstance(value, str):
+    if name in ("registry_trusted_repositories", "audit_readers") and isinstance(value, str):
         # certificate subjects hold commas (RFC 4514): a JSON list, or subjects separated by ';'
         items = json.loads(value) if value.lstrip().startswith("[") else value.split(";")
         return [str(v).strip() for v in items if str(v).strip()]
-    if name in ("audit_forward", "xua_trusted_certs", "registry_trusted_repositories"):
+    if name in ("audit_forward", "xua_trusted_certs", "registry_trusted_repositories", "audit_readers"):
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
-    if name == "access_api_tokens":
-        return _tokens(json.loads(value) if isinstance(value, str) else value)
+    if name in ("access_api_tokens", "audit_reader_tokens"):
+        return _tokens(json.loads(value) if isinstance(value, str) else value, name)
     if name == "value_sets":
         if isinstance(value, str):
             value = json.loads(value)
@@ -149,11 +157,11 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
     return value
 
 
-def _tokens(value: Any) -> dict[str, str]:
-    """``access_api_tokens`` as read: names and tokens must be strings, so that a number or a list
-    typed by mistake fails at start-up rather than as a token nobody can send."""
+def _tokens(value: Any, name: str = "access_api_tokens") -> dict[str, str]:
+    """``access_api_tokens`` or ``audit_reader_tokens`` as read: names and tokens must be strings, so
+    that a number or a list typed by mistake fails at start-up rather than as a token nobody can send."""
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ValueError("access_api_tokens must be a table of principal name -> token (strings)")
+        raise ValueError(f"{name} must be a table of principal name -> token (strings)")
     return dict(value)
 
 
