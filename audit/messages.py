@@ -77,10 +77,14 @@ ITI_18 = Code("ITI-18", "IHE Transactions", "Registry Stored Query")
 ITI_41 = Code("ITI-41", "IHE Transactions", "Provide and Register Document Set-b")
 ITI_42 = Code("ITI-42", "IHE Transactions", "Register Document Set-b")
 ITI_43 = Code("ITI-43", "IHE Transactions", "Retrieve Document Set")
-TRANSACTIONS = {c.code: c for c in (ITI_18, ITI_41, ITI_42, ITI_43)}
+ITI_81 = Code("ITI-81", "IHE Transactions", "Retrieve ATNA Audit Event")
+TRANSACTIONS = {c.code: c for c in (ITI_18, ITI_41, ITI_42, ITI_43, ITI_81)}
+AUDIT_LOG_USED = dcm("110101", "Audit Log Used")
+"""EventID of a read of the audit trail (DICOM PS3.15 A.5.3.2), which RESTful ATNA's ITI-81 audits."""
 # ParticipantObjectIDTypeCode
 PATIENT_NUMBER = Code("2", "RFC-3881", "Patient Number")
 REPORT_NUMBER = Code("9", "RFC-3881", "Report Number")
+URI = Code("12", "RFC-3881", "URI")
 SUBMISSION_SET = Code("urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd", "IHE XDS Metadata",
                       "submission set classificationNode")
 ACCESS_MODE_SYSTEM = "1.2.250.1.213.1.1.4.248"
@@ -89,7 +93,8 @@ ACCESS_MODE_SYSTEM = "1.2.250.1.213.1.1.4.248"
 ACTION_CREATE, ACTION_READ, ACTION_EXECUTE = "C", "R", "E"
 # ParticipantObjectTypeCode / ParticipantObjectTypeCodeRole (DICOM PS3.15 A.5.3)
 PERSON, SYSTEM_OBJECT = "1", "2"
-ROLE_PATIENT, ROLE_REPORT, ROLE_JOB, ROLE_QUERY = "1", "3", "20", "24"
+ROLE_PATIENT, ROLE_REPORT, ROLE_SECURITY_RESOURCE, ROLE_JOB, ROLE_QUERY = "1", "3", "13", "20", "24"
+SECURITY_AUDIT_LOG = "Security Audit Log"
 
 
 @dataclass
@@ -414,6 +419,27 @@ def security_alert(caller: Caller, source_id: str, description: str, alert_type:
                                             Code("12", "RFC-3881", "URI"), name=caller.endpoint))
     if patient_id:
         ev.objects.append(patient_object(patient_id))
+    return ev
+
+
+def audit_log_used(caller: Caller, source_id: str, outcome: int, log_uri: str, query: str | None = None,
+                   patient_ids: list[str] | None = None, description: str | None = None) -> AuditEvent:
+    """A read of the audit trail: ITI-81 at the Audit Record Repository (RESTful ATNA, ITI TF-2
+    3.81.5.1), DICOM PS3.15 A.5.3.2 "Audit Log Used", R, event type ITI-81.
+
+    The reader's node (Source) and, when known, the person or principal (human requestor); this
+    server (Destination); the trail (system object, role 13 Security Resource, its URI) with the
+    search as asked in ParticipantObjectQuery, else named "Security Audit Log"; one Patient object
+    per patient the search or the record names, so that a patient's access history shows who read
+    her part of the trail."""
+    ev = _base(caller, source_id, AUDIT_LOG_USED, ACTION_READ, outcome, ITI_81,
+               [requester(caller, SOURCE), responder(caller, DESTINATION)], description)
+    for patient_id in dict.fromkeys(patient_ids or []):
+        ev.objects.append(patient_object(patient_id))
+    log = ParticipantObject(log_uri, SYSTEM_OBJECT, ROLE_SECURITY_RESOURCE, URI, name=SECURITY_AUDIT_LOG)
+    if query:
+        log.query = query.encode("utf-8")
+    ev.objects.append(log)
     return ev
 
 

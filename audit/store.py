@@ -35,6 +35,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -378,6 +379,14 @@ class Query:
     event: list[str] | None = None
     outcome: list[int] | None = None
     source: list[str] | None = None
+    patient_any: list[str] | None = None
+    """Patient ids in any assigning authority (a FHIR token without a system): the key is the id
+    itself or ``oid|id``; OR-ed with :attr:`patient`."""
+    before: int | None = None
+    """Only records before this seq (the cursor of a newest-first page)."""
+    through: int | None = None
+    """Only records up to this seq: the trail as it was when the first page was answered, so that
+    the pages of one search and their total do not move while new records arrive."""
     limit: int = 1000
     newest_first: bool = False
 
@@ -387,15 +396,30 @@ def _key(kind: str, values: list[str]):
                           record_keys.c.value.in_(values))
 
 
-def search(database, q: Query) -> list:
-    """Rows of ``audit_records`` matching every given criterion (values of one criterion: OR)."""
-    stmt = select(records)
+def _like_escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _patient_key(exact: list[str], any_system: list[str]):
+    """A patient key equal to one of ``exact``, or the id of one of ``any_system`` under any
+    assigning authority (``oid|id``, or the bare id)."""
+    value = record_keys.c.value
+    alternatives = [value.in_(exact + any_system)] + [value.like("%|" + _like_escaped(v), escape="\\")
+                                                      for v in any_system]
+    return exists().where(record_keys.c.seq == records.c.seq, record_keys.c.kind == "patient", or_(*alternatives))
+
+
+def _where(stmt, q: Query):
+    if q.through is not None:
+        stmt = stmt.where(records.c.seq <= q.through)
     if q.since is not None:
         stmt = stmt.where(records.c.event_ts >= q.since)
     if q.until is not None:
         stmt = stmt.where(records.c.event_ts <= q.until)
-    for kind, values in (("patient", q.patient), ("user", q.user), ("altid", q.altid), ("object", q.entity),
-                         ("address", q.address), ("subtype", q.subtype)):
+    if q.patient_any:
+        stmt = stmt.where(_patient_key(q.patient or [], q.patient_any))
+    for kind, values in (("patient", None if q.patient_any else q.patient), ("user", q.user), ("altid", q.altid),
+                         ("object", q.entity), ("address", q.address), ("subtype", q.subtype)):
         if values:
             stmt = stmt.where(_key(kind, values))
     if q.event:
@@ -404,9 +428,24 @@ def search(database, q: Query) -> list:
         stmt = stmt.where(records.c.outcome.in_(q.outcome))
     if q.source:
         stmt = stmt.where(records.c.source_id.in_(q.source))
+    return stmt
+
+
+def search(database, q: Query) -> list:
+    """Rows of ``audit_records`` matching every given criterion (values of one criterion: OR),
+    at most ``q.limit``, before ``q.before`` when set."""
+    stmt = _where(select(records), q)
+    if q.before is not None:
+        stmt = stmt.where(records.c.seq < q.before)
     order = records.c.seq.desc() if q.newest_first else records.c.seq
     with database.read() as conn:
         return conn.execute(stmt.order_by(order).limit(q.limit)).all()
+
+
+def count_matching(database, q: Query) -> int:
+    """How many records match ``q``, whatever its limit and cursor (FHIR ``Bundle.total``)."""
+    with database.read() as conn:
+        return conn.execute(_where(select(func.count()).select_from(records), q)).scalar() or 0
 
 
 def iter_all(database, page: int = 1000) -> Iterator:

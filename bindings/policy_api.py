@@ -76,7 +76,7 @@ class Unauthenticated(PolicyError):
         self.challenge = challenge
 
 
-def principals(token: str, named: Mapping[str, str]) -> list[tuple[str, bytes]]:
+def principals(token: str, named: Mapping[str, str], setting: str = "access_api_tokens") -> list[tuple[str, bytes]]:
     """(principal, SHA-256 of its token) for ``access_api_token`` (as ``dmp-api``) and every named
     token. Raises ValueError on what would make the audited principal ambiguous or a token
     unusable, so that the server does not start on it: one token for two principals, ``dmp-api``
@@ -85,23 +85,34 @@ def principals(token: str, named: Mapping[str, str]) -> list[tuple[str, bytes]]:
     tokens = dict(named)
     if token:
         if tokens.get(LEGACY_PRINCIPAL, token) != token:
-            raise ValueError(f"access_api_tokens names {LEGACY_PRINCIPAL} with another token than access_api_token")
+            raise ValueError(f"{setting} names {LEGACY_PRINCIPAL} with another token than access_api_token")
         tokens[LEGACY_PRINCIPAL] = token
     out: list[tuple[str, bytes]] = []
     owners: dict[bytes, str] = {}
     for name, value in tokens.items():
         if not name or _UNPRINTABLE.search(name):
-            raise ValueError(f"access_api_tokens: principal name {name!r} is blank or has whitespace or "
+            raise ValueError(f"{setting}: principal name {name!r} is blank or has whitespace or "
                              "control characters")
         if not value or _UNPRINTABLE.search(value):
-            raise ValueError(f"access_api_tokens: the token of {name} is blank or has whitespace or "
+            raise ValueError(f"{setting}: the token of {name} is blank or has whitespace or "
                              "control characters")
         digest = hashlib.sha256(value.encode()).digest()
         if digest in owners:
-            raise ValueError(f"access_api_tokens: {owners[digest]} and {name} have the same token")
+            raise ValueError(f"{setting}: {owners[digest]} and {name} have the same token")
         owners[digest] = name
         out.append((name, digest))
     return out
+
+
+def principal_of(credential: str, known: list[tuple[str, bytes]]) -> str | None:
+    """The principal whose token is ``credential``: every configured token is compared, on
+    fixed-length digests, whatever matched before (no early exit)."""
+    digest = hashlib.sha256(credential.encode("latin-1")).digest()  # WSGI: header bytes as latin-1
+    found = None
+    for name, expected in known:
+        if hmac.compare_digest(digest, expected):
+            found = name
+    return found
 
 
 class PolicyApi:
@@ -140,14 +151,7 @@ class PolicyApi:
         return [body]
 
     def _principal(self, credential: str) -> str | None:
-        """The principal whose token is ``credential``: every configured token is compared, on
-        fixed-length digests, whatever matched before (no early exit)."""
-        digest = hashlib.sha256(credential.encode("latin-1")).digest()  # WSGI: header bytes as latin-1
-        found = None
-        for name, expected in self.principals:
-            if hmac.compare_digest(digest, expected):
-                found = name
-        return found
+        return principal_of(credential, self.principals)
 
     def _authenticate(self, environ: dict) -> Caller:
         """The caller, as the principal of its bearer token; else an audited refusal."""

@@ -1,7 +1,7 @@
 """The composition root of one worker: build the services once, mount every door under one WSGI app.
 
 Routing by path prefix is all there is: ``/registry`` and ``/repository`` are SOAP endpoints,
-``/dmp/api`` the policy's JSON API, ``/audit`` ITI-81, ``/portal`` the web portal; ``/`` and
+``/dmp/api`` the policy's JSON API, ``/audit`` ITI-81 (auditors only), ``/portal`` the web portal; ``/`` and
 ``/health`` answer a short JSON status.
 """
 from __future__ import annotations
@@ -10,17 +10,13 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from config import Settings
-from storage import Database
-from xds.soap import DEFAULT_UNDERSTOOD_HEADERS, WSSE_SECURITY
-from xds.validation import ValueSets
-
 from access.wiring import build_access
 from audit.auditor import build_auditor
-from audit.fhir import AuditEventApp
+from bindings.fhir_audit import FhirAuditApp
 from bindings.policy_api import PolicyApi
 from bindings.registry import registry_endpoint
 from bindings.repository import repository_endpoint
+from config import Settings
 from portal.app import portal_app
 from registry.register import Registry
 from repository.index import DocumentIndex
@@ -28,10 +24,13 @@ from repository.store import FileSystemStore
 from repository.transactions import Repository
 from repository.wiring import ensure_schema, registry_gateway
 from server.tls import client_certificate_missing, peer_subject
+from storage import Database
 from transactions.alerts import alert_sink, edge_refusal_sink
 from transactions.iti41 import AuditedGateway
 from transactions.policy_admin import PolicyAdmin
 from transactions.services import Services
+from xds.soap import DEFAULT_UNDERSTOOD_HEADERS, WSSE_SECURITY
+from xds.validation import ValueSets
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
@@ -64,7 +63,7 @@ def mounts(services: Services) -> dict[str, WSGIApp]:
     doors: dict[str, WSGIApp] = {
         "/registry": registry_endpoint(services, SOAP_HEADERS, refused),
         "/repository": repository_endpoint(services, SOAP_HEADERS, refused),
-        "/audit": AuditEventApp(services.database),
+        "/audit": FhirAuditApp(services),
         "/dmp/api": PolicyApi(PolicyAdmin(services.database, services.auditor), settings.access_api_token,
                               services),
     }

@@ -1,6 +1,7 @@
 """Fixtures shared by the suite: a database per back-end and a live server per back-end."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from tests.support.databases import BACKENDS, database_url
 from tests.support.server import start_server
 from registry.store import migrate as migrate_registry
 
+AUDITOR_TOKEN = "test-auditor-token-4c7f0a9e"
+"""The ``live_server``'s auditor (``audit_reader_tokens``): ITI-81 answers auditors only."""
 SHARED = Path(os.environ.get("XDS_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
 
 
@@ -46,7 +49,7 @@ def live_server(request, tmp_path_factory):
     """``xds serve`` on each back-end, shared by the tests of a session."""
     tmp = tmp_path_factory.mktemp(f"server-{request.param}")
     url, handle = database_url(request.param, tmp)
-    server = start_server(tmp / "data", url)
+    server = start_server(tmp / "data", url, env={"XDS_AUDIT_READER_TOKENS": json.dumps({"auditor": AUDITOR_TOKEN})})
     server.backend = request.param
     yield server
     code = server.stop()
