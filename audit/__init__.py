@@ -18,7 +18,8 @@ Modules, each named for what it holds:
 * :mod:`audit.arr`: the built-in ARR's UDP and TLS listeners;
 * :mod:`audit.daemon`: the one audit process per server (sender + listeners, below the workers'
   priority) and ``xds arr``;
-* :mod:`audit.fhir`: ITI-81 ``GET /audit/AuditEvent``;
+* :mod:`audit.fhir`: ITI-81's search and DICOM -> FHIR R4 mapping (who may read and the audit of
+  each read: :mod:`transactions.iti81`; the HTTP door: :mod:`bindings.fhir_audit`);
 * :mod:`audit.history`: ``access_history(database, patient_id)`` for the patient's portal;
 * :mod:`server.commands.audit`: ``xds audit verify|search`` and ``xds arr``.
 """
