@@ -145,13 +145,10 @@ class FhirAuditApp:
         return self._answer(start_response, status, doc, media, head)
 
     def _read(self, caller: Caller, authenticate: Authenticate, ident: str) -> tuple[int, dict]:
-        if not ident.isdigit():
-            authenticate(caller)  # an unauthenticated caller learns nothing, not even a 404
-            return 404, fhir.operation_outcome("not-found", f"AuditEvent/{ident}")
-        row = iti81.read(self.services, caller, authenticate, int(ident))
+        row = iti81.read(self.services, caller, authenticate, ident)
         event = fhir.audit_event(row) if row is not None else None
         if event is None:
-            return 404, fhir.operation_outcome("not-found", f"AuditEvent/{ident}")
+            return 404, fhir.operation_outcome("not-found", f"AuditEvent/{ident[:64]}")
         return 200, event
 
     def _search(self, caller: Caller, authenticate: Authenticate, params: list[tuple[str, str]], base: str) -> dict:

@@ -68,15 +68,17 @@ def search(services: Services, caller: Caller, authenticate: Authenticate, param
         _audit(services, caller, outcome, text, patients, f"audit trail {what} by {_reader(caller)}")
 
 
-def read(services: Services, caller: Caller, authenticate: Authenticate, seq: int,
+def read(services: Services, caller: Caller, authenticate: Authenticate, seq: int | str,
          what: str = "record read") -> Row[Any] | None:
-    """One stored record (a row of :data:`audit.store.records`), or None when there is none."""
+    """One stored record (a row of :data:`audit.store.records`), or None when there is none (an id
+    that is no seq included: the caller is admitted, and the read audited, all the same)."""
     admit = _admission(services, caller, authenticate)
-    rows = store.search_seq(services.database, seq)
+    known = isinstance(seq, int) or seq.isdigit()
+    rows = store.search_seq(services.database, int(seq)) if known else []
     patients = patients_of(rows[0]) if rows else []
-    admit(patients, f"AuditEvent/{seq}")
+    admit(patients, f"AuditEvent/{str(seq)[:64]}")
     _audit(services, caller, messages.SUCCESS if rows else messages.MINOR_FAILURE, None, patients,
-           f"audit {what}: record {seq}{'' if rows else ' (none)'} by {_reader(caller)}")
+           f"audit {what}: record {str(seq)[:64]}{'' if rows else ' (none)'} by {_reader(caller)}")
     row: Row[Any] | None = rows[0] if rows else None
     return row
 

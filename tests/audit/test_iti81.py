@@ -121,8 +121,9 @@ def test_unauthenticated_trail_read_is_refused_and_audited(server):
     status, headers, body = get(server, "/AuditEvent", {"date": "ge2000-01-01"}, token="not-a-token")
     assert status == 401 and 'error="invalid_token"' in headers["www-authenticate"] and PID not in body.decode()
     assert get(server, "/AuditEvent/1")[0] == 401
+    assert get(server, "/AuditEvent/no-such-id")[0] == 401  # not even a 404 before the credential
     refused = alerts(server)
-    assert len(refused) == 3
+    assert len(refused) == 4
     for x in refused:
         assert_valid(x)
         assert "192.0.2.44" in x.findtext("EventIdentification/EventOutcomeDescription")
