@@ -17,14 +17,29 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, String, Table, delete, insert,
-                        select, update)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from registry.facts import RECORD_STATE_SQL
-from storage.database import LAZY_COMMIT, driver_execute
+from storage.database import LAZY_COMMIT, Database, driver_execute
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "access_alembic_version"
@@ -134,10 +149,10 @@ class RecordPolicy:
     centre_15_allowed: bool = True
     authorised: frozenset[str] = frozenset()
     blocked: frozenset[str] = frozenset()
-    documents: dict[str, "DocumentPolicy"] = field(default_factory=dict)
+    documents: dict[str, DocumentPolicy] = field(default_factory=dict)
     """uniqueId -> the patient's (or the author's) decision on that document, where one was taken."""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"patient_id": self.patient_id, "state": self.state, "treating_physician": self.treating_physician,
                 "break_glass_allowed": self.break_glass_allowed, "centre_15_allowed": self.centre_15_allowed,
                 "authorised": sorted(self.authorised), "blocked": sorted(self.blocked)}
@@ -153,15 +168,15 @@ NO_DECISION = DocumentPolicy()
 """A document no one masked, unmasked or disclosed (shared: a DocumentPolicy never changes)."""
 
 
-def migrate(database) -> None:
-    """Create or upgrade the access tables (idempotent). ``database``: storage.database.Database."""
+def migrate(database: Database) -> None:
+    """Create or upgrade the access tables (idempotent)."""
     database.migrate(MIGRATIONS)
 
 
 class AccessStore:
     """Reads and changes of the policy state, each its own short transaction."""
 
-    def __init__(self, database, replay_sync_commit: bool = True) -> None:
+    def __init__(self, database: Database, replay_sync_commit: bool = True) -> None:
         self.db = database
         self._next_purge = 0.0
         self.replay_sync_commit = replay_sync_commit
@@ -173,7 +188,7 @@ class AccessStore:
         throughput of dmp FindDocuments that each carried a fresh assertion (benchmarks/query.py)."""
 
     # ------------------------------------------------------------------ reads
-    def record(self, patient_id: str, conn=None) -> RecordPolicy:
+    def record(self, patient_id: str, conn: Connection | None = None) -> RecordPolicy:
         """The patient's decisions, read in one statement (every ITI-18/41/43 in mode dmp asks)."""
         if conn is None:
             with self.db.read() as conn:
@@ -181,7 +196,7 @@ class AccessStore:
         return _record_of(patient_id, driver_execute(conn, _RECORD, {"patient": patient_id})[0])
 
     @staticmethod
-    def record_expression(patient_id: str) -> tuple[str, dict]:
+    def record_expression(patient_id: str) -> tuple[str, dict[str, Any]]:
         """(SQL expression, parameters) of the patient's record for another statement to carry
         (PostgreSQL; ``registry.query.run_stored_query``'s ``also``); :meth:`record_of_value`
         reads its value."""
@@ -191,7 +206,7 @@ class AccessStore:
     def record_of_value(patient_id: str, value: str) -> RecordPolicy:
         return _record_of(patient_id, [tuple(row) for row in json.loads(value)])
 
-    def record_and_first_use(self, patient_id: str, conn, assertion_id: str, expires_at: float
+    def record_and_first_use(self, patient_id: str, conn: Connection, assertion_id: str, expires_at: float
                              ) -> tuple[RecordPolicy, bool]:
         """The record and the replay check of the request's assertion (:meth:`first_use`).
 
@@ -205,7 +220,7 @@ class AccessStore:
                               {"patient": patient_id, "assertion_id": assertion_id, "expires_at": expires_at})[0]
         return _record_of(patient_id, [r for r in rows if r[0] != "u"]), any(r[0] == "u" for r in rows)
 
-    def emergency_accesses(self, patient_id: str) -> list[dict]:
+    def emergency_accesses(self, patient_id: str) -> list[dict[str, Any]]:
         with self.db.read() as conn:
             rows = conn.execute(select(emergency).where(emergency.c.patient_id == patient_id)
                                 .order_by(emergency.c.at, emergency.c.id)).all()
@@ -214,7 +229,7 @@ class AccessStore:
                  "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.at))} for r in rows]
 
     # ------------------------------------------------------------------ changes
-    def _upsert_record(self, conn, patient_id: str, **values) -> None:
+    def _upsert_record(self, conn: Connection, patient_id: str, **values: object) -> None:
         values["updated_at"] = time.time()
         res = conn.execute(update(records).where(records.c.patient_id == patient_id).values(**values))
         if res.rowcount == 0:
@@ -245,7 +260,7 @@ class AccessStore:
         """Change a document's state; ``masked="keep"`` leaves the mask override as it is."""
         with self.db.write() as conn:
             row = conn.execute(select(documents).where(documents.c.unique_id == unique_id)).first()
-            values = {"updated_at": time.time(), "patient_id": patient_id}
+            values: dict[str, object] = {"updated_at": time.time(), "patient_id": patient_id}
             if masked != "keep":
                 values["masked"] = masked
             if disclosed is not None:
@@ -288,9 +303,10 @@ class AccessStore:
             return driver_execute(conn, _FIRST_USE_ALONE[self.replay_sync_commit], values)[1] == 1
 
 
-def _record_of(patient_id: str, rows) -> RecordPolicy:
+def _record_of(patient_id: str, rows: Iterable[Sequence[Any]]) -> RecordPolicy:
     out = RecordPolicy(patient_id)
-    authorised, blocked = set(), set()
+    authorised: set[str] = set()
+    blocked: set[str] = set()
     for kind, a, b, c, d, e in rows:
         if kind == "r":
             out.state = a

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config import Settings
-from storage import Database, host_lock
-
 from access.policy import AccessPolicy, AlertSink, log_alert
 from access.store import AccessStore, migrate
 from access.xua import build_verifier
+from config import Settings
+from storage import Database, host_lock
 
 
 def ensure_schema(settings: Settings, database: Database) -> None:

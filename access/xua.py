@@ -38,14 +38,23 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, overload
 
 from lxml import etree
 
+from config import Settings
 from xds.context import Caller, CodedValue
 from xds.soap.faults import SoapFault
+from xds.soap.messages import SoapRequest
 from xds.soap.namespaces import NS_WSSE
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from signxml import SignatureConfiguration, XMLVerifier
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +102,16 @@ def _parse_time(text: str | None, what: str) -> dt.datetime | None:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise XuaError(INVALID_TOKEN, f"{what} {text!r} is not an xs:dateTime") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _format_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def load_certificates(paths) -> list:
+def load_certificates(paths: Iterable[str | os.PathLike[str]]) -> list[x509.Certificate]:
     from cryptography import x509
-    out = []
+    out: list[x509.Certificate] = []
     for path in paths:
         data = Path(path).read_bytes()
         out += x509.load_pem_x509_certificates(data)
@@ -138,11 +147,24 @@ class AssertionFacts:
         return [code for value in self.attributes.get(name, ()) for code in value.codes]
 
 
+class ReplayStore(Protocol):
+    """Where assertion ids are remembered until they expire (:class:`access.store.AccessStore`)."""
+
+    def first_use(self, assertion_id: str, expires_at: float) -> bool:
+        """False when ``assertion_id`` was seen before (a replay)."""
+
+
+class RefusalSink(Protocol):
+    """Told of a refused assertion (the policy's :class:`access.policy.AlertSink`)."""
+
+    def __call__(self, caller: Caller, description: str, kind: str = ...) -> None: ...
+
+
 class XuaVerifier:
     """Checks the assertion of a request against trusted issuer certificates (thread-safe)."""
 
-    def __init__(self, trusted_certs: list, audience: str = "", clock_skew: int = 60, store=None,
-                 replay_check: bool = True, reuse: bool = True) -> None:
+    def __init__(self, trusted_certs: list[x509.Certificate], audience: str = "", clock_skew: int = 60,
+                 store: ReplayStore | None = None, replay_check: bool = True, reuse: bool = True) -> None:
         from cryptography.hazmat.primitives.serialization import Encoding
         self.trusted = {c.public_bytes(Encoding.DER): c for c in trusted_certs}
         """Pinned issuer certificates by their DER encoding."""
@@ -159,7 +181,8 @@ class XuaVerifier:
         self._verified_lock = threading.Lock()
 
     # -- the SOAP side ---------------------------------------------------------------------------
-    def apply(self, request, caller: Caller, required: bool, on_refusal=None, defer_replay: bool = False) -> None:
+    def apply(self, request: SoapRequest, caller: Caller, required: bool, on_refusal: RefusalSink | None = None,
+              defer_replay: bool = False) -> None:
         """Fill ``caller`` from the request's assertion; raise a SoapFault (and alert) when refused.
 
         ``defer_replay``: leave the replay check to the access policy (``caller.pending_assertion``),
@@ -204,9 +227,9 @@ class XuaVerifier:
             facts = self._verify_signed(assertion, data)
             if self.reuse and not facts.one_time_use:
                 self._remember(digest, facts)
-        self._check_conditions(facts, now or dt.datetime.now(dt.timezone.utc))
-        if not defer_replay and self.once(facts) and not self.store.first_use(facts.id,
-                                                                              facts.not_on_or_after.timestamp()):
+        self._check_conditions(facts, now or dt.datetime.now(dt.UTC))
+        if not defer_replay and self.once(facts) and self.store is not None \
+                and not self.store.first_use(facts.id, facts.not_on_or_after.timestamp()):
             raise replayed(facts.id)
         return facts
 
@@ -242,7 +265,7 @@ class XuaVerifier:
 
     def _check_signature(self, data: bytes, signature: etree._Element) -> etree._Element:
         from cryptography import x509
-        from signxml import XMLVerifier
+        from signxml import VerifyResult, XMLVerifier
         from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
 
         if not self.trusted:
@@ -269,6 +292,8 @@ class XuaVerifier:
             try:
                 result = self._verifier(XMLVerifier).verify(data, x509_cert=cert, expect_config=_expected_signature(),
                                                             id_attribute="ID")
+                # expect_references=1: one result, its signed element
+                assert isinstance(result, VerifyResult) and result.signed_xml is not None
                 return result.signed_xml
             except InvalidCertificate as exc:
                 last = exc
@@ -280,9 +305,9 @@ class XuaVerifier:
                 last = exc
         raise XuaError(FAILED_AUTHENTICATION, f"the assertion signature does not verify: {last}")
 
-    def _verifier(self, factory):
+    def _verifier(self, factory: Callable[[], XMLVerifier]) -> XMLVerifier:
         """One signxml verifier per thread: it keeps an lxml parser, which threads must not share."""
-        verifier = getattr(self._local, "verifier", None)
+        verifier: XMLVerifier | None = getattr(self._local, "verifier", None)
         if verifier is None:
             verifier = self._local.verifier = factory()
         return verifier
@@ -302,7 +327,7 @@ VERIFIED_CACHE_SIZE = 4096
 
 
 @functools.lru_cache(maxsize=1)
-def _expected_signature():
+def _expected_signature() -> SignatureConfiguration:
     """signxml's ``expect_config``: one reference, RSA-SHA256 over SHA-256 digests, an X.509 key."""
     from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod
     return SignatureConfiguration(require_x509=True, location="./", expect_references=1,
@@ -317,14 +342,14 @@ def replayed(assertion_id: str) -> XuaError:
 def read_assertion(signed: etree._Element) -> AssertionFacts:
     conditions = signed.find(_q(NS_SAML, "Conditions"))
     expires = _parse_time(conditions.get("NotOnOrAfter"), "NotOnOrAfter") if conditions is not None else None
-    if expires is None:
+    if conditions is None or expires is None:
         raise XuaError(INVALID_TOKEN, "the assertion has no Conditions/@NotOnOrAfter")
     name_id = signed.findtext(f"{_q(NS_SAML, 'Subject')}/{_q(NS_SAML, 'NameID')}")
     attributes: dict[str, list[AttributeValue]] = {}
     for attr in signed.iterfind(f"{_q(NS_SAML, 'AttributeStatement')}/{_q(NS_SAML, 'Attribute')}"):
         attributes.setdefault(attr.get("Name", ""), []).extend(
             _attribute_value(value) for value in attr.findall(_q(NS_SAML, "AttributeValue")))
-    return AssertionFacts(signed.get("ID"), (signed.findtext(_q(NS_SAML, "Issuer")) or "").strip() or None,
+    return AssertionFacts(signed.get("ID", ""), (signed.findtext(_q(NS_SAML, "Issuer")) or "").strip() or None,
                           name_id.strip() if name_id else None, expires,
                           not_before=_parse_time(conditions.get("NotBefore"), "NotBefore"),
                           audiences=tuple((a.text or "").strip() for a in conditions.iter(_q(NS_SAML, "Audience"))),
@@ -333,9 +358,10 @@ def read_assertion(signed: etree._Element) -> AssertionFacts:
 
 
 def _attribute_value(value: etree._Element) -> AttributeValue:
-    codes = tuple(CodedValue(el.get("code"), el.get("codeSystem", ""), el.get("displayName", ""))
-                  for el in value.iter() if isinstance(el.tag, str) and el.get("code"))
-    return AttributeValue("".join(value.itertext()).strip(), codes)
+    codes = tuple(CodedValue(code, el.get("codeSystem", ""), el.get("displayName", ""))
+                  for el in value.iter() if isinstance(el.tag, str) and (code := el.get("code")))
+    text = cast(Iterator[str], value.itertext())  # lxml-stubs say str | bytes: lxml gives str
+    return AttributeValue("".join(text).strip(), codes)
 
 
 def fill_caller(caller: Caller, facts: AssertionFacts) -> None:
@@ -366,7 +392,7 @@ class Issuer:
         self.name = name
 
     @classmethod
-    def generate(cls, common_name: str = "DMP-XDS XUA test issuer", days: int = 3650) -> "Issuer":
+    def generate(cls, common_name: str = "DMP-XDS XUA test issuer", days: int = 3650) -> Issuer:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
@@ -375,7 +401,7 @@ class Issuer:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                           x509.NameAttribute(NameOID.ORGANIZATION_NAME, "DMP-XDS")])
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                 .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
                 .not_valid_after(now + dt.timedelta(days=days))
@@ -386,14 +412,18 @@ class Issuer:
         return cls(key_pem, cert.public_bytes(serialization.Encoding.PEM), common_name)
 
     @functools.cached_property
-    def private_key(self):
+    def private_key(self) -> RSAPrivateKey:
         """The key, loaded once: loading a PEM RSA key checks it (tens of milliseconds) and the key
         signs an assertion per request in tests and benchmarks."""
+        from cryptography.hazmat.primitives.asymmetric import rsa
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
-        return load_pem_private_key(self.key_pem, password=None)
+        key = load_pem_private_key(self.key_pem, password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise TypeError("the XUA issuer's key must be an RSA key (it signs RSA-SHA256)")
+        return key
 
     @property
-    def certificate(self):
+    def certificate(self) -> x509.Certificate:
         from cryptography import x509
         return x509.load_pem_x509_certificate(self.cert_pem)
 
@@ -406,7 +436,7 @@ class Issuer:
         from signxml import DigestAlgorithm, SignatureMethod, XMLSigner
         from signxml.algorithms import SignatureConstructionMethod
 
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         start = not_before or now
         aid = assertion_id or "_" + uuid.uuid4().hex
         a = etree.Element(_q(NS_SAML, "Assertion"), nsmap={"saml2": NS_SAML}, ID=aid, Version="2.0",
@@ -431,12 +461,15 @@ class Issuer:
             "urn:oasis:names:tc:SAML:2.0:ac:classes:TLSClient"
         stmt = etree.SubElement(a, _q(NS_SAML, "AttributeStatement"))
 
-        def attribute(attr_name: str, text: str | None = None, coded: tuple[str, str, str, str] | None = None):
+        def attribute(attr_name: str, text: str | None = None,
+                      coded: tuple[str, str, str, str] | None = None) -> None:
             at = etree.SubElement(stmt, _q(NS_SAML, "Attribute"), Name=attr_name)
             value = etree.SubElement(at, _q(NS_SAML, "AttributeValue"))
             if coded:
                 tag, code, system, display = coded
-                el = etree.SubElement(value, _q(NS_HL7, tag), nsmap={None: NS_HL7, "xsi": NS_XSI},
+                el = etree.SubElement(value, _q(NS_HL7, tag),
+                                      # lxml-stubs refuse the None key, lxml's default namespace
+                                      nsmap={None: NS_HL7, "xsi": NS_XSI},  # type: ignore[dict-item]
                                       code=code, codeSystem=system)
                 el.set(_q(NS_XSI, "type"), "CE")
                 if display:
@@ -459,7 +492,7 @@ class Issuer:
         return signer.sign(a, key=self.private_key, cert=self.cert_pem.decode(), reference_uri="#" + aid,
                            id_attribute="ID")
 
-    def security_header(self, professional_id: str, **kw) -> etree._Element:
+    def security_header(self, professional_id: str, **kw: Any) -> etree._Element:
         """``wsse:Security`` holding a fresh signed assertion (for the client's extra headers)."""
         return wrap_security(self.assertion(professional_id, **kw))
 
@@ -471,7 +504,13 @@ def wrap_security(*assertions: etree._Element) -> etree._Element:
     return sec
 
 
-def local_issuer(data_dir: str | os.PathLike, create: bool = True) -> Issuer | None:
+@overload
+def local_issuer(data_dir: str | os.PathLike[str], create: Literal[True] = True) -> Issuer: ...
+@overload
+def local_issuer(data_dir: str | os.PathLike[str], create: bool) -> Issuer | None: ...
+
+
+def local_issuer(data_dir: str | os.PathLike[str], create: bool = True) -> Issuer | None:
     """The issuer kept under ``<data dir>/xua/`` (key 0600), generated once (file-locked)."""
     folder = Path(data_dir) / "xua"
     key_path, cert_path = folder / "issuer-key.pem", folder / "issuer-cert.pem"
@@ -496,23 +535,22 @@ def local_issuer(data_dir: str | os.PathLike, create: bool = True) -> Issuer | N
     return Issuer(key_path.read_bytes(), cert_path.read_bytes())
 
 
-def trust_local_issuer(settings) -> bool:
-    value = str(getattr(settings, "xua_trust_local_issuer", "auto")).strip().lower()
+def trust_local_issuer(settings: Settings) -> bool:
+    value = str(settings.xua_trust_local_issuer).strip().lower()
     if value in ("", "auto"):
-        url = settings.effective_database_url() if hasattr(settings, "effective_database_url") else ""
-        return url.startswith("sqlite")
+        return settings.effective_database_url().startswith("sqlite")
     return value in ("1", "true", "yes", "on")
 
 
-def build_verifier(settings, store=None) -> XuaVerifier:
-    certs = load_certificates(getattr(settings, "xua_trusted_certs", None) or [])
+def build_verifier(settings: Settings, store: ReplayStore | None = None) -> XuaVerifier:
+    certs = load_certificates(settings.xua_trusted_certs)
     if trust_local_issuer(settings):  # generated for the dmp policy; in an open domain only if it exists
-        issuer = local_issuer(settings.data_dir, create=getattr(settings, "access_policy", "open") == "dmp")
+        issuer = local_issuer(settings.data_dir, create=settings.access_policy == "dmp")
         if issuer is not None:
             certs.append(issuer.certificate)
-    return XuaVerifier(certs, audience=getattr(settings, "xua_audience", ""),
-                       clock_skew=getattr(settings, "xua_clock_skew", 60), store=store,
-                       replay_check=bool(getattr(settings, "xua_replay_check", True)),
-                       reuse=bool(getattr(settings, "xua_assertion_reuse", True)))
+    return XuaVerifier(certs, audience=settings.xua_audience,
+                       clock_skew=settings.xua_clock_skew, store=store,
+                       replay_check=settings.xua_replay_check,
+                       reuse=settings.xua_assertion_reuse)
 
 

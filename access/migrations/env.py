@@ -1,5 +1,5 @@
 """Alembic environment of the DMP access tables (own version table)."""
-from storage.database import alembic_env
 from access.store import VERSION_TABLE, metadata
+from storage.database import alembic_env
 
 alembic_env(metadata, VERSION_TABLE)

@@ -4,9 +4,8 @@ Revision ID: x0001
 Revises:
 Create Date: 2026-12-01
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "x0001"
 down_revision = None
