@@ -35,23 +35,28 @@ import dataclasses
 import functools
 import logging
 import uuid
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from typing import Protocol
-
-from xds.context import Caller, caller_from_environ
-from xds.errors import ErrorCode, ErrorList
-from xds.metadata import Association
-from xds.vocabulary import DOC, NS_RIM, QUERY_PATIENT_PARAMETERS, STORED_QUERIES, AssocType, q
-
-from registry import facts as registry_facts
-from registry.facts import author_id
-from registry.query.params import split_value
-from registry.store.schema import FACTS_SEPARATOR
+from lxml import etree
+from sqlalchemy import Connection
 
 from access.store import NO_DECISION, AccessStore, DocumentPolicy, RecordPolicy
 from access.xua import replayed
+from config import Settings
+from registry import facts as registry_facts
+from registry.facts import author_id
+from registry.query.engine import QueryResult
+from registry.query.params import split_value
+from registry.store.schema import FACTS_SEPARATOR
+from storage import Database
+from xds.context import Caller, caller_from_environ
+from xds.errors import ErrorCode, ErrorList
+from xds.metadata import Association
+from xds.soap.messages import SoapRequest
+from xds.vocabulary import DOC, NS_RIM, QUERY_PATIENT_PARAMETERS, STORED_QUERIES, AssocType, q
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +224,8 @@ def may_file_into(decision: Decision, folder_visible: bool) -> bool:
 
 # ----------------------------------------------------------------------------- facts from the registry
 
-def document_facts(conn, *, uuids=None, unique_ids=None) -> dict[str, DocumentFacts]:
+def document_facts(conn: Connection, *, uuids: Iterable[str] | None = None,
+                   unique_ids: Iterable[str] | None = None) -> dict[str, DocumentFacts]:
     """DocumentFacts by entry uuid, for the given entry uuids or document uniqueIds (the registry's
     read API); the patient's decisions on each document come with the decision on the patient
     (:meth:`Decision.sees`)."""
@@ -234,7 +240,7 @@ _SLOT = q(NS_RIM, "Slot")
 _VALUE = q(NS_RIM, "Value")
 
 
-def entry_facts(entry, patient_id: str, record: RecordPolicy | None) -> DocumentFacts | None:
+def entry_facts(entry: etree._Element, patient_id: str, record: RecordPolicy | None) -> DocumentFacts | None:
     """A DocumentEntry's facts read from its LeafClass element, as the registry stored it.
 
     The same values the registration wrote to ``entry_codes`` and ``entry_authors`` (the
@@ -243,7 +249,9 @@ def entry_facts(entry, patient_id: str, record: RecordPolicy | None) -> Document
     """
     if entry.tag != _EXTRINSIC_OBJECT:
         return None
-    unique_id, codes, authors = "", set(), set()
+    unique_id = ""
+    codes: set[str] = set()
+    authors: set[str] = set()
     for el in entry.iterchildren(_CLASSIFICATION, _EXTERNAL_IDENTIFIER):
         if el.tag == _EXTERNAL_IDENTIFIER:
             if el.get("identificationScheme") == DOC.UNIQUE_ID:
@@ -272,7 +280,7 @@ def indexed_facts(unique_id: str, confidentiality: str, authors: str, patient_id
     return DocumentFacts(unique_id, patient_id, codes, people, state or NO_DECISION)
 
 
-def _first_value(obj, name: str) -> str | None:
+def _first_value(obj: etree._Element, name: str) -> str | None:
     """The first Value of the Slot ``name`` (walked by hand: an ElementPath with a predicate is
     interpreted in Python on every call, ten times per answer)."""
     for slot in obj.iterchildren(_SLOT):
@@ -349,11 +357,19 @@ def _unknown_id(parameter: str) -> str:
     return f"urn:uuid:{fresh}" if parameter in UUID_PARAMETERS else f"2.25.{fresh.int}"
 
 
+class AssertionCheck(Protocol):
+    """What the policy asks of the XUA verifier (:class:`access.xua.XuaVerifier`): fill the caller
+    from the request's assertion, or raise the SoapFault that refuses it (and tell ``on_refusal``)."""
+
+    def apply(self, request: SoapRequest, caller: Caller, required: bool, on_refusal: AlertSink | None = None,
+              defer_replay: bool = False) -> None: ...
+
+
 class AccessPolicy:
     """What the actors ask. ``mode``: ``open`` or ``dmp``. Safe to share between threads."""
 
-    def __init__(self, settings, database, store: AccessStore | None = None, xua=None,
-                 alert: AlertSink = log_alert) -> None:
+    def __init__(self, settings: Settings, database: Database, store: AccessStore | None = None,
+                 xua: AssertionCheck | None = None, alert: AlertSink = log_alert) -> None:
         self.settings = settings
         self.mode = settings.access_policy or "open"
         if self.mode not in ("open", "dmp"):
@@ -373,7 +389,7 @@ class AccessPolicy:
         self.alert(caller, description, kind, patient_id, success)
 
     # -- who is calling --------------------------------------------------------------------------------
-    def identify(self, request, defer_replay: bool = False) -> Caller:
+    def identify(self, request: SoapRequest, defer_replay: bool = False) -> Caller:
         """The Caller of a SOAP request: TLS node, XUA assertion (verified); SoapFault when refused.
 
         ``defer_replay``: the assertion's replay check waits for the first read of the patient's
@@ -395,9 +411,9 @@ class AccessPolicy:
     def _owed_replay_check(caller: Caller | None) -> tuple[str, float] | None:
         """(assertion id, expiry) of the replay check ``identify`` deferred, taken off the caller:
         whoever asks first does it, once."""
-        owed = caller.pending_assertion if caller is not None else None
-        if owed is not None:
-            caller.pending_assertion = None
+        if caller is None or caller.pending_assertion is None:
+            return None
+        owed, caller.pending_assertion = caller.pending_assertion, None
         return owed
 
     def settle(self, caller: Caller) -> None:
@@ -419,7 +435,7 @@ class AccessPolicy:
         return value in ("1", "true", "yes", "on")
 
     # -- decisions ---------------------------------------------------------------------------------------
-    def decide(self, caller: Caller, patient_id: str, action: str = READ, conn=None,
+    def decide(self, caller: Caller, patient_id: str, action: str = READ, conn: Connection | None = None,
                known: dict[str, Decision] | None = None, record: RecordPolicy | None = None) -> Decision:
         """``known``: the read decisions already taken in this request, by patient (filled in).
         ``record``: the patient's record, already read in this request (:meth:`record_expression`)."""
@@ -460,7 +476,7 @@ class AccessPolicy:
 
     # ITI-18 --------------------------------------------------------------------------------------------
     def record_expression(self, caller: Caller, query_id: str, params: dict[str, list[list[str]]],
-                          conn) -> tuple[str, dict] | None:
+                          conn: Connection) -> tuple[str, dict[str, Any]] | None:
         """The record read a FindDocuments may carry in its own statement (``run_stored_query``'s
         ``also``), or None: not PostgreSQL, no patient named, or a replay check still owed (it
         is made with the record, in a statement of its own).
@@ -475,13 +491,13 @@ class AccessPolicy:
         patient = query_patient(params)
         return self.store.record_expression(patient) if patient else None
 
-    def record_of_value(self, params: dict[str, list[list[str]]], value) -> RecordPolicy | None:
+    def record_of_value(self, params: dict[str, list[list[str]]], value: str | None) -> RecordPolicy | None:
         """The record a FindDocuments carried (:meth:`record_expression`); None without one."""
         patient = query_patient(params)
         return self.store.record_of_value(patient, value) if patient and value is not None else None
 
     def check_query(self, caller: Caller, params: dict[str, list[list[str]]],
-                    known: dict[str, Decision] | None = None, conn=None,
+                    known: dict[str, Decision] | None = None, conn: Connection | None = None,
                     record: RecordPolicy | None = None) -> ErrorList | None:
         """Errors for a query on a patient the caller may not access; None when it may run.
 
@@ -507,7 +523,7 @@ class AccessPolicy:
         self._granted(caller, patient, decision, "ITI-18")
         return None
 
-    def conceal(self, caller: Caller, params: dict[str, list[list[str]]], conn,
+    def conceal(self, caller: Caller, params: dict[str, list[list[str]]], conn: Connection,
                 known: dict[str, Decision]) -> dict[str, list[list[str]]]:
         """The parameters of a Get* query with every object it names that the caller may not see
         replaced by an id no object has, so that the registry answers exactly as it does for an
@@ -567,7 +583,8 @@ class AccessPolicy:
             out[name] = slots
         return out
 
-    def filter_query(self, caller: Caller, result, known: dict[str, Decision] | None = None, conn=None) -> None:
+    def filter_query(self, caller: Caller, result: QueryResult, known: dict[str, Decision] | None = None,
+                     conn: Connection | None = None) -> None:
         """Drop from a QueryResult (ids, objects) what the caller may not see, and associations to it.
 
         The owners and kinds of the objects come with the result; only associations need their
@@ -584,12 +601,12 @@ class AccessPolicy:
         links = [u for u, k in zip(ids, result.kinds) if k == "association"]
         documents = [u for u, k in zip(ids, result.kinds) if k == "document"]
         with ExitStack() as stack:
-            opened: list = []
+            opened: list[Connection] = []
 
             if conn is not None:
                 opened.append(conn)
 
-            def reader():
+            def reader() -> Connection:
                 """A connection only when something is left to read (often nothing is)."""
                 if not opened:
                     opened.append(stack.enter_context(self.database.quick_read()))
@@ -608,8 +625,8 @@ class AccessPolicy:
                 for pid in {d.patient_id for d in docs.values() if d.patient_id not in known}:
                     self.decide(caller, pid, READ, reader(), known=known)
             hidden = {u for u, d in docs.items() if not known[d.patient_id].sees(d)}
-            packages = {u: owners[u] for u, k in zip(ids, result.kinds)
-                        if k in PACKAGE_KINDS and owners.get(u) and known[owners[u]].allowed}
+            packages = {u: owner for u, k in zip(ids, result.kinds)
+                        if k in PACKAGE_KINDS and (owner := owners.get(u)) and known[owner].allowed}
             if ends:
                 for end, (kind, pid) in registry_facts.object_patients(
                         reader(), {e for st in ends.values() for e in st} - packages.keys() - docs.keys()).items():
@@ -622,8 +639,8 @@ class AccessPolicy:
                 hidden |= self._hidden_packages(caller, packages, known, reader())
         keep = []
         for i, uid in enumerate(ids):
-            pid = owners.get(uid)
-            if uid in hidden or (pid and not known[pid].allowed):
+            owner = owners.get(uid)
+            if uid in hidden or (owner and not known[owner].allowed):
                 continue
             if uid in ends and (ends[uid][0] in hidden or ends[uid][1] in hidden):
                 continue
@@ -635,7 +652,7 @@ class AccessPolicy:
             result.kinds = [result.kinds[i] for i in keep]
 
     def _hidden_packages(self, caller: Caller, packages: dict[str, str], known: dict[str, Decision],
-                         conn) -> set[str]:
+                         conn: Connection) -> set[str]:
         """The SubmissionSets and Folders (uuid -> patient) the caller may not see: a package is
         visible only if at least one of its DocumentEntries is, or the caller authored it (a
         SubmissionSet's author); otherwise its time, author and institution would tell of a
@@ -643,7 +660,7 @@ class AccessPolicy:
         members = registry_facts.package_members(conn, packages)
         facts = document_facts(conn, uuids={m for ms in members.values() for m in ms})
         authors = registry_facts.object_authors(conn, packages) if caller.user_id else {}
-        hidden = set()
+        hidden: set[str] = set()
         for package, pid in packages.items():
             decision = known[pid]
             if caller.user_id and caller.user_id in authors.get(package, ()):
@@ -653,7 +670,7 @@ class AccessPolicy:
         return hidden
 
     def package_visible(self, caller: Caller, package_uuid: str, patient_id: str, decision: Decision,
-                        conn) -> bool:
+                        conn: Connection) -> bool:
         """Whether the caller sees one SubmissionSet or Folder (:meth:`_hidden_packages`)."""
         if not decision.allowed:
             return False
@@ -662,7 +679,7 @@ class AccessPolicy:
         return not self._hidden_packages(caller, {package_uuid: patient_id}, {patient_id: decision}, conn)
 
     @staticmethod
-    def _facts_of_entries(result, known: dict[str, Decision]) -> dict[str, DocumentFacts]:
+    def _facts_of_entries(result: QueryResult, known: dict[str, Decision]) -> dict[str, DocumentFacts]:
         """Facts of the answer's documents: from the registry's index when the query returned them
         (``QueryResult.entry_facts``), else from their LeafClass elements; {} if one is not one."""
         docs: dict[str, DocumentFacts] = {}
@@ -674,6 +691,7 @@ class AccessPolicy:
             record = decision.record if decision is not None else None
             if not pid:
                 return {}
+            facts: DocumentFacts | None
             if indexed is not None:
                 facts = indexed_facts(*indexed[i], pid, record)
             else:
@@ -685,7 +703,7 @@ class AccessPolicy:
 
     # ITI-41 and ITI-42: what a submission's associations reach in the registry -----------------------
     def refused_references(self, caller: Caller, associations: list[Association], in_message: set[str],
-                           conn=None) -> list[tuple[str, str]]:
+                           conn: Connection | None = None) -> list[tuple[str, str]]:
         """(association entryUUID, referenced uuid) for each registered object a submission's
         associations act on that the caller may not act on (:func:`may_amend`,
         :func:`may_file_into`) or name as a member (:meth:`Decision.sees`); the registry answers
@@ -734,8 +752,8 @@ class AccessPolicy:
         return refused
 
     # ITI-41 --------------------------------------------------------------------------------------------
-    def check_submission(self, caller: Caller, patient_ids, transaction: str = "ITI-41",
-                         error_code: str = ErrorCode.REPOSITORY_ERROR) -> ErrorList | None:
+    def check_submission(self, caller: Caller, patient_ids: Iterable[str | None], transaction: str = "ITI-41",
+                         error_code: ErrorCode | str = ErrorCode.REPOSITORY_ERROR) -> ErrorList | None:
         if not self.is_dmp:
             return None
         errors = ErrorList()
@@ -750,16 +768,16 @@ class AccessPolicy:
         return errors if errors.has_errors else None
 
     # ITI-43 --------------------------------------------------------------------------------------------
-    def visible_documents(self, caller: Caller, unique_ids) -> set[str]:
+    def visible_documents(self, caller: Caller, unique_ids: Iterable[str | None]) -> set[str]:
         """The document uniqueIds among ``unique_ids`` the caller may retrieve."""
-        unique_ids = [u for u in unique_ids if u]
+        wanted = [u for u in unique_ids if u]
         if not self.is_dmp:
-            return set(unique_ids)
-        if not unique_ids:
+            return set(wanted)
+        if not wanted:
             return set()
         out: set[str] = set()
         with self.database.quick_read() as conn:
-            docs = document_facts(conn, unique_ids=unique_ids)
+            docs = document_facts(conn, unique_ids=wanted)
             decisions = {pid: self.decide(caller, pid, READ, conn) for pid in {d.patient_id for d in docs.values()}}
         for d in docs.values():
             if decisions[d.patient_id].sees(d):
