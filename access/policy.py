@@ -491,10 +491,15 @@ class AccessPolicy:
         patient = query_patient(params)
         return self.store.record_expression(patient) if patient else None
 
-    def record_of_value(self, params: dict[str, list[list[str]]], value: str | None) -> RecordPolicy | None:
-        """The record a FindDocuments carried (:meth:`record_expression`); None without one."""
+    def record_of_value(self, params: dict[str, list[list[str]]], value: object) -> RecordPolicy | None:
+        """The record a FindDocuments carried (:meth:`record_expression`: JSON text, NULL without
+        rows, as ``QueryResult.also`` holds it); None without one."""
         patient = query_patient(params)
-        return self.store.record_of_value(patient, value) if patient and value is not None else None
+        if not patient or value is None:
+            return None
+        if not isinstance(value, str):
+            raise TypeError(f"the record expression gave a {type(value).__name__}, not JSON text")
+        return self.store.record_of_value(patient, value)
 
     def check_query(self, caller: Caller, params: dict[str, list[list[str]]],
                     known: dict[str, Decision] | None = None, conn: Connection | None = None,

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 
+from access.policy import AlertSink
 from audit import messages
 from audit.auditor import AuditorLike
 from xds.context import Caller
 from xds.soap import EdgeRefusal, RefusalHook
-
-from access.policy import AlertSink
 
 log = logging.getLogger("access")
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from lxml import etree
 
-from audit.messages import MAJOR_FAILURE, outcome_of_status
-from xds.context import Caller
-from xds.vocabulary import NS_QUERY, NS_RIM, q
-
 from access.policy import Decision
+from audit.messages import MAJOR_FAILURE, outcome_of_status
 from registry.query import QueryResult, run_stored_query
 from transactions.services import Authenticate, Services, safely
+from xds.context import Caller
+from xds.vocabulary import NS_QUERY, NS_RIM, q
 
 
 def read_request(body: etree._Element) -> tuple[str, dict[str, list[list[str]]], str]:

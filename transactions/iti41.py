@@ -19,15 +19,14 @@ from lxml import etree
 from audit import messages
 from audit.auditor import AuditorLike
 from audit.messages import MAJOR_FAILURE, outcome_of_status
-from xds import rim
-from xds.context import Caller
-from xds.errors import ErrorCode, ErrorList
-from xds.vocabulary import ResponseStatus, SS
-
 from repository.registry_client import RegistryAnswer, RegistryGateway
 from repository.transactions import DocumentPart
 from transactions.services import Authenticate, Services, safely
 from transactions.submission import patients_of, refused_references, submission_ids
+from xds import rim
+from xds.context import Caller
+from xds.errors import ErrorCode, ErrorList
+from xds.vocabulary import SS, ResponseStatus
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,12 @@ from lxml import etree
 from audit import messages
 from audit.messages import MAJOR_FAILURE, outcome_of_status
 from config import Settings
+from transactions.services import Authenticate, Services, safely
+from transactions.submission import patients_of, refused_references, submission_ids
 from xds import rim
 from xds.context import Caller
 from xds.errors import ErrorCode, ErrorList
 from xds.responses import response_status
-
-from transactions.services import Authenticate, Services, safely
-from transactions.submission import patients_of, refused_references, submission_ids
 
 log = logging.getLogger(__name__)
 

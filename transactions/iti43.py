@@ -11,11 +11,10 @@ import logging
 
 from audit import messages
 from audit.messages import MAJOR_FAILURE, DocumentRef
-from xds.context import Caller
-from xds.errors import ErrorCode
-
 from repository.transactions import DocumentRequest, RetrieveResult
 from transactions.services import Authenticate, Services, safely
+from xds.context import Caller
+from xds.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from access.policy import AccessPolicy
 from audit.auditor import AuditorLike
 from config import Settings
 from registry.register import Registry
 from repository.transactions import Repository
 from storage import Database
 from xds.context import Caller
-
-from access.policy import AccessPolicy
 
 log = logging.getLogger("transactions")
 

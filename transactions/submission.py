@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from lxml import etree
 
+from access.policy import AccessPolicy
+from registry.register import unresolved_reference
 from xds import rim
 from xds.context import Caller
 from xds.errors import ErrorList
 from xds.metadata import Association
 from xds.vocabulary import DOC, FOL, NS_RIM, SS, q
-
-from access.policy import AccessPolicy
-from registry.register import unresolved_reference
 
 PATIENT_ID_SCHEMES = frozenset({DOC.PATIENT_ID, SS.PATIENT_ID, FOL.PATIENT_ID})
 """The ExternalIdentifier schemes of the patientId of DocumentEntries, SubmissionSets and
