@@ -17,35 +17,32 @@ import math
 import re
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from portal import i18n
-from portal.accounts import Accounts
-from portal.cda import render as render_cda
-from portal.cda import ts_display
-from portal.records import Records, Refused, SubmissionFailed, make_caller
-from portal.web import HttpError, Request, Response, printable, redirect, unprintable
-from portal.oidc import build_provider
-from xds.context import caller_from_environ
-from portal.oidc import LoginFailed
-from portal.accounts import User
-from access.store import AUTHORISED, BLOCKED
-from audit.history import access_history
 from access.policy import READ
+from access.store import AUTHORISED, BLOCKED
+from audit import store, syslog
+from audit.fhir import BadRequest, audit_event
+from audit.fields import parse_audit_xml
+from audit.history import access_history
 from client.documents import Overrides, load_document
 from client.errors import InputError, MissingMetadata
-from xds.metadata import Code
-from audit import store
-from audit.fhir import BadRequest
+from portal import i18n
+from portal.accounts import Accounts, User
+from portal.cda import render as render_cda
+from portal.cda import ts_display
+from portal.oidc import LoginFailed, build_provider
+from portal.records import Records, Refused, SubmissionFailed, make_caller
+from portal.web import HttpError, Request, Response, printable, redirect, unprintable
 from transactions import iti81
 from transactions.iti81 import TrailRefused
 from transactions.services import already_authenticated
-from audit.fields import parse_audit_xml
-from audit import syslog
-from audit.fhir import audit_event
+from xds.context import Caller, caller_from_environ
+from xds.metadata import Code
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +164,8 @@ class Portal:
         if req.session is None:
             return redirect(req.url("/login") + "?next=" + quote(path, safe=""))
         parts = [unquote(p) for p in path.strip("/").split("/")]
-        route = {("GET", "me/documents"): self.my_documents, ("GET", "me/access"): self.my_access,
+        route: dict[tuple[str, str], Callable[[Request], Response]] = {
+                 ("GET", "me/documents"): self.my_documents, ("GET", "me/access"): self.my_access,
                  ("POST", "me/access"): self.change_access, ("POST", "me/emergency"): self.change_emergency,
                  ("GET", "me/history"): self.my_history, ("GET", "pro"): self.pro_home,
                  ("GET", "pro/patient"): self.pro_patient, ("POST", "pro/emergency"): self.pro_emergency,
@@ -258,6 +256,7 @@ class Portal:
         return self._start_session(req, user, nxt)
 
     def logout(self, req: Request) -> Response:
+        assert req.session is not None  # check_csrf refuses a POST without a session
         self.accounts.close_session(req.session.id)
         resp = redirect(req.url("/login"))
         resp.set_cookie(SESSION_COOKIE, "", path=req.url("/") or "/", secure=self.secure_cookies(req), max_age=0)
@@ -269,8 +268,8 @@ class Portal:
         state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
         url = self.provider.authorization_url(req.absolute("/oidc/callback"), state, nonce, verifier)
         resp = redirect(url)
-        resp.set_cookie(OIDC_COOKIE, f"{state}.{nonce}.{verifier}", path=req.url("/oidc/") , secure=self.secure_cookies(req),
-                        max_age=600)
+        resp.set_cookie(OIDC_COOKIE, f"{state}.{nonce}.{verifier}", path=req.url("/oidc/"),
+                        secure=self.secure_cookies(req), max_age=600)
         return resp
 
     def oidc_callback(self, req: Request) -> Response:
@@ -296,8 +295,9 @@ class Portal:
         return resp
 
     # -- callers -----------------------------------------------------------------------------------
-    def caller(self, req: Request, patient_id: str | None = None):
+    def caller(self, req: Request, patient_id: str | None = None) -> Caller:
         s = req.session
+        assert s is not None  # dispatch sends only signed-in users past the login pages
         emergency = (s.data.get("emergency") or {}).get(patient_id or "") if s.user.role == "professional" else None
         if emergency:
             return make_caller(s.user, req.environ, access_mode="bris_de_glace", reason=emergency.get("reason"))
@@ -323,8 +323,8 @@ class Portal:
             number = 1
         shown = docs[(number - 1) * PAGE:number * PAGE]
         facts = {d.unique_id: self.records.facts(d.unique_id) for d in shown}
-        return dict(docs=shown, total=len(docs), page=number, pages=pages, types=types, facts=facts,
-                    type_code=type_code)
+        return {"docs": shown, "total": len(docs), "page": number, "pages": pages, "types": types,
+                "facts": facts, "type_code": type_code}
 
     def my_documents(self, req: Request) -> Response:
         s = self.require(req, "patient")
@@ -451,7 +451,8 @@ class Portal:
     def my_history(self, req: Request) -> Response:
         s = self.require(req, "patient")
         entries = access_history(self.services.database, s.user.patient_id, limit=300)
-        self.records.audit_log_used(self.caller(req), s.user.patient_id, "portal: the patient read their access history")
+        self.records.audit_log_used(self.caller(req), s.user.patient_id,
+                                    "portal: the patient read their access history")
         return self.page(req, "history.html", entries=entries)
 
     # -- professional ------------------------------------------------------------------------------
@@ -482,7 +483,8 @@ class Portal:
         caller = make_caller(s.user, req.environ, access_mode="bris_de_glace", reason=reason)
         decision = self.records.policy.decide(caller, ins, READ)
         if not decision.allowed:
-            self.records.alert(caller, f"portal: emergency access refused to {ins}: {decision.reason}", "emergency", ins)
+            self.records.alert(caller, f"portal: emergency access refused to {ins}: {decision.reason}", "emergency",
+                               ins)
             return self.page(req, "pro_refused.html", 403, ins=ins, reason=decision.reason, no_emergency=True)
         self.records.alert(caller, f"portal: emergency access (bris_de_glace) to the record of {ins} by "
                                    f"{s.user.professional_id}, reason: {reason}", "emergency", ins, success=True)
@@ -584,10 +586,10 @@ class Portal:
                                             et.get("originalText") if et is not None else ""]))
         when = datetime.fromtimestamp(row.event_ts).astimezone().strftime("%Y-%m-%d %H:%M:%S") \
             if row.event_ts else ""
-        return dict(seq=row.seq, when=when, event=text or row.event_id, outcome=row.outcome,
-                    users=", ".join(u for u in users if u), patients=", ".join(patients),
-                    emergency=any(m in (row.purpose or "") for m in ("bris_de_glace", "centre_15"))
-                    or row.event_type == "110127")
+        return {"seq": row.seq, "when": when, "event": text or row.event_id, "outcome": row.outcome,
+                "users": ", ".join(u for u in users if u), "patients": ", ".join(p for p in patients if p),
+                "emergency": any(m in (row.purpose or "") for m in ("bris_de_glace", "centre_15"))
+                or row.event_type == "110127"}
 
     def audit_record(self, req: Request, seq: int) -> Response:
         self.require(req, "auditor")
