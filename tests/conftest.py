@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from registry.store import migrate as migrate_registry
 from tests.support.databases import BACKENDS, database_url
 from tests.support.server import start_server
-from registry.store import migrate as migrate_registry
 
 AUDITOR_TOKEN = "test-auditor-token-4c7f0a9e"
 """The ``live_server``'s auditor (``audit_reader_tokens``): ITI-81 answers auditors only."""

@@ -9,7 +9,13 @@ import requests
 
 from tests.audit.test_transactions import query_body
 from tests.conftest import AUDITOR_TOKEN
-from tests.repository.support import REPOSITORY_UID, envelope, parse_reply, provide_request, retrieve_request, submission
+from tests.repository.support import (
+    REPOSITORY_UID,
+    parse_reply,
+    provide_request,
+    retrieve_request,
+    submission,
+)
 from tests.support.metadata import draft, fresh_patient
 from xds.soap.client import call
 from xds.vocabulary import Actions
