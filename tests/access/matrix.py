@@ -107,3 +107,72 @@ def configure(admin, actor, patient: str, state: str, unique_ids: dict[str, str]
         admin.set_emergency(actor, patient, "centre_15", False)
     if state == CLOSED:
         admin.set_state(actor, patient, "closed")
+
+
+# ----------------------------------------------------------------------------- the write side
+#
+# What a submission may do to the record, in the words of the README ("The DMP policy", the
+# table of operations). Stated here from the rules, not by asking access.policy: the SOAP tests
+# hold the server to this table.
+
+SUBMIT, REPLACE, TRANSFORM, APPEND, SIGN, ADD_TO_FOLDER = "submit", "replace", "transform", "append", "sign", \
+    "add_to_folder"
+AMEND = (REPLACE, TRANSFORM, APPEND, SIGN)
+"""Operations on a registered document: RPLC, XFRM, APND, signs (ITI TF-3 4.1.6)."""
+OPERATIONS = (SUBMIT,) + AMEND + (ADD_TO_FOLDER,)
+
+WROTE_THE_DOCUMENTS = frozenset({"author", "blocked_author"})
+"""Callers who are authors of every document of the matrix (AUTHOR, BLOCKED_AUTHOR)."""
+FULL_VIEW = frozenset({"treating"})
+"""The treating physician: the whole record is theirs, masked documents included."""
+WHOLE_RECORD = frozenset({"treating", "authorised", "break_glass", "centre_15", "patient", "legal_representative"})
+"""A view of the whole record (not one limited to the caller's own documents): the treating
+physician, an authorised professional, an emergency access, the patient, her legal representative."""
+CARE_TEAM = frozenset({"unauthorised", "author"})
+"""Professionals outside the patient's list, neither blocked nor in emergency mode, with an assertion
+for this patient: with ``care_team_may_submit`` (on by default) they may feed the record."""
+
+
+def sees(state: str, caller: str, case: str) -> bool:
+    """``caller`` sees the matrix's document of ``case`` on a record in ``state``."""
+    visible = expected(state, caller)
+    return visible is not None and case in visible
+
+
+def may_submit(state: str, caller: str) -> bool:
+    """Submit a new document: anyone the read table lets read the record, and a professional
+    outside the list (care team feeding); never to a closed record or a patient without one."""
+    if state in (CLOSED, ABSENT):
+        return False
+    return expected(state, caller) is not None or caller in CARE_TEAM
+
+
+def expected_write(state: str, caller: str, case: str, operation: str) -> bool:
+    """Whether ``caller`` may do ``operation`` on a record in ``state`` (``case``: the document's
+    visibility case; for ``submit``, the new document's, which the rule does not look at).
+
+    * submit a new document: :func:`may_submit`;
+    * replace (RPLC, XFRM_RPLC), transform (XFRM), append to (APND) or sign (signs) a document: a
+      caller who may submit to the record and sees the document, and is its author or the
+      treating physician;
+    * add a new document to an existing folder (the folder holds the case's document only): a
+      caller who may submit to the record, sees the folder (it sees one of its documents) and has
+      a view of the whole record.
+    """
+    if operation not in OPERATIONS:
+        raise ValueError(operation)
+    if not may_submit(state, caller):
+        return False
+    if operation == SUBMIT:
+        return True
+    if not sees(state, caller, case):
+        return False
+    if operation in AMEND:
+        return caller in WROTE_THE_DOCUMENTS or caller in FULL_VIEW
+    return caller in WHOLE_RECORD
+
+
+WRITE_MATRIX = [(state, caller, case, op, expected_write(state, caller, case, op))
+                for state in STATES for caller in CALLERS for case in CASES for op in OPERATIONS
+                if state == OPEN or (op == SUBMIT and case == "N")]
+"""Every caller x case x operation on the open record; submit on every record state."""
