@@ -122,7 +122,7 @@ def test_iti42_from_a_listed_repository_needs_the_submitters_assertion(dmp_tls):
     """In dmp the repository forwards the submitter's XUA assertion; without one nothing is stored."""
     *_rest, db = dmp_tls
     patient = _patient(db)
-    with pytest.raises(SoapFault, match="XUA SAML 2.0 assertion"):
+    with pytest.raises(SoapFault, match=r"XUA SAML 2\.0 assertion"):
         _register(dmp_tls, "repository", None, patient)
     assert _registered(db, patient) == 0
 

@@ -11,14 +11,14 @@ import pytest
 import requests
 from lxml import etree
 
+from access.xua import Issuer, local_issuer, wrap_security
+from client.errors import SoapFaultError
+from client.transport import Transport
 from tests.access import matrix as m
 from tests.repository.support import provide_body, retrieve_body, submission
 from tests.support.databases import BACKENDS, database_url
 from tests.support.metadata import fresh_patient
 from tests.support.server import start_server
-from access.xua import Issuer, local_issuer, wrap_security
-from client.errors import SoapFaultError
-from client.transport import Transport
 from xds.vocabulary import NS_QUERY, NS_RIM, NS_XDSB, Actions, q
 
 TOKEN = "test-token-0123456789"
@@ -238,21 +238,21 @@ def test_patient_changed_and_resigned(live):
 
 def test_expired(live):
     client, _ = live
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
     text, _ = _fault(client, wrap_security(_assertion(client, not_before=start, validity=600)))
     assert "FailedAuthentication" in text and "expired" in text
 
 
 def test_not_yet_valid(live):
     client, _ = live
-    start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
     text, _ = _fault(client, wrap_security(_assertion(client, not_before=start)))
     assert "FailedAuthentication" in text and "not valid before" in text
 
 
 def test_signature_wrapping(live):
     client, records = live
-    patient, _ = records[m.OPEN]
+    _patient, _ = records[m.OPEN]
     signed = _assertion(client)
     forged = copy.deepcopy(signed)
     forged.remove(forged.find("{http://www.w3.org/2000/09/xmldsig#}Signature"))

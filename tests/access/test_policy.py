@@ -6,24 +6,22 @@ and what ITI-43 may return (visible_documents), as the actors ask them.
 """
 from __future__ import annotations
 
-import pytest
-
 import dataclasses
 
-import access.store
+import pytest
+
 import registry.facts
-from registry.query import run_stored_query
-from registry.register import Registry
-from tests.access import matrix as m
-from tests.support.databases import BACKENDS, database_url
-from tests.support.metadata import document_entry, fresh_patient, submission_set
-from tests.support.metadata import SubmissionDraft
-from transactions.policy_admin import PolicyAdmin
 from access.policy import AccessPolicy, Decision, DocumentFacts, decide
 from access.store import NO_DECISION, DocumentPolicy, RecordPolicy, migrate
 from config import Settings
-from xds.context import Caller
+from registry.query import run_stored_query
+from registry.register import Registry
 from registry.store import migrate as migrate_registry
+from tests.access import matrix as m
+from tests.support.databases import BACKENDS, database_url
+from tests.support.metadata import SubmissionDraft, document_entry, fresh_patient, submission_set
+from transactions.policy_admin import PolicyAdmin
+from xds.context import Caller
 
 FIND = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 APPROVED = "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')"
@@ -162,7 +160,7 @@ def test_indexed_entry_facts_equal_those_read_from_the_elements(world):
 
 def test_objectref_answers_are_filtered_too(world):
     db, policy, records = world
-    patient, uids = records[m.OPEN]
+    patient, _uids = records[m.OPEN]
     who = caller("authorised", patient, "x")
     result = run_stored_query(db, FIND, find(db, patient), "ObjectRef")
     before = len(result.ids)
@@ -172,7 +170,7 @@ def test_objectref_answers_are_filtered_too(world):
 
 def test_get_all_drops_associations_to_hidden_documents(world):
     db, policy, records = world
-    patient, uids = records[m.OPEN]
+    patient, _uids = records[m.OPEN]
     who = caller("authorised", patient, "x")
     params = {"$patientId": [[f"'{patient}'"]], "$XDSDocumentEntryStatus": [[APPROVED]],
               "$XDSSubmissionSetStatus": [[APPROVED]], "$XDSFolderStatus": [[APPROVED]]}
@@ -309,7 +307,7 @@ def test_entry_facts_of_a_leaf_class_answer_equal_the_stored_facts(world):
     """What the filter reads from the LeafClass elements is what the registry indexed."""
     from access.policy import document_facts, entry_facts
     db, policy, records = world
-    patient, uids = records[m.OPEN]
+    patient, _uids = records[m.OPEN]
     result = run_stored_query(db, FIND, find(db, patient), "LeafClass")
     record = policy.store.record(patient)
     with db.read() as conn:
@@ -349,7 +347,7 @@ def test_the_deferred_replay_check_goes_with_the_record(world, monkeypatch, sync
 def test_a_get_query_settles_the_deferred_replay_check_itself(world, monkeypatch, sync_commit):
     """A query without a patient parameter reads no record first: the check is done on its own."""
     from xds.soap.faults import SoapFault
-    db, policy, records = world
+    _db, policy, records = world
     monkeypatch.setattr(policy.store, "replay_sync_commit", sync_commit)
     patient, uids = records[m.OPEN]
     aid = "_get-" + fresh_patient().split("^")[0]
@@ -370,8 +368,8 @@ def test_a_replay_check_waits_for_the_wal_flush_only_when_asked(world, sync_comm
     unless ``xua_replay_sync_commit``; SQLite (synchronous=NORMAL) has no flush to skip."""
     from sqlalchemy import text
 
-    from storage.database import driver_execute
     from access.store import _FIRST_USE_ALONE, _RECORD_AND_FIRST_USE
+    from storage.database import driver_execute
     db, _policy, records = world
     if db.is_sqlite:
         return
@@ -387,7 +385,6 @@ def test_a_replay_check_waits_for_the_wal_flush_only_when_asked(world, sync_comm
 
 
 def test_the_replay_check_takes_xua_replay_sync_commit_from_the_settings(world, tmp_path):
-    from types import SimpleNamespace
 
     from access.wiring import build_access
     db, _policy, _records = world

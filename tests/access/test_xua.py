@@ -13,13 +13,13 @@ from types import SimpleNamespace
 import pytest
 from lxml import etree
 
-from tests.support.databases import BACKENDS, database_url
 from access import xua
 from access.store import AccessStore, migrate
 from access.xua import NS_SAML, Issuer, XuaError, XuaVerifier, _q, build_verifier, wrap_security
 from config import Settings
-from xds.soap.namespaces import NS_SOAP12
 from registry.store import migrate as migrate_registry
+from tests.support.databases import BACKENDS, database_url
+from xds.soap.namespaces import NS_SOAP12
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_with_reuse_an_assertion_is_accepted_again_until_it_expires(issuer, stor
     assertion = issuer.assertion("810000000002", validity=300)
     for _ in range(3):
         assert verify(verifier, assertion).name_id == "810000000002"
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=300 + 61)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=300 + 61)
     with pytest.raises(XuaError) as info:
         verify(verifier, assertion, now=later)
     assert info.value.subcode == xua.FAILED_AUTHENTICATION and "expired" in info.value.reason
@@ -140,7 +140,7 @@ def test_with_reuse_a_verified_assertion_outside_wsse_security_is_refused(issuer
 
 def test_with_reuse_a_not_yet_valid_assertion_is_refused_until_its_time(issuer, store):
     verifier = XuaVerifier([issuer.certificate], store=store, clock_skew=60, reuse=True)
-    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=600)
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=600)
     assertion = issuer.assertion("810000000008", not_before=start)
     with pytest.raises(XuaError) as info:
         verify(verifier, assertion)
@@ -166,7 +166,7 @@ def test_a_deferred_replay_check_is_owed_only_for_an_assertion_used_once(issuer,
     from xds.context import Caller
     verifier = XuaVerifier([issuer.certificate], store=store, reuse=True)
     for one_time_use, owed in ((False, False), (True, True)):
-        assertions, header = received(issuer.assertion("810000000009", one_time_use=one_time_use))
+        _assertions, header = received(issuer.assertion("810000000009", one_time_use=one_time_use))
         caller = Caller()
         verifier.apply(SimpleNamespace(header=header), caller, required=True, defer_replay=True)
         assert (caller.pending_assertion is not None) is owed
