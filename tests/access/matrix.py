@@ -91,7 +91,8 @@ def authors() -> list[Author]:
 
 def configure(admin, actor, patient: str, state: str, unique_ids: dict[str, str]) -> None:
     """Apply the patient's decisions of the matrix to a record with documents ``unique_ids`` (case -> uid)."""
-    from access.store import AUTHORISED as A, BLOCKED as B
+    from access.store import AUTHORISED as A
+    from access.store import BLOCKED as B
     admin.set_treating_physician(actor, patient, TREATING)
     admin.set_professional(actor, patient, AUTHORISED, A)
     admin.set_professional(actor, patient, BLOCKED, B)
