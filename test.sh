@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Install DMP-XDS with its test dependencies (first run only) and run the whole suite on
-# SQLite and PostgreSQL (127.0.0.1:5432, user postgres, database test). Extra arguments go to pytest.
+# Install DMP-XDS with its test dependencies (first run only), lint (ruff) and type-check (mypy) it,
+# and run the whole suite on SQLite and PostgreSQL (127.0.0.1:5432, user postgres, database test).
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/pytest ] || [ pyproject.toml -nt .venv/.installed-test ]; then
+if [ ! -x .venv/bin/pytest ] || [ ! -x .venv/bin/mypy ] || [ ! -x .venv/bin/ruff ] || [ pyproject.toml -nt .venv/.installed-test ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -e '.[test]'
   touch .venv/.installed-test
 fi
+# Lint and type-check first (configuration in pyproject.toml): a failure stops the run.
+.venv/bin/ruff check .
+.venv/bin/mypy
 # The portal's browser tests drive Debian's Chromium (never a downloaded browser).
 if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
