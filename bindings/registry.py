@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from bindings.soap import soap_caller, xua
+from bindings.soap import soap_caller, soap_endpoint, xua
 from registry.query import QueryResult
 from transactions import iti18, iti42
 from transactions.services import Services
@@ -47,7 +47,5 @@ def registry_operations(services: Services) -> list[Operation]:
 
 def registry_endpoint(services: Services, understood_headers: frozenset[str],
                       on_refusal: RefusalHook | None = None) -> SoapEndpoint:
-    settings = services.settings
-    return SoapEndpoint(registry_operations(services), wsdl_path=WSDL, max_request_bytes=settings.max_request_bytes,
-                        understood_headers=understood_headers, on_refusal=on_refusal,
-                        public_url=settings.public_url.rstrip("/") + "/registry" if settings.public_url else None)
+    return soap_endpoint(registry_operations(services), WSDL, services.settings, "/registry", understood_headers,
+                         on_refusal)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from bindings.soap import soap_caller, xua
+from bindings.soap import soap_caller, soap_endpoint, xua
 from repository.registry_client import RegistryAnswer
 from repository.store import ContentRef, DocumentStore
 from repository.transactions import DocumentPart, DocumentRequest
@@ -105,8 +105,6 @@ def _opener(store: DocumentStore, ref: ContentRef):
 
 
 def repository_endpoint(services: Services, understood_headers: frozenset[str],
-                        on_refusal: RefusalHook | None = None) -> SoapEndpoint:
-    settings = services.settings
-    return SoapEndpoint(repository_operations(services), wsdl_path=WSDL, max_request_bytes=settings.max_request_bytes,
-                        understood_headers=understood_headers, on_refusal=on_refusal,
-                        public_url=settings.public_url.rstrip("/") + "/repository" if settings.public_url else None)
+                      on_refusal: RefusalHook | None = None) -> SoapEndpoint:
+    return soap_endpoint(repository_operations(services), WSDL, services.settings, "/repository", understood_headers,
+                         on_refusal)

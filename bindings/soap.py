@@ -1,10 +1,14 @@
-"""What every SOAP binding shares: the transport's Caller of a request and how XUA fills it."""
+"""What every SOAP binding shares: the transport's Caller of a request, how XUA fills it, and
+how an endpoint is built."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from access.policy import CALLER_KEY, AccessPolicy
+from config import Settings
 from transactions.services import Authenticate
 from xds.context import Caller, caller_from_environ
-from xds.soap import SoapRequest
+from xds.soap import Operation, RefusalHook, SoapEndpoint, SoapRequest
 
 
 def soap_caller(request: SoapRequest) -> Caller:
@@ -20,3 +24,12 @@ def xua(policy: AccessPolicy, request: SoapRequest, defer_replay: bool = False) 
     def authenticate(caller: Caller) -> None:
         policy.identify(request, defer_replay=defer_replay)
     return authenticate
+
+
+def soap_endpoint(operations: list[Operation], wsdl: Path, settings: Settings, path: str,
+                  understood_headers: frozenset[str], on_refusal: RefusalHook | None) -> SoapEndpoint:
+    """One SOAP endpoint at ``path`` with the server's bounds, the headers it processes, its
+    refusal reports and, when configured, the public URL its WSDL names (never the Host header)."""
+    public_url = settings.public_url.rstrip("/") + path if settings.public_url else None
+    return SoapEndpoint(operations, wsdl_path=wsdl, max_request_bytes=settings.max_request_bytes,
+                        understood_headers=understood_headers, on_refusal=on_refusal, public_url=public_url)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Executable, bindparam, or_, select, text
+from sqlalchemy import ColumnElement, Connection, Executable, bindparam, or_, select, text
 
 from registry.store import schema as t
 from storage import driver_execute
@@ -137,25 +137,24 @@ def object_authors(conn: Connection, uuids: Iterable[str]) -> dict[str, frozense
 def object_patients(conn: Connection, uuids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """(kind, patient id) of registry objects by uuid: ``document``, ``submission_set``, ``folder``
     or ``association``; unknown uuids are absent."""
-    ids = list(dict.fromkeys(uuids))
     ro = t.registry_objects
-    out: dict[str, tuple[str, str]] = {}
-    for i in range(0, len(ids), _CHUNK):
-        for uuid, kind, patient in _rows(conn, select(ro.c.uuid, ro.c.kind, ro.c.patient_id)
-                                               .where(ro.c.uuid.in_(ids[i:i + _CHUNK]))):
-            out[uuid] = (kind, patient)
-    return out
+    return _pairs_by_uuid(conn, uuids, ro.c.uuid, ro.c.kind, ro.c.patient_id)
 
 
 def association_ends(conn: Connection, uuids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """(sourceObject, targetObject) of Associations by uuid."""
-    ids = list(dict.fromkeys(uuids))
     assoc = t.associations
+    return _pairs_by_uuid(conn, uuids, assoc.c.uuid, assoc.c.source, assoc.c.target)
+
+
+def _pairs_by_uuid(conn: Connection, uuids: Iterable[str], key: ColumnElement[str], first: ColumnElement[str],
+                   second: ColumnElement[str]) -> dict[str, tuple[str, str]]:
+    """(first, second) of the rows whose ``key`` is one of ``uuids``, read in chunks of bound ids."""
+    ids = list(dict.fromkeys(uuids))
     out: dict[str, tuple[str, str]] = {}
     for i in range(0, len(ids), _CHUNK):
-        for uuid, source, target in _rows(conn, select(assoc.c.uuid, assoc.c.source, assoc.c.target)
-                                                .where(assoc.c.uuid.in_(ids[i:i + _CHUNK]))):
-            out[uuid] = (source, target)
+        for uuid, a, b in _rows(conn, select(key, first, second).where(key.in_(ids[i:i + _CHUNK]))):
+            out[uuid] = (a, b)
     return out
 
 
