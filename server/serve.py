@@ -6,6 +6,7 @@ engines and actors (``load`` runs after the fork).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
@@ -90,10 +91,16 @@ def serve(settings: Settings) -> int:
     print(f"  repository (ITI-41, ITI-43)  {urls['repository']}   WSDL {urls['repository']}?wsdl", flush=True)
     print(f"  data dir {Path(settings.data_dir).resolve()}  database {settings.effective_database_url()}", flush=True)
     audit = _start_audit(settings)
+    master = os.getpid()
     try:
         _Gunicorn(settings, gunicorn_options(settings)).run()
-    finally:  # gunicorn's master ends with sys.exit: stop auditing after its workers are gone
-        _stop_audit(settings, audit)
+    finally:
+        # gunicorn's master ends with sys.exit: stop auditing after its workers are gone. A worker
+        # is forked inside run() and ends with sys.exit too, so its SystemExit unwinds through
+        # here as well (at every stop, reload or restart of a worker): only the master, which
+        # wrote Application Start, writes Application Stop and stops the audit process.
+        if os.getpid() == master:
+            _stop_audit(settings, audit)
     return 0
 
 
