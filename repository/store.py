@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -92,7 +93,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 class FileSystemStore:
-    """Content-addressed folder: ``objects/ab/cd/abcd...`` (SHA-256), staging in ``staging/``.
+    """Content-addressed folder: ``objects/ab/cd/abcd...`` (SHA-256), staging in ``staging/<process>/``.
 
     Placing is ``os.replace`` of a fsynced staging file followed by a fsync of the target folder,
     so a placed document survives a power cut and a reader never sees half a file.
@@ -101,12 +102,28 @@ class FileSystemStore:
     def __init__(self, root: str | os.PathLike, fsync: bool = True) -> None:
         self.root = Path(root)
         self.objects = self.root / "objects"
-        self.staging = self.root / "staging"
+        self.staging_root = self.root / "staging"
         self.locks = self.root / "locks"
         self.fsync = fsync
-        for d in (self.objects, self.staging, self.locks):
+        for d in (self.objects, self.staging_root, self.locks):
             d.mkdir(parents=True, exist_ok=True)
         self._thread_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        self._own: tuple[int, Path] | None = None
+
+    @property
+    def staging(self) -> Path:
+        """This process's staging folder: ``staging/<host>-<pid>-<start ms>``.
+
+        Per process (issue 19 finding 1): ``xds serve`` emptied the whole staging folder at start,
+        under the feet of another server sharing the store and of the workers of a server killed a
+        moment ago. Named after the process so that :meth:`sweep_staging` can tell whether its owner
+        is alive; computed again after a fork (gunicorn workers are forked from the master)."""
+        pid = os.getpid()
+        if self._own is None or self._own[0] != pid:
+            path = self.staging_root / f"{_host()}-{pid}-{int(time.time() * 1000)}"
+            path.mkdir(parents=True, exist_ok=True)
+            self._own = (pid, path)
+        return self._own[1]
 
     # -- paths
     def path(self, address: str) -> Path:
@@ -206,14 +223,56 @@ class FileSystemStore:
                 os.close(fd)  # releases the flock
 
     def sweep_staging(self, older_than: float = 0.0) -> int:
+        """Remove staged files left by processes that are gone; returns how many files.
+
+        A folder of a live process on this host is never touched, whatever its age. A folder of a
+        process that is gone (this host, pid not alive) or of another host (liveness unknown) loses
+        its files older than ``older_than``, and goes when empty and older than the bound: a request
+        lasts at most the gunicorn timeout, so an older file of another host is a crash's leftover.
+        Files directly in ``staging/`` (the layout before per-process folders) follow the age rule.
+        """
         removed = 0
         limit = time.time() - older_than
-        for p in self.staging.iterdir():
+        own = self._own[1] if self._own is not None and self._own[0] == os.getpid() else None
+        for p in self.staging_root.iterdir():
             try:
-                if p.stat().st_mtime <= limit:
+                if p.is_dir():
+                    if p == own or _owner_alive(p.name):
+                        continue
+                    folder_old = p.stat().st_mtime <= limit  # before unlinking, which touches it
+                    for f in p.iterdir():
+                        if f.stat().st_mtime <= limit:
+                            f.unlink()
+                            removed += 1
+                    if folder_old and not any(p.iterdir()):
+                        p.rmdir()
+                elif p.stat().st_mtime <= limit:
                     p.unlink()
                     removed += 1
             except OSError as exc:
-                if exc.errno != errno.ENOENT:
+                if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY):
                     log.warning("could not remove staged file %s: %s", p, exc)
         return removed
+
+
+def _host() -> str:
+    return socket.gethostname().replace(os.sep, "_") or "localhost"
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether the staging folder ``<host>-<pid>-<start>`` belongs to a live process of this host.
+
+    False for another host (its liveness cannot be seen from here: the age bound decides) and for
+    a name that is not a process folder. A reused pid reads as alive: the folder is kept (a leak
+    until that process ends, never a loss)."""
+    host, sep, rest = name.rpartition("-")
+    host, sep2, pid_text = host.rpartition("-")
+    if not (sep and sep2 and pid_text.isdigit() and rest.isdigit()) or host != _host():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

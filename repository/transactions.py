@@ -127,8 +127,7 @@ class Repository:
             if not answer.success:
                 self._rollback(claims, txn)
                 return answer
-            self._commit(claims, txn)
-            return answer
+            return self._commit(claims, txn, answer)
         finally:
             for s in staged.values():
                 self.store.discard(s)
@@ -216,16 +215,54 @@ class Repository:
         finally:
             self.store.discard(staged)
 
-    def _commit(self, claims: list[_Claim], txn: str) -> None:
+    def _commit(self, claims: list[_Claim], txn: str, answer: RegistryAnswer) -> RegistryAnswer:
+        """Mark this submission's pending rows committed; acknowledge only what is committed.
+
+        Issue 19 finding 1: a sweep of another process (or of an immediate restart) deleted pending
+        rows, and their bytes, between the registration and this commit; the commit updated 0 rows
+        and Success was answered anyway - 36 + 1 acknowledged documents lost, each answering
+        ``XDSDocumentUniqueIdError`` on ITI-43 forever. Now every claimed row must be committed (by
+        this update, or already by a sweep that found the same hash at the registry); otherwise the
+        answer is a Failure with ``XDSRepositoryError`` per missing document. The registry keeps the
+        metadata it registered (the gateway has no way to withdraw an ITI-42): the entry points to
+        no bytes, which is logged as an error naming the uniqueIds so that an operator can deprecate
+        it; the submitter is told the documents are not stored. Rows that did commit stay committed.
+
+        A commit that raises three times leaves the rows pending and answers Success: the registry
+        has the metadata and the bytes are in place, so the sweep commits them (issue 19 finding 2).
+        """
         ids = [c.unique_id for c in claims]
+        if not ids:
+            return answer
         for attempt in range(3):
             try:
-                self.index.commit(ids, txn)
-                return
+                updated = self.index.commit(ids, txn)
             except Exception:  # noqa: BLE001 - the registry has the metadata: keep the bytes
                 log.exception("could not mark documents %s committed (attempt %d); the start-up sweep will",
                               ids, attempt + 1)
                 time.sleep(0.1 * (attempt + 1))
+                continue
+            if updated == len(ids):
+                return answer
+            return self._verify_committed(claims, answer)
+        return answer
+
+    def _verify_committed(self, claims: list[_Claim], answer: RegistryAnswer) -> RegistryAnswer:
+        rows = self.index.committed([c.unique_id for c in claims])
+        lost = [c for c in claims
+                if (row := rows.get(c.unique_id)) is None or row.ref.sha1 != c.ref.sha1 or row.ref.size != c.ref.size]
+        if not lost:
+            return answer
+        log.error("documents %s were registered but their pending rows were gone at commit (swept by another "
+                  "process?): not acknowledged; the registry keeps entries without bytes",
+                  [c.unique_id for c in lost])
+        errors = ErrorList()
+        for c in lost:
+            errors.add(ErrorCode.REPOSITORY_ERROR,
+                       f"document uniqueId {c.unique_id} was registered but could not be committed to the "
+                       f"repository (its pending record was removed during the submission); it is not stored",
+                       c.unique_id)
+        return _failure(errors)
 
     def _rollback(self, claims: list[_Claim], txn: str) -> None:
         for c in claims:

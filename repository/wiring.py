@@ -6,7 +6,7 @@ from pathlib import Path
 from config import Settings
 from registry.register import Registry
 from repository.index import DocumentIndex, migrate
-from repository.recovery import SweepReport, sweep
+from repository.recovery import PENDING_MIN_AGE, SweepReport, sweep
 from repository.registry_client import InProcessRegistry, RegistryGateway, SoapRegistry
 from repository.store import FileSystemStore
 from storage import Database, host_lock
@@ -29,8 +29,13 @@ def registry_gateway(settings: Settings, database: Database, registry: Registry 
     return InProcessRegistry(registry, database)
 
 
-def startup(settings: Settings, older_than: float = 0.0) -> SweepReport:
-    """Run once in ``xds serve`` before the workers start: migrate the repository tables, then sweep."""
+def startup(settings: Settings, older_than: float = PENDING_MIN_AGE) -> SweepReport:
+    """Run once in ``xds serve`` before the workers start: migrate the repository tables, then sweep.
+
+    The sweep settles only pending rows older than ``older_than`` (default
+    :data:`repository.recovery.PENDING_MIN_AGE`, 900 s) and only staging folders of processes that
+    are gone: another server on the same database, or the workers of a server killed a moment ago,
+    may still be inside a submission (issue 19 finding 1: 36 + 1 acknowledged documents lost)."""
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     database = Database(settings.effective_database_url())
     try:

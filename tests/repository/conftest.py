@@ -25,7 +25,7 @@ class Env:
         return sorted(p for p in (self.documents_dir / "objects").rglob("*") if p.is_file())
 
     def staged_files(self) -> list[Path]:
-        return sorted((self.documents_dir / "staging").iterdir())
+        return sorted(p for p in (self.documents_dir / "staging").rglob("*") if p.is_file())
 
     def index_rows(self) -> list:
         from sqlalchemy import select

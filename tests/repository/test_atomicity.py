@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from repository.recovery import sweep
+from repository.recovery import PENDING_MIN_AGE, sweep
 from repository.registry_client import InProcessRegistry, SoapRegistry
 from repository.transactions import DocumentPart, Repository
 from tests.repository.support import (
@@ -99,7 +99,8 @@ def test_killed_process_then_sweep_leaves_no_orphan(env, tmp_path, registry_comm
     assert proc.returncode == 9, proc.stderr
     assert [r.state for r in env.index_rows()] == ["pending", "pending"]
     assert len(env.stored_files()) == 2
-    report = sweep(env.repository.store, env.repository.index, InProcessRegistry(env.registry, env.database))
+    report = sweep(env.repository.store, env.repository.index, InProcessRegistry(env.registry, env.database),
+                   older_than=0)
     uids = [d.unique_id for d in sub.docs]
     if registry_committed:
         assert (report.committed, report.removed) == (2, 0)
@@ -110,7 +111,8 @@ def test_killed_process_then_sweep_leaves_no_orphan(env, tmp_path, registry_comm
         assert (report.committed, report.removed) == (0, 2)
         assert env.index_rows() == [] and env.stored_files() == []
     # a second sweep has nothing to do
-    again = sweep(env.repository.store, env.repository.index, InProcessRegistry(env.registry, env.database))
+    again = sweep(env.repository.store, env.repository.index, InProcessRegistry(env.registry, env.database),
+                  older_than=0)
     assert (again.committed, again.removed) == (0, 0)
 
 
@@ -118,7 +120,8 @@ def test_sweep_with_unreachable_remote_registry_keeps_pending_rows(env):
     staged = env.repository.store.stage([b"<doc/>"])
     env.repository.index.insert_pending(new_oid(), staged.ref, "text/xml", "t")
     env.repository.store.place(staged)
-    report = sweep(env.repository.store, env.repository.index, SoapRegistry("http://127.0.0.1:9/registry", timeout=1))
+    report = sweep(env.repository.store, env.repository.index, SoapRegistry("http://127.0.0.1:9/registry", timeout=1),
+                   older_than=0)
     assert report.undecided == 1
     assert [r.state for r in env.index_rows()] == ["pending"]
 
@@ -126,7 +129,7 @@ def test_sweep_with_unreachable_remote_registry_keeps_pending_rows(env):
 def test_sweep_removes_staged_leftovers(env):
     (env.documents_dir / "staging" / "abc.part").write_bytes(b"half a document")
     assert sweep(env.repository.store, env.repository.index,
-                 InProcessRegistry(env.registry, env.database)).staged_removed == 1
+                 InProcessRegistry(env.registry, env.database), older_than=0).staged_removed == 1
     assert env.staged_files() == []
 
 
@@ -135,9 +138,117 @@ def test_startup_migrates_and_sweeps(env):
     staged = env.repository.store.stage([b"<left over/>"])
     env.repository.index.insert_pending(new_oid(), staged.ref, "text/xml", "t")
     env.repository.store.place(staged)
+    age_rows(env, PENDING_MIN_AGE + 60)
     report = startup(env.settings)
     assert report.removed == 1
     assert env.index_rows() == [] and env.stored_files() == []
+
+
+def age_rows(env, seconds):
+    from sqlalchemy import update
+
+    from repository.index import documents
+    with env.database.write() as conn:
+        conn.execute(update(documents).values(created_at=documents.c.created_at - seconds))
+
+
+class SweptDuringRegistration:
+    """Registers, then does what another process's start-up sweep did in issue 19: settles every
+    pending row (deleting it, and its bytes, when the registry does not know it yet - or here,
+    ``delete=True``, unconditionally as the sweep of a registry whose commit it did not yet see)."""
+
+    def __init__(self, env, delete):
+        self.env, self.delete = env, delete
+        self.inner = env.repository.registry
+
+    def register(self, objects, security_header=None):
+        answer = self.inner.register(objects, security_header)
+        repo = self.env.repository
+        for row in repo.index.pending(older_than=0):
+            if self.delete:
+                repo.release(row.unique_id, row.ref, txn=None)
+        if not self.delete:
+            sweep(repo.store, repo.index, self.inner, older_than=0)
+        return answer
+
+    def registered_hashes(self, ids):
+        return self.inner.registered_hashes(ids)
+
+
+def test_a_commit_that_updates_no_row_is_not_acknowledged(env):
+    """Issue 19 finding 1: the row was swept between registration and commit; Success was answered
+    and the document was lost (XDSDocumentUniqueIdError on ITI-43 forever)."""
+    repo = env.repository
+    swept = Repository(repo.store, repo.index, SweptDuringRegistration(env, delete=True), REPOSITORY_UID)
+    sub = submission([b"<doc>swept</doc>"])
+    answer = swept.provide(sub.objects, parts(sub))
+    assert answer.status == FAILURE
+    assert [(e.code, e.location) for e in answer.errors] == [("XDSRepositoryError", sub.docs[0].unique_id)]
+    assert env.index_rows() == [] and env.stored_files() == []
+    # the registry keeps the metadata it registered (an ITI-42 cannot be withdrawn): logged for an operator
+    assert sub.docs[0].unique_id in repo.registry.registered_hashes([sub.docs[0].unique_id])
+
+
+def test_a_row_committed_by_a_sweep_meanwhile_is_still_acknowledged(env):
+    repo = env.repository
+    swept = Repository(repo.store, repo.index, SweptDuringRegistration(env, delete=False), REPOSITORY_UID)
+    sub = submission([b"<doc>committed by the sweep</doc>"])
+    assert swept.provide(sub.objects, parts(sub)).status == SUCCESS
+    assert [r.state for r in env.index_rows()] == ["committed"]
+    got = call_wsgi(env.app, *retrieve_request([(REPOSITORY_UID, sub.docs[0].unique_id)])).documents()
+    assert got[sub.docs[0].unique_id][1] == sub.docs[0].data
+
+
+def test_startup_sweep_leaves_a_young_pending_row_of_another_process(env):
+    """Issue 19 finding 1: a second server (or an immediate restart) swept in-flight submissions."""
+    from repository.wiring import startup
+    young = env.repository.store.stage([b"<in flight elsewhere/>"])
+    young_uid = new_oid()
+    env.repository.index.insert_pending(young_uid, young.ref, "text/xml", "t1")
+    env.repository.store.place(young)
+    report = startup(env.settings)
+    assert (report.removed, report.committed) == (0, 0)
+    assert [(r.unique_id, r.state) for r in env.index_rows()] == [(young_uid, "pending")]
+    assert len(env.stored_files()) == 1
+    # once older than the bound, the same row is a crash's leftover and goes
+    age_rows(env, PENDING_MIN_AGE + 60)
+    assert startup(env.settings).removed == 1
+    assert env.index_rows() == [] and env.stored_files() == []
+
+
+STAGE_AND_WAIT = textwrap.dedent("""
+    import sys
+    from repository.store import FileSystemStore
+    staged = FileSystemStore(sys.argv[1]).stage([b"half of a document in flight"])
+    print(staged.handle, flush=True)
+    sys.stdin.read()
+""")
+
+
+def test_startup_keeps_the_staging_of_a_live_process(env, tmp_path):
+    """Issue 19 finding 1: ``xds serve`` emptied the staging folder of every process sharing the store."""
+    import os
+
+    from repository.wiring import startup
+    script = tmp_path / "stage.py"
+    script.write_text(STAGE_AND_WAIT)
+    proc = subprocess.Popen([sys.executable, str(script), str(env.documents_dir)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).resolve().parents[2]))
+    try:
+        staged = Path(proc.stdout.readline().strip())
+        assert staged.is_file()
+        old = staged.stat().st_mtime - PENDING_MIN_AGE - 60
+        os.utime(staged, (old, old))
+        os.utime(staged.parent, (old, old))
+        startup(env.settings)
+        sweep(env.repository.store, env.repository.index, env.repository.registry, older_than=0)
+        assert staged.is_file()  # its process is alive: never touched, whatever the age
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
+    # the process is gone: its folder is a crash's leftover once older than the bound
+    assert startup(env.settings).staged_removed == 1
+    assert not staged.exists() and not staged.parent.exists()
 
 
 # ----------------------------------------------------------------------------- concurrency
