@@ -23,6 +23,7 @@ from lxml import etree
 
 from audit.fields import Fields, dedupe, normalize_patient
 from xds.context import Caller
+from xds.soap.namespaces import WSA_ANONYMOUS
 from xds.vocabulary import NS_RIM, QUERY_PATIENT_PARAMETERS, q
 from xds.xmlsafe import parse_bytes
 
@@ -252,7 +253,18 @@ def process_id() -> str:
 
 
 def requester(caller: Caller, role: Code) -> Participant:
-    """The calling system: wsa:ReplyTo/From when it names one, else its address (ITI TF-2 3.x.5.1)."""
+    """The SOAP requester of ITI-18/41/42 (Source) or ITI-43 (Destination): UserID is "the content
+    of the <wsa:ReplyTo/> element" (ITI TF-2 3.18.5.1, 3.41.5.1, 3.42.5.1, 3.43.5.1), the
+    anonymous URI when the request has none; its network address in NetworkAccessPointID. The
+    TLS subject of an authenticated node, which the TF leaves unspecialized, is kept as its
+    AlternativeUserID."""
+    return Participant(caller.reply_to or WSA_ANONYMOUS, True, alt_user_id=caller.node_subject,
+                       network_id=caller.remote_addr, roles=[role])
+
+
+def calling_node(caller: Caller, role: Code) -> Participant:
+    """The calling system of a request without WS-Addressing (ITI-81, the DMP API, security
+    alerts): its wsa:ReplyTo when it named one, else its TLS subject, else its address."""
     reply = caller.reply_to if caller.reply_to and "anonymous" not in caller.reply_to else None
     user = reply or caller.node_subject or caller.remote_addr or "unknown"
     return Participant(user, True, network_id=caller.remote_addr, roles=[role])
@@ -309,9 +321,11 @@ def provide_and_register(caller: Caller, source_id: str, outcome: int, patient_i
 
 def register_export(caller: Caller, source_id: str, registry_url: str, outcome: int, patient_id: str | None,
                     submission_set_uid: str | None, description: str | None = None) -> AuditEvent:
-    """ITI-42 at the Document Repository (ITI TF-2 3.42.5.1.1): Export, R; we are the Source."""
-    src = Participant(caller.endpoint or "urn:dmp-xds:repository", True, alt_user_id=process_id(),
-                      network_id=host_of(caller.endpoint), roles=[SOURCE])
+    """ITI-42 at the Document Repository (ITI TF-2 3.42.5.1.1): Export, R; we are the Source (UserID:
+    the wsa:ReplyTo we sent), the registry's endpoint URI the Destination."""
+    # Our SOAP client sends wsa:ReplyTo anonymous (xds.soap.client): its content is our UserID.
+    src = Participant(WSA_ANONYMOUS, True, alt_user_id=process_id(), network_id=host_of(caller.endpoint),
+                      roles=[SOURCE])
     dst = Participant(registry_url, False, network_id=host_of(registry_url), roles=[DESTINATION])
     ev = _base(caller, source_id, EXPORT, ACTION_READ, outcome, ITI_42, [src, dst], description)
     ev.objects = _patient_and_set(patient_id, submission_set_uid)
@@ -413,7 +427,7 @@ def security_alert(caller: Caller, source_id: str, description: str, alert_type:
     reporter = responder(caller, APPLICATION)
     reporter.requestor = False
     ev = _base(caller, source_id, SECURITY_ALERT, ACTION_EXECUTE, outcome, alert_type,
-               [reporter, requester(caller, SOURCE)], description)
+               [reporter, calling_node(caller, SOURCE)], description)
     if caller.endpoint:
         ev.objects.append(ParticipantObject(caller.endpoint, SYSTEM_OBJECT, "13",
                                             Code("12", "RFC-3881", "URI"), name=caller.endpoint))
@@ -433,7 +447,7 @@ def audit_log_used(caller: Caller, source_id: str, outcome: int, log_uri: str, q
     per patient the search or the record names, so that a patient's access history shows who read
     her part of the trail."""
     ev = _base(caller, source_id, AUDIT_LOG_USED, ACTION_READ, outcome, ITI_81,
-               [requester(caller, SOURCE), responder(caller, DESTINATION)], description)
+               [calling_node(caller, SOURCE), responder(caller, DESTINATION)], description)
     for patient_id in dict.fromkeys(patient_ids or []):
         ev.objects.append(patient_object(patient_id))
     log = ParticipantObject(log_uri, SYSTEM_OBJECT, ROLE_SECURITY_RESOURCE, URI, name=SECURITY_AUDIT_LOG)

@@ -116,7 +116,9 @@ class AuditedGateway:
         self.auditor.record(messages.register_export(caller, self.auditor.source_id, registry_url, outcome,
                                                      patient, unique))
         if self.in_process:
-            inner = dataclasses.replace(caller, reply_to=caller.endpoint, endpoint=registry_url,
+            # No ITI-42 message in process: the import's Source is what our SOAP client would send
+            # as wsa:ReplyTo (anonymous), as on a remote registry, and our address.
+            inner = dataclasses.replace(caller, reply_to=None, node_subject=None, endpoint=registry_url,
                                         remote_addr=messages.host_of(caller.endpoint) or "127.0.0.1")
             self.auditor.record(messages.register_import(inner, self.auditor.source_id, outcome, patient, unique))
 

@@ -65,8 +65,8 @@ def _audit_read(auditor: AuditorLike | None, actor: Caller, description: str, pa
     try:
         auditor.record(messages.AuditEvent(
             PATIENT_RECORD, messages.ACTION_READ, outcome,
-            participants=[messages.requester(actor, messages.SOURCE), messages.responder(actor, messages.DESTINATION),
-                          *messages.human(actor)],
+            participants=[messages.calling_node(actor, messages.SOURCE),
+                          messages.responder(actor, messages.DESTINATION), *messages.human(actor)],
             objects=[messages.patient_object(patient_id)], purpose_of_use=messages.purposes(actor),
             description=description))
     except Exception:  # noqa: BLE001 - auditing never changes the answer
