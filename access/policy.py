@@ -47,10 +47,9 @@ from access.store import NO_DECISION, AccessStore, DocumentPolicy, RecordPolicy
 from access.xua import replayed
 from config import Settings
 from registry import facts as registry_facts
-from registry.facts import author_id
+from registry.facts import FACTS_SEPARATOR, author_id
 from registry.query.engine import QueryResult
 from registry.query.params import split_value
-from registry.store.schema import FACTS_SEPARATOR
 from storage import Database
 from xds.context import Caller, caller_from_environ
 from xds.errors import ErrorCode, ErrorList

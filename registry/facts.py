@@ -9,13 +9,14 @@ the query it decides about).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Executable, bindparam, or_, select, text
 
 from registry.store import schema as t
+from registry.store.schema import FACTS_SEPARATOR
 from storage import driver_execute
 from xds.vocabulary import AssocType
 
@@ -31,6 +32,12 @@ class EntryFacts:
     authors: frozenset[str] = frozenset()
     """National ids of the authorPerson values (first XCN component)."""
 
+
+__all__ = ["FACTS_SEPARATOR", "RECORD_STATE_SQL", "EntryFacts", "association_ends", "author_id", "entry_facts",
+           "has_authored", "object_authors", "object_patients", "package_members", "packages_by_unique_id",
+           "patient_of_document", "registered_hashes"]
+"""``FACTS_SEPARATOR`` joins the confidentiality codes and authors an entry's row carries, as a
+FindDocuments answer hands them to the policy."""
 
 RECORD_STATE_SQL = "SELECT state FROM patients WHERE patient_id = :patient"
 """The patient's record state (``open``, ``closed``; NULL: never created), as a scalar subquery
@@ -165,18 +172,6 @@ def patient_of_document(conn: Connection, unique_id: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def documents_by_unique_id(conn: Connection, unique_ids: Iterable[str]) -> Mapping[str, str]:
-    """Entry uuid by document uniqueId (the newest registration of each, all statuses)."""
-    ids = list(dict.fromkeys(unique_ids))
-    de = t.document_entries
-    out: dict[str, str] = {}
-    for i in range(0, len(ids), _CHUNK):
-        chunk = ids[i:i + _CHUNK]
-        for uuid, unique in _rows(conn, select(de.c.uuid, de.c.unique_id).where(de.c.unique_id.in_(chunk))):
-            out[unique] = uuid
-    return out
-
-
 def packages_by_unique_id(conn: Connection, unique_ids: Iterable[str]) -> dict[str, tuple[str, str, str]]:
     """(uuid, kind, patient id) of SubmissionSets and Folders by uniqueId."""
     ids = list(dict.fromkeys(unique_ids))
@@ -186,4 +181,17 @@ def packages_by_unique_id(conn: Connection, unique_ids: Iterable[str]) -> dict[s
             for uuid, unique, patient in _rows(conn, select(table.c.uuid, table.c.unique_id, table.c.patient_id)
                                                      .where(table.c.unique_id.in_(ids[i:i + _CHUNK]))):
                 out[unique] = (uuid, kind, patient)
+    return out
+
+
+def registered_hashes(conn: Connection, unique_ids: Iterable[str]) -> dict[str, str | None]:
+    """The registered hash (lower-case SHA-1, None when none was given) of each known document
+    uniqueId: what the repository's start-up sweep asks before it settles a pending document."""
+    ids = list(dict.fromkeys(unique_ids))
+    du = t.document_unique_ids
+    out: dict[str, str | None] = {}
+    for i in range(0, len(ids), _CHUNK):
+        stmt = select(du.c.unique_id, du.c.hash).where(du.c.unique_id.in_(ids[i:i + _CHUNK]))
+        for unique_id, digest in _rows(conn, stmt):
+            out[unique_id] = (digest or "").lower() or None
     return out

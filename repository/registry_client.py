@@ -13,9 +13,8 @@ from typing import Protocol
 
 import requests
 from lxml import etree
-from sqlalchemy import select
 
-from registry.store.schema import document_unique_ids
+from registry import facts as registry_facts
 from xds import rim
 from xds.errors import ErrorCode, ErrorList, RegistryError
 from xds.responses import response_status
@@ -66,13 +65,11 @@ class InProcessRegistry:
 
 
 def registered_hashes_in_database(database, unique_ids: list[str]) -> dict[str, str | None]:
-    """Read-only look into the in-process registry's table of document uniqueIds."""
+    """The in-process registry's answer, through its read API (:mod:`registry.facts`)."""
     if not unique_ids:
         return {}
     with database.read() as conn:
-        rows = conn.execute(select(document_unique_ids.c.unique_id, document_unique_ids.c.hash)
-                            .where(document_unique_ids.c.unique_id.in_(unique_ids))).all()
-    return {r.unique_id: (r.hash or "").lower() or None for r in rows}
+        return registry_facts.registered_hashes(conn, unique_ids)
 
 
 def _envelope(action: str, to: str, body: etree._Element, security_header: bytes | None = None) -> bytes:

@@ -17,14 +17,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import select
-
 from access.policy import BREAK_GLASS, CENTRE_15
 from access.store import AUTHORISED, BLOCKED, AccessStore, RecordPolicy
 from audit import messages
 from audit.auditor import AuditorLike
+from registry import facts as registry_facts
 from registry.register import Registry
-from registry.store.schema import document_entries as de
 from storage import Database
 from xds.context import Caller
 
@@ -91,7 +89,7 @@ class PolicyAdmin:
 
     def _document_patient(self, unique_id: str) -> str:
         with self.database.read() as conn:
-            pid = conn.execute(select(de.c.patient_id).where(de.c.unique_id == unique_id).limit(1)).scalar()
+            pid = registry_facts.patient_of_document(conn, unique_id)
         if pid is None:
             raise PolicyError(f"no document with uniqueId {unique_id}", 404)
         return str(pid)
