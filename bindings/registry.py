@@ -16,7 +16,7 @@ from xds.responses import error_list_element, registry_response
 from xds.soap import Operation, RefusalHook, SoapEndpoint, SoapRequest, SoapResponse
 from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, Actions, q
 
-WSDL = Path(__file__).resolve().parent.parent / "wsdl" / "registry.wsdl"
+WSDL = Path(__file__).resolve().parent / "wsdl" / "registry.wsdl"
 
 
 def query_response(result: QueryResult) -> etree._Element:

@@ -29,7 +29,7 @@ from xds.soap import (
 )
 from xds.vocabulary import NS_LCM, NS_RIM, NS_RS, NS_XDSB, Actions, q
 
-WSDL = Path(__file__).resolve().parent.parent / "wsdl" / "repository.wsdl"
+WSDL = Path(__file__).resolve().parent / "wsdl" / "repository.wsdl"
 
 
 def _registry_response(answer: RegistryAnswer) -> etree._Element:

@@ -20,7 +20,7 @@ from .conftest import (
 )
 
 NS = {"env": NS_SOAP12, "wsa": NS_WSA}
-WSDL_DIR = Path(__file__).resolve().parents[2] / "wsdl"
+WSDL_DIR = Path(__file__).resolve().parents[2] / "bindings" / "wsdl"
 
 
 def test_plain_request_dispatched_and_answered_with_relates_to_action_and_new_message_id(app, recorder):

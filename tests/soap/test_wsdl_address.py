@@ -11,7 +11,7 @@ from xds.soap import SoapEndpoint
 
 from .conftest import call
 
-WSDL = Path(__file__).resolve().parents[2] / "wsdl" / "registry.wsdl"
+WSDL = Path(__file__).resolve().parents[2] / "bindings" / "wsdl" / "registry.wsdl"
 ADDRESS = "{http://schemas.xmlsoap.org/wsdl/soap12/}address"
 HOSTILE = {
     "HTTP_HOST": "evil.example",
