@@ -92,8 +92,10 @@ class Transport:
         tls = tls or TlsOptions()
         if tls.cert:
             self.session.cert = (tls.cert, tls.key) if tls.key else tls.cert
-        if tls.ca:
-            self.session.verify = tls.ca
+        self.verify = tls.ca or None
+        """The CA bundle of ``--tls-ca``, passed with each request: requests lets REQUESTS_CA_BUNDLE
+        or CURL_CA_BUNDLE override a session's ``verify``, not a request's. None: requests' default
+        (those variables, else its own bundle)."""
         if assertion is not None and not isinstance(assertion, etree._Element):
             assertion = load_assertion(assertion)
         self.assertion = assertion
@@ -122,7 +124,7 @@ class Transport:
         """POST and decode; SOAP faults raise :class:`SoapFaultError`, the rest :class:`TransportError`."""
         data, headers = self.encode(url, action, body, attachments)
         try:
-            resp = self.session.post(url, data=data, headers=headers, timeout=self.timeout)
+            resp = self.session.post(url, data=data, headers=headers, timeout=self.timeout, verify=self.verify)
         except requests.exceptions.SSLError as exc:
             raise TransportError(f"TLS failure talking to {url}: {_reason(exc)}") from None
         except requests.exceptions.ConnectionError as exc:
