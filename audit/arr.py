@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 
 from audit import fields, store, syslog
+from audit.seal import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ class ArrServer:
 
     def __init__(self, database, host: str = "127.0.0.1", udp_port: int | None = None,
                  tls_port: int | None = None, tls_context: ssl.SSLContext | None = None,
-                 max_queue: int = 20000, max_connections: int = 64, batch: int = 500) -> None:
+                 max_queue: int = 20000, max_connections: int = 64, batch: int = 500,
+                 sealer: Sealer | None = None) -> None:
         self.database = database
+        self.sealer = sealer
         self.host = host
         self.udp_port = udp_port
         self.tls_port = tls_port
@@ -212,7 +215,7 @@ class ArrServer:
                 incoming.append(store.Incoming(raw, transport, peer, f, at))
             while incoming:
                 try:
-                    store.append(self.database, incoming)
+                    store.append(self.database, incoming, self.sealer)
                     self.stats.stored += len(incoming)
                     break
                 except Exception as exc:  # noqa: BLE001 - database down: keep the batch, retry

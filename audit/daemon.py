@@ -19,8 +19,9 @@ import sys
 import threading
 import time
 
-from audit import store
+from audit import seal, store
 from audit.arr import ArrServer, server_context
+from audit.checkpoint import Checkpoints
 from audit.sender import Sender
 from storage.database import Database
 
@@ -29,19 +30,24 @@ log = logging.getLogger(__name__)
 POLL = 0.2
 
 
-def build(settings, database):
-    """(sender or None, ArrServer or None) from the settings."""
-
+def build(settings, database) -> tuple[Sender | None, ArrServer | None, Checkpoints]:
+    """The sender (None when auditing is off), the ARR (None without listeners) and the
+    checkpoints, every append sealed with the key of ``settings.seal_key_path``."""
+    sealer = seal.load_or_create(settings.seal_key_path)
     sender = None
     if settings.audit_enabled:
         sender = Sender(database, forward=list(settings.audit_forward), tls_cert=settings.tls_cert,
-                        tls_key=settings.tls_key, tls_ca=settings.tls_ca, sync_commit=settings.audit_sync_commit)
+                        tls_key=settings.tls_key, tls_ca=settings.tls_ca, sync_commit=settings.audit_sync_commit,
+                        sealer=sealer)
     arr = None
     if settings.arr_udp_port or settings.arr_tls_port:
         ctx = server_context(settings.tls_cert, settings.tls_key, settings.tls_ca) if settings.arr_tls_port else None
         arr = ArrServer(database, settings.host, udp_port=settings.arr_udp_port or None,
-                        tls_port=settings.arr_tls_port or None, tls_context=ctx)
-    return sender, arr
+                        tls_port=settings.arr_tls_port or None, tls_context=ctx, sealer=sealer)
+    checkpoints = Checkpoints(database, settings.audit_anchor_file, settings.audit_checkpoint_records,
+                              settings.audit_checkpoint_seconds,
+                              forward=sender.queue_checkpoint if sender is not None else None)
+    return sender, arr, checkpoints
 
 
 def run(settings, stop: threading.Event | None = None, ready=None, done=None, watch_parent: bool = False) -> int:
@@ -55,7 +61,7 @@ def run(settings, stop: threading.Event | None = None, ready=None, done=None, wa
             signal.signal(sig, lambda *_: stop.set())
     database = Database(settings.effective_database_url())
     store.migrate(database)
-    sender, arr = build(settings, database)
+    sender, arr, checkpoints = build(settings, database)
     try:
         if arr is not None:
             arr.start()
@@ -68,6 +74,10 @@ def run(settings, stop: threading.Event | None = None, ready=None, done=None, wa
                     sender.deliver_once()
                 except Exception:  # noqa: BLE001 - database hiccup: next pass retries
                     log.exception("audit: delivery pass failed")
+            try:
+                checkpoints.tick()
+            except Exception:  # noqa: BLE001 - the seals stay in the database; next pass retries
+                log.exception("audit: could not publish a checkpoint")
             if watch_parent and os.getppid() != parent:
                 log.warning("audit: parent process gone, stopping")
                 break
@@ -75,11 +85,15 @@ def run(settings, stop: threading.Event | None = None, ready=None, done=None, wa
     finally:
         if arr is not None:
             arr.stop()
-        if sender is not None:
-            try:
+        try:
+            if sender is not None:
                 sender.drain(timeout=5.0)
-            except Exception:  # noqa: BLE001
-                log.exception("audit: final delivery failed; the outbox keeps the rest")
+            checkpoints.tick(force=True)
+            if sender is not None:
+                sender.drain(timeout=2.0)
+        except Exception:  # noqa: BLE001
+            log.exception("audit: final delivery failed; the outbox keeps the rest")
+        if sender is not None:
             sender.close()
         database.dispose()
         if done is not None:

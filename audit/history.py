@@ -7,6 +7,8 @@ Override security event) are flagged: the DMP shows every one of them to the pat
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,6 +45,33 @@ def access_history(database, patient_id: str, limit: int = 500) -> list[AccessEn
         if entry is not None:
             out.append(entry)
     return out
+
+
+@dataclass(frozen=True)
+class ChainedEmergency:
+    """An emergency access as the chain holds it: the policy's Emergency Override alert."""
+    seq: int
+    patient_ids: frozenset[str]
+    professional_id: str
+    professional_name: str | None
+    organization: str | None
+    mode: str
+    at: float
+
+
+def chained_emergencies(database) -> Iterator[ChainedEmergency]:
+    """Every granted emergency access the chain records (Security Alert 110113 of type 110127
+    Emergency Override, outcome 0, purpose of use ``bris_de_glace`` or ``centre_15``): what the
+    patient's emergency-access list is derived from, so that ``xds audit verify`` can check it."""
+    for row in store.search_event_type(database, messages.EMERGENCY_OVERRIDE.code):
+        modes = sorted(set((row.purpose or "").split()) & _EMERGENCY)
+        entry = _entry(row)
+        if row.outcome != messages.SUCCESS or not modes or entry is None or not entry.user \
+                or row.event_ts is None:
+            continue
+        patients = frozenset(v for k, v in json.loads(row.keys) if k == "patient")
+        yield ChainedEmergency(int(row.seq), patients, entry.user, entry.user_name, entry.organization, modes[0],
+                               float(row.event_ts))
 
 
 def _entry(row) -> AccessEntry | None:

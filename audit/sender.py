@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from audit import compact, store, syslog
+from audit.seal import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ class _Destination:
     retry_at: float = 0.0
     failures: int = 0
     last_error: str = ""
+    checkpoint: bytes | None = None
+    """The latest checkpoint not yet sent here (audit.checkpoint); a newer one replaces it."""
 
 
 @dataclass
@@ -134,6 +137,8 @@ class Sender:
     max_backoff: float = 30.0
     sync_commit: bool = True
     """PostgreSQL: wait for the WAL flush of each append, cursor move and prune (``audit_sync_commit``)."""
+    sealer: Sealer | None = None
+    """Seals each append to the local chain (audit.seal)."""
 
     def __post_init__(self) -> None:
         self._pruned = 0
@@ -165,7 +170,7 @@ class Sender:
                     break
                 incoming = [store.Incoming(raw, store.LOCAL, None, indexed)
                             for raw, indexed in (message(i, m, f) for i, m, f in rows)]
-                store.append_from_outbox(self.database, rows[-1][0], incoming, self.sync_commit)
+                store.append_from_outbox(self.database, rows[-1][0], incoming, self.sync_commit, self.sealer)
                 moved += len(rows)
                 if len(rows) < self.batch:
                     break
@@ -190,6 +195,7 @@ class Sender:
                 moved += len(rows)
                 if len(rows) < self.batch:
                     break
+            self._send_checkpoint(d)
         if moved:
             deleted, self._pruned = store.prune(self.database, self.names(), self._pruned, self.sync_commit)
             self._unvacuumed += deleted
@@ -201,6 +207,23 @@ class Sender:
                     log.warning("audit: could not vacuum the outbox", exc_info=True)
         return moved
 
+    def queue_checkpoint(self, message: bytes) -> None:
+        """Send ``message`` (audit.checkpoint) to every ARR, after the records before it."""
+        for d in self.destinations:
+            d.checkpoint = message
+
+    def _send_checkpoint(self, d: _Destination) -> None:
+        if d.checkpoint is None or d.retry_at > time.monotonic():
+            return
+        try:
+            d.transport.send([d.checkpoint])
+        except OSError as exc:
+            d.failures += 1
+            d.last_error = f"{exc.__class__.__name__}: {exc}"
+            d.retry_at = time.monotonic() + min(self.max_backoff, 0.2 * 2 ** min(d.failures, 10))
+            return
+        d.checkpoint = None
+
     def drain(self, timeout: float = 10.0) -> bool:
         """Deliver until nothing is left or ``timeout``; True if everything went out."""
         deadline = time.monotonic() + timeout
@@ -208,7 +231,8 @@ class Sender:
             for d in self.destinations:
                 d.retry_at = 0.0
             self.deliver_once()
-            if all(not store.pending(self.database, n, 1)[1] for n in self.names()):
+            if all(not store.pending(self.database, n, 1)[1] for n in self.names()) \
+                    and all(d.checkpoint is None for d in self.destinations):
                 return True
             time.sleep(0.1)
         return False

@@ -8,7 +8,10 @@
   indexed fields and ``hash = SHA-256(prev_hash, record)``; the chain makes an edited, deleted
   or inserted record visible to :func:`verify`. Appends are serialised (SQLite ``BEGIN
   IMMEDIATE``, PostgreSQL transaction-scoped advisory lock) so the chain has one order.
-* ``audit_record_keys``: (kind, value) -> record, for searches by user, patient, object...
+* ``audit_record_keys``: (kind, value) -> record, for searches by user, patient, object... It is
+  derived from the chained ``keys`` column: :func:`verify` checks it and :func:`reindex` rebuilds it.
+* ``audit_seals``: one signed range per append transaction (:mod:`audit.seal`), so that a
+  recomputed rewrite, a forged append and a deleted tail are seen too.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ from sqlalchemy import (
 )
 
 from audit.fields import Fields
+from audit.seal import Seal, Sealer, SealVerifier
 from storage.database import LAZY_COMMIT, driver_execute
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -91,6 +95,14 @@ record_keys = Table("audit_record_keys", metadata,
                     Column("kind", String(16), nullable=False),
                     Column("value", String(255), nullable=False),
                     Index(None, "kind", "value", "seq"))
+
+seals = Table("audit_seals", metadata,
+              Column("to_seq", BigInteger, primary_key=True, autoincrement=False),
+              Column("from_seq", BigInteger, nullable=False),
+              Column("head", String(64), nullable=False),
+              Column("at", Float, nullable=False),
+              Column("key_id", String(32), nullable=False),
+              Column("signature", String(128), nullable=False))
 
 
 _RECORD_COLUMNS = ("seq", "received_at", "transport", "peer", "event_ts", "event_id", "event_action", "event_type",
@@ -281,8 +293,9 @@ def _lock_chain(conn) -> tuple[int, str]:
     return (last.seq, last.hash) if last else (0, GENESIS)
 
 
-def _append(conn, messages: list[Incoming]) -> int:
+def _append(conn, messages: list[Incoming], sealer: Sealer | None) -> int:
     seq, prev = _lock_chain(conn)
+    first = seq
     rows, keys = [], []
     for m in messages:
         seq += 1
@@ -295,72 +308,237 @@ def _append(conn, messages: list[Incoming]) -> int:
               [tuple(r[c] for c in _RECORD_COLUMNS) for r in rows])
         _copy(conn, "audit_record_keys", ("seq", "kind", "value"), ("int8", "varchar", "varchar"),
               [(k["seq"], k["kind"], k["value"]) for k in keys])
-        return seq
-    conn.execute(insert(records), rows)
-    if keys:
-        conn.execute(insert(record_keys), keys)
+    else:
+        conn.execute(insert(records), rows)
+        if keys:
+            conn.execute(insert(record_keys), keys)
+    if sealer is not None:
+        _seal(conn, sealer, first, seq, prev)
     return seq
 
 
-def append(database, messages: list[Incoming]) -> int:
+def _seal(conn, sealer: Sealer, first: int, last: int, head: str) -> None:
+    """Sign the range this transaction appended. The very first seal of a chain covers every
+    record before it too (a trail older than sealing); after that a seal starts exactly where
+    the chain stood when the append locked it, so nothing appended by another hand is covered."""
+    if not sealer.chain_sealed:
+        sealer.chain_sealed = conn.execute(select(func.count()).select_from(seals)).scalar() != 0
+        if not sealer.chain_sealed:
+            first = 0
+    seal = sealer.seal(first, last, head, time.time())
+    conn.execute(insert(seals).values(to_seq=seal.to_seq, from_seq=seal.from_seq, head=seal.head, at=seal.at,
+                                      key_id=seal.key_id, signature=seal.signature))
+    sealer.chain_sealed = True
+
+
+def append(database, messages: list[Incoming], sealer: Sealer | None = None) -> int:
     """Add records at the end of the chain, in one transaction; returns the last seq."""
     if not messages:
         return 0
     with database.write() as conn:
-        return _append(conn, messages)
+        return _append(conn, messages, sealer)
 
 
-def append_from_outbox(database, last_id: int, messages: list[Incoming], sync_commit: bool = True) -> None:
+def append_from_outbox(database, last_id: int, messages: list[Incoming], sync_commit: bool = True,
+                       sealer: Sealer | None = None) -> None:
     """Store our own records and move the ``local`` cursor in the same transaction: exactly once.
 
     ``sync_commit=False``: a crash of the database server can lose the last appends, cursor
     included; the records are then stored again from the outbox rows, which the WAL holds
     before them, or were lost with them (``audit_sync_commit``)."""
     with database.write(sync_commit) as conn:
-        _append(conn, messages)
+        _append(conn, messages, sealer)
         _set_cursor(conn, LOCAL, last_id)
+
+
+def last_seal(database) -> Seal | None:
+    with database.read() as conn:
+        r = conn.execute(select(seals).order_by(seals.c.to_seq.desc()).limit(1)).first()
+    return _seal_of(r) if r is not None else None
+
+
+def _seal_of(r) -> Seal:
+    return Seal(int(r.from_seq), int(r.to_seq), str(r.head), float(r.at), str(r.key_id), str(r.signature))
+
+
+# -- verification ----------------------------------------------------------------------------------
+
+ALTERED, DELETED, INSERTED, TRUNCATED, UNSEALED, BAD_SEAL, CORRUPT, INDEX = (
+    "altered", "deleted", "inserted", "truncated", "unsealed", "bad seal", "corrupt", "index")
 
 
 @dataclass
 class VerifyReport:
     checked: int
     problem: str | None = None
-    """``altered``, ``deleted`` or ``inserted``; None when the chain is intact."""
+    """One of the kinds above; None when the trail is intact."""
     seq: int | None = None
+    """The first record concerned."""
     detail: str = ""
+    seals: int = 0
+    checkpoints: int = 0
+    warnings: list[str] | None = None
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
-def verify(database, page: int = 2000) -> VerifyReport:
-    """Walk the chain in seq order and report the first record that breaks it.
+class _Broken(Exception):
+    def __init__(self, problem: str, seq: int | None, detail: str) -> None:
+        super().__init__(detail)
+        self.problem, self.seq, self.detail = problem, seq, detail
 
-    altered: a record's own hash does not match its content; deleted: a seq is missing (or its
-    successor's prev_hash names a record that is not there); inserted: a record whose prev_hash
-    does not name its predecessor while the numbering has no gap.
-    """
-    expected_seq, prev, checked = 1, GENESIS, 0
-    after = 0
+
+def _pages(database, table: Table, column, page: int) -> Iterator:
+    after = -1
     while True:
         with database.read() as conn:
-            rows = conn.execute(select(records).where(records.c.seq > after).order_by(records.c.seq)
-                                .limit(page)).all()
+            rows = conn.execute(select(table).where(column > after).order_by(column).limit(page)).all()
         if not rows:
-            return VerifyReport(checked)
-        for r in rows:
-            if r.seq != expected_seq:
-                kind = "deleted" if r.seq > expected_seq else "inserted"
-                return VerifyReport(checked, kind, r.seq if kind == "inserted" else expected_seq,
-                                    f"expected seq {expected_seq}, found {r.seq}")
-            if record_hash(r) != r.hash:
-                return VerifyReport(checked, "altered", r.seq, "content does not match its hash")
-            if r.prev_hash != prev:
-                return VerifyReport(checked, "inserted" if checked else "altered", r.seq,
-                                    "prev_hash does not match the preceding record")
-            prev, expected_seq = r.hash, expected_seq + 1
-            checked += 1
+            return
+        yield from rows
+        after = rows[-1]._mapping[column.name]
+
+
+def _index_rows(database, low: int, high: int) -> dict[int, list[tuple[str, str]]]:
+    out: dict[int, list[tuple[str, str]]] = {}
+    with database.read() as conn:
+        for k in conn.execute(select(record_keys).where(record_keys.c.seq >= low, record_keys.c.seq <= high)):
+            out.setdefault(int(k.seq), []).append((k.kind, k.value))
+    return out
+
+
+def _chained_keys(r) -> list[tuple[str, str]]:
+    """The search keys the chained ``keys`` column gives, as ``audit_record_keys`` holds them."""
+    return [(str(k), _clip(str(v), 255) or "") for k, v in json.loads(r.keys)]
+
+
+def verify(database, verifier: SealVerifier | None = None, anchor: Sequence[Seal] = (), page: int = 2000,
+           check_index: bool = True) -> VerifyReport:
+    """Walk the chain, its seals and its search index in seq order; report the first break.
+
+    Never raises on stored content: a row that cannot be read is reported as ``corrupt``.
+    ``verifier``: the public keys the seals must verify with; without one, seals are checked
+    for tiling and heads only. ``anchor``: checkpoints kept outside the database (an anchor
+    file, an external ARR): each must lie on the chain, which a deleted tail cannot.
+    """
+    report = VerifyReport(0)
+    try:
+        _verify(database, verifier, anchor, page, check_index, report)
+    except _Broken as b:
+        report.problem, report.seq, report.detail = b.problem, b.seq, b.detail
+    return report
+
+
+def _verify(database, verifier: SealVerifier | None, anchor: Sequence[Seal], page: int, check_index: bool,
+            report: VerifyReport) -> None:
+    seal_rows = _pages(database, seals, seals.c.to_seq, page)
+    pending_seal = next(seal_rows, None)
+    sealing = pending_seal is not None or verifier is not None
+    sealed_through, expected_seq, prev = 0, 1, GENESIS
+    heads: dict[int, str] = {}
+    anchored = {a.to_seq for a in anchor}
+    batch: list = []
+
+    def check_batch() -> None:
+        if not (check_index and batch):
+            return
+        index = _index_rows(database, batch[0].seq, batch[-1].seq)
+        for r in batch:
+            chained = sorted(_chained_keys(r))
+            stored = sorted(index.get(int(r.seq), []))
+            if chained != stored:
+                missing = sorted(set(chained) - set(stored))
+                extra = sorted(set(stored) - set(chained))
+                raise _Broken(INDEX, int(r.seq), f"its search index rows differ from its chained keys "
+                                                 f"(missing {missing[:3]}, extra {extra[:3]}); "
+                                                 "run `xds audit reindex`")
+        batch.clear()
+
+    for r in _pages(database, records, records.c.seq, page):
+        seq = r.seq
+        if seq != expected_seq:
+            if seq > expected_seq:
+                raise _Broken(DELETED, expected_seq, f"expected seq {expected_seq}, found {seq}")
+            raise _Broken(INSERTED, seq, f"expected seq {expected_seq}, found {seq}")
+        try:
+            own = record_hash(r)
+            _chained_keys(r)
+        except Exception as exc:  # noqa: BLE001 - any unreadable column is named, never a crash
+            raise _Broken(CORRUPT, seq, f"a column cannot be read ({exc.__class__.__name__}: {exc})") from None
+        if own != r.hash:
+            raise _Broken(ALTERED, seq, "content does not match its hash")
+        if r.prev_hash != prev:
+            raise _Broken(INSERTED if report.checked else ALTERED, seq, "prev_hash does not match the preceding record")
+        while pending_seal is not None and pending_seal.to_seq <= seq:
+            s = _seal_of(pending_seal)
+            if s.to_seq < seq:  # a seal naming a record the numbering skipped: caught above
+                raise _Broken(DELETED, s.to_seq, f"sealed record {s.to_seq} is missing")
+            if s.from_seq != sealed_through:
+                first = min(sealed_through, s.from_seq) + 1
+                raise _Broken(UNSEALED, first, f"records {first} to {max(sealed_through, s.from_seq)} are not "
+                                               "covered by one seal (a forged append, a deleted seal or an append "
+                                               "without the seal key)")
+            if s.head != r.hash:
+                raise _Broken(ALTERED, s.from_seq + 1, f"a record of {s.from_seq + 1} to {s.to_seq} was changed: "
+                                                       "their sealed head hash no longer matches (rewritten and "
+                                                       "recomputed)")
+            why = verifier.problem(s) if verifier is not None else None
+            if why is not None:
+                raise _Broken(BAD_SEAL, s.from_seq + 1, f"the seal of records {s.from_seq + 1} to {s.to_seq}: {why}")
+            sealed_through = s.to_seq
+            report.seals += 1
+            pending_seal = next(seal_rows, None)
+        if seq in anchored:
+            heads[seq] = r.hash
+        prev, expected_seq = r.hash, expected_seq + 1
+        report.checked += 1
+        batch.append(r)
+        if len(batch) >= page:
+            check_batch()
+    check_batch()
+    last = expected_seq - 1
+    if pending_seal is not None:
+        raise _Broken(TRUNCATED, last + 1, f"records {last + 1} to {pending_seal.to_seq} were sealed and are gone "
+                                           "(the tail was deleted)")
+    for a in sorted(anchor, key=lambda a: a.to_seq):
+        why = verifier.problem(a) if verifier is not None else None
+        if why is not None:
+            raise _Broken(BAD_SEAL, a.from_seq + 1, f"anchored checkpoint through record {a.to_seq}: {why}")
+        if a.to_seq > last:
+            raise _Broken(TRUNCATED, last + 1, f"the anchored checkpoint reaches record {a.to_seq}; the chain ends "
+                                               f"at {last} (the tail and its seals were deleted)")
+        if heads.get(a.to_seq) != a.head:
+            raise _Broken(ALTERED, a.from_seq + 1, f"record {a.to_seq} no longer hashes to the anchored checkpoint's "
+                                                   "head: the chain was rewritten before it")
+        report.checkpoints += 1
+    if sealing and sealed_through < last:
+        raise _Broken(UNSEALED, sealed_through + 1, f"records {sealed_through + 1} to {last} are not sealed "
+                                                    "(a forged append, or an append without the seal key)")
+    if not sealing and last:
+        report.warnings = ["no seals: a rewritten-and-recomputed trail, a forged append or a deleted tail "
+                           "cannot be detected (give --public-key, or let the audit process seal)"]
+
+
+def reindex(database, page: int = 2000) -> int:
+    """Rebuild ``audit_record_keys`` from the chained ``keys`` column; returns the rows written.
+
+    Verifies nothing: run :func:`verify` first, so the index is rebuilt from a chain known good."""
+    written = 0
+    with database.write() as conn:
+        conn.execute(delete(record_keys))
+    after = 0
+    while True:
+        with database.write() as conn:
+            rows = conn.execute(select(records.c.seq, records.c["keys"]).where(records.c.seq > after)
+                                .order_by(records.c.seq).limit(page)).all()
+            if not rows:
+                return written
+            keys = [{"seq": r.seq, "kind": k, "value": v} for r in rows for k, v in _chained_keys(r)]
+            if keys:
+                conn.execute(insert(record_keys), keys)
+            written += len(keys)
         after = rows[-1].seq
 
 
@@ -463,6 +641,24 @@ def iter_all(database, page: int = 1000) -> Iterator:
 def count(database) -> int:
     with database.read() as conn:
         return conn.execute(select(func.count()).select_from(records)).scalar() or 0
+
+
+def search_event_type(database, event_type: str, page: int = 1000) -> Iterator:
+    """Every record of one event type code (e.g. 110127 Emergency Override), in seq order."""
+    after = 0
+    while True:
+        with database.read() as conn:
+            rows = conn.execute(select(records).where(records.c.event_type == event_type, records.c.seq > after)
+                                .order_by(records.c.seq).limit(page)).all()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].seq
+
+
+def last_event_ts(database) -> float | None:
+    with database.read() as conn:
+        return conn.execute(select(records.c.event_ts).order_by(records.c.seq.desc()).limit(1)).scalar()
 
 
 def search_seq(database, seq: int) -> list:

@@ -27,11 +27,12 @@ class SyslogError(ValueError):
 
 
 def encode(xml: bytes, hostname: str | None = None, app_name: str = APP_NAME, procid: str | None = None,
-           timestamp: datetime | None = None) -> bytes:
+           timestamp: datetime | None = None, msgid: str = MSGID) -> bytes:
     """One RFC 5424 message carrying ``xml`` as MSG."""
     ts = (timestamp or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     host = _field(hostname or socket.gethostname(), 255)
-    header = f"<{PRI}>1 {ts} {host} {_field(app_name, 48)} {_field(procid or str(os.getpid()), 128)} {MSGID} - "
+    proc = _field(procid or str(os.getpid()), 128)
+    header = f"<{PRI}>1 {ts} {host} {_field(app_name, 48)} {proc} {_field(msgid, 32)} - "
     return header.encode("ascii") + xml
 
 

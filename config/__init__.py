@@ -51,6 +51,17 @@ class Settings:
     """Niceness of the audit process (sender and local ARR store): under full load it yields the
     CPU to transactions and catches up from the durable outbox afterwards; 0 keeps it level. At 10
     it still took 4.9% of the CPU during an ITI-18 burst, at 19 3.1% (benchmarks/audit.py)."""
+    audit_seal_key: str = ""
+    """Ed25519 private key (PKCS#8 PEM) that seals every append to the audit chain (audit.seal);
+    empty: ``<data_dir>/audit-seal-key.pem``, created on first start. Servers sharing a database
+    share this file, or give each public key to ``xds audit verify --public-key``."""
+    audit_checkpoint_records: int = 1000
+    """Publish a checkpoint (the chain's latest seal) after this many new records..."""
+    audit_checkpoint_seconds: float = 60.0
+    """...or after this many seconds with new records, whichever comes first."""
+    audit_anchor_file: str = ""
+    """Append-only file each checkpoint is added to (one JSON line, fsynced); empty: none.
+    Checkpoints also go to every ``audit_forward`` ARR."""
     arr_udp_port: int = 0
     """Built-in Audit Record Repository syslog/UDP port (RFC 5426); 0: not listening."""
     arr_tls_port: int = 0
@@ -130,6 +141,10 @@ class Settings:
     @property
     def documents_dir(self) -> Path:
         return Path(self.data_dir) / "documents"
+
+    @property
+    def seal_key_path(self) -> Path:
+        return Path(self.audit_seal_key) if self.audit_seal_key else Path(self.data_dir) / "audit-seal-key.pem"
 
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

@@ -1,4 +1,4 @@
-"""``xds audit verify|search`` and ``xds arr`` (loaded by ``server.cli`` through ``EXTENSIONS``)."""
+"""``xds audit verify|reindex|public-key|search`` and ``xds arr`` (loaded by ``server.cli`` through ``EXTENSIONS``)."""
 from __future__ import annotations
 
 import csv
@@ -7,15 +7,21 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from audit import daemon, store
-from config import load_settings
+from access import emergency_list
+from access.wiring import ensure_schema
+from audit import checkpoint, daemon, seal, store
+from config import Settings, load_settings
 from storage.database import Database
 
 
-def _database(args):
-
+def _settings(args) -> Settings:
     settings = load_settings(args.config, data_dir=args.data_dir, database_url=args.database_url)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _database(args, settings: Settings | None = None) -> Database:
+    settings = settings or _settings(args)
     db = Database(settings.effective_database_url())
     store.migrate(db)
     return db
@@ -30,18 +36,75 @@ def _when(value: str | None) -> float | None:
     return dt.timestamp()
 
 
+def _verifier(args, settings: Settings) -> seal.SealVerifier | None:
+    """The public keys seals must verify with: ``--public-key`` files, else this server's own key."""
+    pems = [Path(p).read_bytes() for p in args.public_key or []]
+    if not pems and settings.seal_key_path.exists():
+        pems = [settings.seal_key_path.read_bytes()]
+    return seal.SealVerifier([seal.load_public(p) for p in pems]) if pems else None
+
+
 def cmd_verify(args) -> int:
-    db = _database(args)
+    """Check every record, its seal, the anchored checkpoints, the search index and the
+    emergency-access list; name the first problem (exit 1), never crash on stored content."""
+    settings = _settings(args)
     try:
-        report = store.verify(db)
+        verifier = _verifier(args, settings)
+        anchor = checkpoint.read_anchor(args.anchor) if args.anchor else []
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    db = _database(args, settings)
+    try:
+        report = store.verify(db, verifier, anchor)
+        listed = None
+        if report.ok:
+            ensure_schema(settings, db)
+            listed = emergency_list.check(db, db)
     finally:
         db.dispose()
-    if report.ok:
-        print(f"audit trail intact: {report.checked} records")
-        return 0
-    print(f"audit trail broken: record {report.seq} {report.problem} ({report.detail}); "
-          f"{report.checked} records before it are intact")
-    return 1
+    for warning in report.warnings or []:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not report.ok:
+        print(f"audit trail broken: record {report.seq} {report.problem}: {report.detail}; "
+              f"{report.checked} records before it are intact")
+        return 1
+    if listed is not None:
+        print(f"audit trail broken: emergency-access list: {listed.detail}")
+        return 1
+    anchored = f", {report.checkpoints} anchored checkpoints" if args.anchor else ""
+    print(f"audit trail intact: {report.checked} records, {report.seals} seals{anchored}, search index and "
+          "emergency-access list agree with the chain")
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    """Rebuild the search index and restore the emergency-access list from a chain that verifies."""
+    settings = _settings(args)
+    db = _database(args, settings)
+    try:
+        report = store.verify(db, _verifier(args, settings), check_index=False)
+        if not report.ok and not args.force:
+            print(f"refusing to reindex: record {report.seq} {report.problem}: {report.detail} "
+                  "(--force rebuilds from the chain as it is)", file=sys.stderr)
+            return 1
+        keys = store.reindex(db)
+        ensure_schema(settings, db)
+        restored = emergency_list.restore(db, db)
+    finally:
+        db.dispose()
+    print(f"search index rebuilt: {keys} keys of {report.checked} records; emergency accesses restored: {restored}")
+    return 0
+
+
+def cmd_public_key(args) -> int:
+    settings = _settings(args)
+    if not settings.seal_key_path.exists():
+        print(f"error: no seal key at {settings.seal_key_path} (the audit process creates it at its first start)",
+              file=sys.stderr)
+        return 1
+    sys.stdout.write(seal.public_pem(seal.load_private(settings.seal_key_path).public_key()).decode())
+    return 0
 
 
 COLUMNS = ["seq", "time", "event", "type", "action", "outcome", "users", "patients", "objects", "source", "peer"]
@@ -102,9 +165,26 @@ def cmd_arr(args) -> int:
 def add_commands(sub, common) -> None:
     p = sub.add_parser("audit", help="the audit trail: verify the hash chain, search records")
     asub = p.add_subparsers(dest="audit_command", required=True)
-    v = asub.add_parser("verify", help="check the hash chain; report the first altered, inserted or deleted record")
+    v = asub.add_parser("verify", help="check the chain, its seals and checkpoints, the search index and the "
+                                       "emergency-access list; name the first altered, inserted, deleted or "
+                                       "truncated record",
+                        epilog="example: xds audit verify --anchor /var/lib/xds/audit-anchor.log "
+                               "--public-key audit-seal.pub")
     common(v)
+    v.add_argument("--anchor", help="anchor file of checkpoints (audit_anchor_file) the chain must still reach")
+    v.add_argument("--public-key", action="append",
+                   help="PEM public key the seals must verify with (repeatable; default: this server's seal key)")
     v.set_defaults(func=cmd_verify)
+    r = asub.add_parser("reindex", help="rebuild the search index and restore the emergency-access list from the "
+                                        "chain", epilog="example: xds audit reindex --data-dir /var/lib/xds")
+    common(r)
+    r.add_argument("--public-key", action="append", help="PEM public key the seals must verify with (repeatable)")
+    r.add_argument("--force", action="store_true", help="rebuild even when the chain does not verify")
+    r.set_defaults(func=cmd_reindex)
+    k = asub.add_parser("public-key", help="print the public key of this server's audit seal key (PEM)",
+                        epilog="example: xds audit public-key > audit-seal.pub")
+    common(k)
+    k.set_defaults(func=cmd_public_key)
     s = asub.add_parser("search", help="search the audit records")
     common(s)
     s.add_argument("--patient", action="append", help="patient id (CX, or OID|id); repeatable")
