@@ -28,8 +28,6 @@ RPPS_ROOT = "1.2.250.1.71.4.2.1"
 ORGANISATION_ROOT = "1.2.250.1.71.4.2.2"
 LOINC = "2.16.840.1.113883.6.1"
 CLASS_SCHEME = "1.2.250.1.213.1.1.4.1"
-IHE_FORMAT_SCHEME = "1.3.6.1.4.1.19376.1.2.3"
-CISIS_FORMAT_SCHEME = "1.2.250.1.213.1.1.4.2.282"
 CDA_MIME = "text/xml"
 
 CLASS_NAMES = {"10": "Compte rendu", "11": "Synthèse", "31": "Imagerie médicale", "42": "Prescription",
@@ -66,22 +64,95 @@ def class_for_type(type_code: Code | None) -> Code | None:
     return Code(cls, CLASS_SCHEME, CLASS_NAMES[cls]) if cls else None
 
 
-FORMATS = (
-    # (templateId root, formatCode, scheme, display name) -- first match in the header wins
-    ("1.2.250.1.213.1.1.1.13", "urn:asip:ci-sis:vsm:2012", CISIS_FORMAT_SCHEME, "Volet de synthèse médicale"),
-    ("1.2.250.1.213.1.1.1.29", "urn:asip:ci-sis:ldl-ses:2017", CISIS_FORMAT_SCHEME, "Lettre de liaison à la sortie"),
-    ("1.2.250.1.213.1.1.1.36", "urn:asip:ci-sis:cnam-hr:2016", CISIS_FORMAT_SCHEME, "Historique de remboursements"),
-    ("1.3.6.1.4.1.19376.1.3.3", "urn:ihe:lab:xd-lab:2008", IHE_FORMAT_SCHEME, "CR d'examens biologiques"),
-    ("1.3.6.1.4.1.19376.1.9.1.1.1", "urn:ihe:pharm:pre:2010", IHE_FORMAT_SCHEME, "Prescription"),
-    ("1.3.6.1.4.1.19376.1.9.1.1.3", "urn:ihe:pharm:dis:2010", IHE_FORMAT_SCHEME, "Dispensation"),
-    ("1.2.840.10008.9.1", "urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013", IHE_FORMAT_SCHEME,
-     "CR d'imagerie (DICOM PS3.20)"),
-)
-UNSTRUCTURED_FORMATS = {
-    "application/pdf": Code("urn:ihe:iti:xds-sd:pdf:2008", IHE_FORMAT_SCHEME, "Document à corps non structuré en PDF"),
-    "text/plain": Code("urn:ihe:iti:xds-sd:text:2008", IHE_FORMAT_SCHEME, "Document à corps non structuré en texte"),
+TRE_A06 = "1.2.250.1.213.1.1.4.2.282"
+"""FormatCodeComplementaire: the ANS formatCodes of the CI-SIS volets."""
+TRE_A11 = "1.3.6.1.4.1.19376.1.2.3"
+"""IheFormatCode: the formatCodes IHE profiles define."""
+
+CISIS_TEMPLATE_FORMATS: dict[str, tuple[str, str, str]] = {
+    # templateId of the volet (ClinicalDocument/templateId/@root): (formatCode, scheme, display name)
+    "1.2.250.1.213.1.1.1.2.1.1": ("urn:asip:ci-sis:avk:2009", TRE_A06, "Fiche patient à risque - Traitement AVK"),
+    "1.2.250.1.213.1.1.1.2.1.2": ("urn:asip:ci-sis:tap:2009", TRE_A06, "Fiche patient à risque - Antiagrégant"),
+    "1.2.250.1.213.1.1.1.2.1.3": ("urn:asip:ci-sis:dci:2009", TRE_A06, "Fiche patient à risque - DCI"),
+    "1.2.250.1.213.1.1.1.2.1.4": ("urn:asip:ci-sis:psc:2009", TRE_A06, "Fiche patient à risque - Stimulateur"),
+    "1.2.250.1.213.1.1.1.2.1.5": ("urn:asip:ci-sis:ppv:2009", TRE_A06, "Fiche patient à risque - Prothèse valvulaire"),
+    "1.2.250.1.213.1.1.1.5.1": ("urn:asip:ci-sis:cse-cs8:2017", TRE_A06, "Certificat de santé du 8ème jour"),
+    "1.2.250.1.213.1.1.1.5.2": ("urn:asip:ci-sis:cse-cs9:2017", TRE_A06, "Certificat de santé du 9ème mois"),
+    "1.2.250.1.213.1.1.1.5.3": ("urn:asip:ci-sis:cse-cs24:2017", TRE_A06, "Certificat de santé du 24ème mois"),
+    "1.2.250.1.213.1.1.1.5.4": ("urn:ans:ci-sis:cse-mde:2023", TRE_A06, "Mesures de signes vitaux"),
+    "1.2.250.1.213.1.1.1.8": ("urn:asip:ci-sis:frcp:2011", TRE_A06, "Fiche de RCP"),
+    "1.2.250.1.213.1.1.1.9": ("urn:asip:ci-sis:idap:2011", TRE_A06, "Information et directives anticipées"),
+    "1.2.250.1.213.1.1.1.10": ("urn:asip:ci-sis:cva:2017", TRE_A06, "Carnet de vaccination électronique"),
+    "1.2.250.1.213.1.1.1.12.1": ("urn:asip:ci-sis:obp-sap:2023", TRE_A06, "Synthèse antepartum"),
+    "1.2.250.1.213.1.1.1.12.2": ("urn:asip:ci-sis:obp-snm:2023", TRE_A06, "Synthèse salle de naissance mère"),
+    "1.2.250.1.213.1.1.1.12.3": ("urn:asip:ci-sis:obp-sne:2023", TRE_A06, "Synthèse salle de naissance enfant"),
+    "1.2.250.1.213.1.1.1.12.4": ("urn:asip:ci-sis:obp-scm:2023", TRE_A06, "Synthèse suites de couches mère"),
+    "1.2.250.1.213.1.1.1.12.5": ("urn:asip:ci-sis:obp-sem:2023", TRE_A06, "Synthèse enfant en maternité"),
+    "1.2.250.1.213.1.1.1.13": ("urn:asip:ci-sis:vsm:2012", TRE_A06, "Synthèse médicale"),
+    "1.2.250.1.213.1.1.1.15": ("urn:asip:ci-sis:aunv:2013", TRE_A06, "Admission en unité neuro-vasculaire"),
+    "1.2.250.1.213.1.1.1.16": ("urn:asip:ci-sis:eunv:2013", TRE_A06, "Episode de soin en unité neuro-vasculaire"),
+    "1.2.250.1.213.1.1.1.17": ("urn:asip:ci-sis:sunv:2013", TRE_A06, "Sortie d'unité neuro-vasculaire"),
+    "1.2.250.1.213.1.1.1.18": ("urn:asip:ci-sis:crrtn:2013", TRE_A06, "Compte-rendu de rétinographie"),
+    "1.2.250.1.213.1.1.1.20": ("urn:asip:ci-sis:pps-paerpa:2017", TRE_A06, "Plan personnalisé de santé PAERPA"),
+    "1.2.250.1.213.1.1.1.21": ("urn:asip:ci-sis:ldl-ees:2017", TRE_A06, "Lettre de liaison à l'entrée"),
+    "1.2.250.1.213.1.1.1.22": ("urn:asip:ci-sis:dlu:2015", TRE_A06, "Document de liaison d'urgence"),
+    "1.2.250.1.213.1.1.1.23": ("urn:asip:ci-sis:fludt:2017", TRE_A06, "FLU - transfert de l'EHPAD vers les urgences"),
+    "1.2.250.1.213.1.1.1.24": ("urn:asip:ci-sis:fludr:2017", TRE_A06, "FLU - retour des urgences vers l'EHPAD"),
+    "1.2.250.1.213.1.1.1.25": ("urn:asip:ci-sis:pavc:2016", TRE_A06, "Evaluation pluri-professionnelle post AVC"),
+    "1.2.250.1.213.1.1.1.26": ("urn:asip:ci-sis:pps-cancer:2017", TRE_A06, "Programme personnalisé de soins cancer"),
+    "1.2.250.1.213.1.1.1.27": ("urn:asip:ci-sis:d2lm-fin:2017", TRE_A06, "Seconde lecture de mammographie - FIN"),
+    "1.2.250.1.213.1.1.1.28": ("urn:asip:ci-sis:d2lm-fidd:2017", TRE_A06, "Seconde lecture de mammographie - FIDD"),
+    "1.2.250.1.213.1.1.1.29": ("urn:asip:ci-sis:ldl-ses:2017", TRE_A06, "Lettre de liaison à la sortie"),
+    "1.2.250.1.213.1.1.1.30": ("urn:asip:ci-sis:sdm-mr:2017", TRE_A06, "Set de données minimum maladies rares"),
+    "1.2.250.1.213.1.1.1.32": ("urn:asip:ci-sis:crgm:2018", TRE_A06, "Compte rendu de génétique moléculaire"),
+    "1.2.250.1.213.1.1.1.36": ("urn:asip:ci-sis:hr:2019", TRE_A06, "Données de remboursement"),
+    "1.2.250.1.213.1.1.1.37": ("urn:asip:ci-sis:vac:2019", TRE_A06, "Historique des vaccinations"),
+    "1.2.250.1.213.1.1.1.38": ("urn:asip:ci-sis:tlm-da:2020", TRE_A06, "Demande d'acte de télémédecine"),
+    "1.2.250.1.213.1.1.1.39": ("urn:ihe:pharm:pre:2010", TRE_A11, "Prescription de médicaments"),
+    "1.2.250.1.213.1.1.1.40": ("urn:asip:ci-sis:cr-anest:2020", TRE_A06, "Compte rendu d'anesthésie"),
+    "1.2.250.1.213.1.1.1.41": ("urn:asip:ci-sis:cr-cpa:2020", TRE_A06, "CR de consultation pré-anesthésique"),
+    "1.2.250.1.213.1.1.1.42": ("urn:ihe:eyecare:geneyeevalcn:2014", TRE_A11, "CR de consultation en ophtalmologie"),
+    "1.2.250.1.213.1.1.1.43": ("urn:ihe:eyecare:geneyeevalcn:2014", TRE_A11, "CR de consultation en ophtalmologie"),
+    "1.2.250.1.213.1.1.1.44": ("urn:ihe:eyecare:geneyeevalcn:2014", TRE_A11, "CR de consultation en ophtalmologie"),
+    "1.2.250.1.213.1.1.1.45": ("urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013", TRE_A11,
+                               "Compte-rendu d'imagerie médicale"),
+    "1.2.250.1.213.1.1.1.46": ("urn:asip:ci-sis:vac-note:2021", TRE_A06, "Note de vaccination"),
+    "1.2.250.1.213.1.1.1.47": ("urn:ans:ci-sis:img-da:2022", TRE_A06, "Demande d'actes d'imagerie"),
+    "1.2.250.1.213.1.1.1.48": ("urn:asip:ci-sis:dlu-dlu-dom:2022", TRE_A06, "Document de liaison d'urgence DOM"),
+    "1.2.250.1.213.1.1.1.49": ("urn:asip:ci-sis:dlu-fludt-dom:2022", TRE_A06, "FLU - transfert du domicile"),
+    "1.2.250.1.213.1.1.1.50": ("urn:asip:ci-sis:dlu-fludr-dom:2022", TRE_A06, "FLU - retour vers le domicile"),
+    "1.2.250.1.213.1.1.1.51": ("urn:ihe:pcc:ips:2020", TRE_A11, "Synthèse médicale (IPS)"),
+    "1.2.250.1.213.1.1.1.52": ("urn:ans:ci-sis:bio-ep-bio:2022", TRE_A06, "Prescription d'actes de biologie"),
+    "1.2.250.1.213.1.1.1.54": ("urn:ihe:pharm:dis:2010", TRE_A11, "Dispensation médicamenteuse"),
+    "1.2.250.1.213.1.1.1.55": ("urn:ihe:lab:xd-lab:2008", TRE_A11, "CR d'examens de biologie médicale"),
+    "1.2.250.1.213.1.1.1.56": ("urn:asip:ci-sis:ppp:2023", TRE_A06, "Plan personnalisé de prévention"),
+    "1.2.250.1.213.1.1.1.57": ("urn:ihe:palm:apsr:2016", TRE_A11, "CR d'anatomie et de cytologie pathologiques"),
+    "1.2.250.1.213.1.1.1.58": ("urn:asip:ci-sis:export-dui:2023", TRE_A06, "Export du dossier usager informatisé"),
 }
-GENERIC_STRUCTURED = Code("urn:ihe:iti:xds:2017:mimeTypeSufficient", IHE_FORMAT_SCHEME, "mimeType suffisant")
+"""ANS association ASS_A11 (CorresModeleCDA-XdsFormatCode-CISIS), restricted to the codes of JDV_J10.
+
+The CI-SIS volet's own templateId decides: it is the most specific template a header declares
+(CI-SIS Volet Structuration minimale, "templateId"; the volet's specification names both)."""
+
+IHE_TEMPLATE_FORMATS: dict[str, tuple[str, str, str]] = {
+    "1.3.6.1.4.1.19376.1.3.3": ("urn:ihe:lab:xd-lab:2008", TRE_A11, "CR d'examens de biologie médicale"),
+    "1.3.6.1.4.1.19376.1.9.1.1.1": ("urn:ihe:pharm:pre:2010", TRE_A11, "Prescription de médicaments"),
+    "1.3.6.1.4.1.19376.1.9.1.1.3": ("urn:ihe:pharm:dis:2010", TRE_A11, "Dispensation médicamenteuse"),
+    "1.2.840.10008.9.1": ("urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013", TRE_A11,
+                          "Compte-rendu d'imagerie médicale"),
+    "1.3.6.1.4.1.19376.1.8.1.1.1": ("urn:ihe:pat:apsr:all:2010", TRE_A11, "CR d'anatomie pathologique"),
+}
+"""IHE content profiles' document templates: used when no CI-SIS volet template is declared."""
+
+UNSTRUCTURED_FORMATS = {
+    "application/pdf": Code("urn:ihe:iti:xds-sd:pdf:2008", TRE_A11, "Document à corps non structuré en PDF"),
+    "text/plain": Code("urn:ihe:iti:xds-sd:text:2008", TRE_A11, "Document à corps non structuré en texte"),
+    "image/jpeg": Code("urn:ihe:iti-fr:xds-sd:jpeg:2010", TRE_A11, "Document à corps non structuré en jpeg"),
+    "text/rtf": Code("urn:ihe:iti-fr:xds-sd:rtf:2010", TRE_A11, "Document à corps non structuré en rtf"),
+    "image/tiff": Code("urn:ihe:iti-fr:xds-sd:tiff:2010", TRE_A11, "Document à corps non structuré en tiff"),
+}
+"""XDS-SD by the nonXMLBody's mediaType (ANS ASS_A12)."""
+GENERIC_STRUCTURED = Code("urn:ihe:iti:xds:2017:mimeTypeSufficient", TRE_A11, "mimeType suffisant")
 
 MANDATORY = ("uniqueId", "patientId", "classCode", "typeCode", "formatCode", "confidentialityCode",
              "creationTime", "healthcareFacilityTypeCode", "practiceSettingCode", "languageCode", "mimeType",
@@ -98,6 +169,14 @@ class CdaDocument:
     """uniqueIds of documents this one replaces (relatedDocument typeCode RPLC)."""
     body_media_type: str | None = None
     """nonXMLBody/text/@mediaType, for an unstructured CDA."""
+    related: list[tuple[str, str]] = field(default_factory=list)
+    """(RPLC|APND|XFRM, parent uniqueId) for every header relatedDocument."""
+    warnings: list[str] = field(default_factory=list)
+    """What the mapping had to guess (a generic formatCode): said to the user, not an error."""
+    header_patients: list[tuple[str, str]] = field(default_factory=list)
+    """Every recordTarget/patientRole/id as (root, extension)."""
+    self_displaying: bool = False
+    """ANS "CDA auto-présentable": the CDA inside an XSLT stylesheet (mimeType application/xslt+xml)."""
 
     def missing(self) -> list[str]:
         return missing_fields(self.entry)
@@ -143,6 +222,17 @@ def ts_to_dtm(value: str | None) -> str | None:
 
 def cx(extension: str, root: str, type_code: str = "NH") -> str:
     return f"{extension}^^^&{root}&ISO^{type_code}" if type_code else f"{extension}^^^&{root}&ISO"
+
+
+def cx_identity(value: str) -> tuple[str, str]:
+    """(CX.1, assigning authority's universal id) of a CX: what identifies a patient (ITI TF-3 4.2.3.1.7).
+
+    The identifier type code (CX.5) is carried as sent but does not tell two patients apart.
+    """
+    fields = value.split("^")
+    authority = fields[3] if len(fields) > 3 else ""
+    parts = authority.split("&")
+    return fields[0], (parts[1] if len(parts) > 1 and parts[1] else parts[0])
 
 
 def _esc(text: str | None) -> str:
@@ -337,14 +427,31 @@ def body_media_type(doc: etree._Element) -> str | None:
 
 
 def format_code(doc: etree._Element) -> Code:
+    """formatCode: XDS-SD by mediaType for a nonXMLBody, else the volet's templateId (ANS ASS_A11/A12)."""
     media = body_media_type(doc)
     if media is not None:
         return UNSTRUCTURED_FORMATS.get(media, GENERIC_STRUCTURED)
-    roots = {t.get("root") for t in doc.findall("h:templateId", NS)}
-    for root, code, scheme, name in FORMATS:
-        if root in roots:
-            return Code(code, scheme, name)
+    roots = [r for t in doc.findall("h:templateId", NS) if (r := t.get("root"))]
+    for table in (CISIS_TEMPLATE_FORMATS, IHE_TEMPLATE_FORMATS):
+        for root in roots:
+            if root in table:
+                return Code(*table[root])
     return GENERIC_STRUCTURED
+
+
+def format_fallback_warning(doc: etree._Element) -> str | None:
+    """Why the formatCode is the generic one, naming the templateIds seen (None when it is not)."""
+    if format_code(doc) != GENERIC_STRUCTURED:
+        return None
+    media = body_media_type(doc)
+    if media is not None:
+        seen = f"the nonXMLBody mediaType {media} has no XDS-SD formatCode"
+    else:
+        roots = [r for t in doc.findall("h:templateId", NS) if (r := t.get("root"))]
+        seen = (f"no CI-SIS or IHE document template among the templateIds {', '.join(roots)}" if roots
+                else "the header declares no templateId")
+    return (f"formatCode falls back to the generic {GENERIC_STRUCTURED.code}: {seen} "
+            "(give --format-code CODE|SCHEME to set it)")
 
 
 def reference_ids(doc: etree._Element) -> list[str]:
@@ -356,32 +463,66 @@ def reference_ids(doc: etree._Element) -> list[str]:
     return out
 
 
-def replaced(doc: etree._Element) -> list[str]:
+RELATIONS = ("RPLC", "APND", "XFRM")
+"""relatedDocument typeCodes (CDA R2 4.2.3.1) that are XDS associations of the same name (ITI TF-3 4.2.2)."""
+
+
+def related_documents(doc: etree._Element) -> list[tuple[str, str]]:
+    """(typeCode, parent uniqueId) of each relatedDocument whose parentDocument has an id."""
     out = []
     for rd in doc.findall("h:relatedDocument", NS):
-        if rd.get("typeCode") == "RPLC":
-            ident = rd.find("h:parentDocument/h:id", NS)
-            if ident is not None and (root := ident.get("root")):
-                out.append(f"{root}^{ident.get('extension')}" if ident.get("extension") else root)
+        kind = rd.get("typeCode")
+        ident = rd.find("h:parentDocument/h:id", NS)
+        if kind in RELATIONS and ident is not None and (root := ident.get("root")):
+            out.append((kind, f"{root}^{ident.get('extension')}" if ident.get("extension") else root))
     return out
+
+
+def replaced(doc: etree._Element) -> list[str]:
+    return [uid for kind, uid in related_documents(doc) if kind == "RPLC"]
 
 
 # ----------------------------------------------------------------------------- the mapping
 
-def parse_cda(content: bytes, source: str = "document") -> etree._Element:
+XSLT_NS = "http://www.w3.org/1999/XSL/Transform"
+SELF_DISPLAYING_MIME = "application/xslt+xml"
+"""ANS: mimeType of a "CDA auto-présentable" (the CDA inside the XSLT stylesheet that displays it)."""
+
+
+def clinical_document(root: etree._Element, source: str = "document") -> tuple[etree._Element, bool]:
+    """The ClinicalDocument of a plain CDA, or of an ANS self-displaying one; True for the latter.
+
+    ANS CI-SIS allows a "CDA auto-présentable": an XSLT stylesheet (root ``xsl:stylesheet``)
+    carrying the ClinicalDocument as a top-level element, submitted whole with mimeType
+    application/xslt+xml and the metadata of the CDA inside.
+    """
+    if root.tag == H + "ClinicalDocument":
+        return root, False
+    if root.tag in (f"{{{XSLT_NS}}}stylesheet", f"{{{XSLT_NS}}}transform"):
+        found = list(root.iter(H + "ClinicalDocument"))
+        if len(found) == 1:
+            return found[0], True
+        raise InputError(f"{source} is an XSLT stylesheet with {len(found)} ClinicalDocument elements in "
+                         "urn:hl7-org:v3: a self-displaying CDA (auto-présentable) carries exactly one")
+    raise InputError(f"{source} is not a CDA R2 document (root element {etree.QName(root).localname}, "
+                     f"expected ClinicalDocument in urn:hl7-org:v3, or the xsl:stylesheet of a "
+                     f"self-displaying CDA)")
+
+
+def parse_xml_input(content: bytes, source: str = "document") -> etree._Element:
     try:
-        root = parse_xml(content)
+        return parse_xml(content)
     except SoapFault as exc:
         raise InputError(f"{source} is not well-formed, safe XML: {exc.reason}") from None
-    if root.tag != H + "ClinicalDocument":
-        raise InputError(f"{source} is not a CDA R2 document (root element {etree.QName(root).localname}, "
-                         f"expected ClinicalDocument in urn:hl7-org:v3)")
-    return root
+
+
+def parse_cda(content: bytes, source: str = "document") -> etree._Element:
+    return clinical_document(parse_xml_input(content, source), source)[0]
 
 
 def document_from_cda(content: bytes, source: str = "document", entry_uuid: str | None = None) -> CdaDocument:
     """Read the header of a CDA R2 document into a DocumentEntry (uniqueId, patient, codes, times ...)."""
-    doc = parse_cda(content, source)
+    doc, wrapped = clinical_document(parse_xml_input(content, source), source)
     pid = patient_id(doc)
     type_code = code_of(doc.find("h:code", NS))
     start, stop = service_times(doc)
@@ -389,7 +530,8 @@ def document_from_cda(content: bytes, source: str = "document", entry_uuid: str 
     language = doc.find("h:languageCode", NS)
     effective = doc.find("h:effectiveTime", NS)
     entry = DocumentEntry(
-        entry_uuid=entry_uuid or new_uuid(), unique_id=unique_id(doc), patient_id=pid, mime_type=CDA_MIME,
+        entry_uuid=entry_uuid or new_uuid(), unique_id=unique_id(doc), patient_id=pid,
+        mime_type=SELF_DISPLAYING_MIME if wrapped else CDA_MIME,
         title=" ".join((doc.findtext("h:title", "", NS) or "").split()) or None,
         class_code=class_for_type(type_code), type_code=type_code, format_code=format_code(doc),
         healthcare_facility_type_code=code_of(doc.find(
@@ -401,7 +543,9 @@ def document_from_cda(content: bytes, source: str = "document", entry_uuid: str 
         language_code=language.get("code") if language is not None else None,
         legal_authenticator=legal_authenticator(doc), source_patient_id=pid,
         source_patient_info=source_patient_info(doc, pid), reference_ids=reference_ids(doc))
-    return CdaDocument(content, entry, replaced(doc), body_media_type(doc))
+    warning = format_fallback_warning(doc)
+    return CdaDocument(content, entry, replaced(doc), body_media_type(doc), related_documents(doc),
+                       [warning] if warning else [], patient_ids(doc), wrapped)
 
 
 def embedded_body(content: bytes) -> tuple[str, bytes] | None:

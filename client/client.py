@@ -19,7 +19,7 @@ from client.transport import Reply, TlsOptions, Transport
 from xds import rim
 from xds.metadata import Association, Author, Code, DocumentEntry, Folder, Submission, SubmissionSet, new_uuid
 from xds.soap.namespaces import NS_XOP
-from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, NS_XDSB, Actions, AssocType, ResponseStatus, q
+from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, NS_XDSB, Actions, AssocType, ResponseStatus, Status, q
 
 DEFAULT_REGISTRY_URL = "http://127.0.0.1:8080/registry"
 DEFAULT_REPOSITORY_URL = "http://127.0.0.1:8080/repository"
@@ -45,6 +45,8 @@ class Document:
     entry: DocumentEntry
     replaces: list[str] = field(default_factory=list)
     """entryUUIDs (urn:uuid:...) of the documents this one replaces (RPLC)."""
+    related: list[tuple[str, str]] = field(default_factory=list)
+    """(APND or XFRM association type, parent entryUUID): the other relationships of ITI TF-3 4.2.2."""
 
 
 @dataclass
@@ -167,6 +169,8 @@ class XdsClient:
                                            d.entry.entry_uuid).to_rim())
             for old in d.replaces:
                 objects.append(Association(new_uuid(), AssocType.RPLC, d.entry.entry_uuid, old).to_rim())
+            for kind, parent in d.related:
+                objects.append(Association(new_uuid(), kind, d.entry.entry_uuid, parent).to_rim())
         return objects, ss
 
     def provide_request(self, documents: list[Document], submission_set: SubmissionSet | None = None,
@@ -226,6 +230,17 @@ class XdsClient:
         result = parse_query_response(response)
         result.warnings = check_response(response, allow_partial=True)
         return result
+
+    def find_document(self, unique_id: str) -> DocumentEntry | None:
+        """The DocumentEntry registered under ``unique_id``, whatever its status (ITI-18 GetDocuments).
+
+        GetDocuments does not filter on status (ITI TF-2 3.18.4.1.2.3.7.5): a replaced
+        (Deprecated) document is found too. Of several versions, the Approved one is returned.
+        """
+        found = self.query("get-documents", unique_id=unique_id).documents
+        found = [e for e in found if e.unique_id == unique_id]
+        approved = [e for e in found if e.status == Status.APPROVED]
+        return next(iter(approved or found), None)
 
     # ------------------------------------------------------------------ ITI-43
     def retrieve_many(self, requests: list[tuple[str, str] | tuple[str, str, str]]) -> list[RetrievedDocument]:

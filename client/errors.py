@@ -18,10 +18,24 @@ class InputError(XdsClientError):
 
 
 class MissingMetadata(InputError):
-    def __init__(self, source: str, fields: list[str]) -> None:
+    def __init__(self, source: str, fields: list[str], note: str = "") -> None:
         self.source = source
         self.fields = list(fields)
-        super().__init__(f"{source}: missing mandatory metadata: {', '.join(self.fields)}")
+        tail = f"; {note}" if note else ""
+        super().__init__(f"{source}: missing mandatory metadata: {', '.join(self.fields)}{tail}")
+
+
+class PatientMismatch(InputError):
+    """``--patient`` names another patient than the CDA header: filing it there is a patient-safety error."""
+
+    def __init__(self, source: str, flag: str, header: list[str]) -> None:
+        self.source = source
+        self.flag = flag
+        self.header = list(header)
+        super().__init__(
+            f"{source}: --patient {flag} is not the patient of the CDA header ({', '.join(self.header)}; "
+            "compared on CX.1 and the assigning authority): nothing sent. Give the header's patient, or "
+            "--override-patient to file it under --patient with the header's patient as sourcePatientId")
 
 
 class TransportError(XdsClientError):

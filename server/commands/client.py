@@ -17,9 +17,9 @@ from pathlib import Path
 
 from lxml import etree
 
-from client.client import DEFAULT_REGISTRY_URL, DEFAULT_REPOSITORY_URL, QueryResult, XdsClient
+from client.client import DEFAULT_REGISTRY_URL, DEFAULT_REPOSITORY_URL, Document, QueryResult, XdsClient
 from client.demo import generate, run_demo
-from client.documents import Overrides, load_document
+from client.documents import Overrides, load_document, resolve_references
 from client.errors import InputError, XdsClientError
 from client.importer import JOURNAL_NAME, run_import
 from client.queries import BY_FRIENDLY
@@ -91,7 +91,11 @@ def _run(func):
 
 def metadata_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("metadata (fill or override what the CDA header gives; all of it for other formats)")
-    g.add_argument("--patient", metavar="CX", help="patientId, e.g. 123^^^&1.2.250.1.213.1.4.10&ISO^NH")
+    g.add_argument("--patient", metavar="CX", help="patientId, e.g. 123^^^&1.2.250.1.213.1.4.10&ISO^NH "
+                   "(a CDA's header must name the same patient)")
+    g.add_argument("--override-patient", action="store_true",
+                   help="file a CDA under --patient although its header names another patient "
+                        "(sourcePatientId keeps the header's)")
     g.add_argument("--unique-id", help="document uniqueId (default: CDA id, else a new 2.25 OID)")
     g.add_argument("--title")
     g.add_argument("--type-code", metavar="CODE[|SCHEME[|NAME]]", help="typeCode (LOINC by default)")
@@ -113,7 +117,7 @@ def overrides(args: argparse.Namespace) -> Overrides:
                      confidentiality_code=args.confidentiality_code, facility_type_code=args.facility_type_code,
                      practice_setting_code=args.practice_setting_code, creation_time=args.creation_time,
                      language=args.language, mime_type=args.mime_type, authors=args.author,
-                     institutions=args.institution)
+                     institutions=args.institution, override_patient=args.override_patient)
 
 
 # ----------------------------------------------------------------------------- submit
@@ -144,6 +148,7 @@ def describe(entry) -> list[tuple[str, str]]:
 @_run
 def cmd_submit(args: argparse.Namespace) -> int:
     o = overrides(args)
+    o.replaces = list(args.replaces)
     docs = []
     problems = []
     for f in args.files:
@@ -155,12 +160,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
         for p in problems:
             print(f"xds submit: input error: {p}", file=sys.stderr)
         return 2
+    for d in docs:
+        for warning in d.warnings:
+            print(f"xds submit: warning: {warning}", file=sys.stderr)
     client = make_client(args)
-    if args.replaces:
+    with client:
         for d in docs:
-            d.replaces = list(args.replaces)
+            resolve_references(client, d)
+        to_send: list[Document] = list(docs)
+        if args.dry_run:
+            body, _parts, ss = client.provide_request(to_send)
+        else:
+            result = client.submit(to_send)
     if args.dry_run:
-        body, _parts, ss = client.provide_request(docs)
         for d in docs:
             print(f"# {d.entry.entry_uuid}  ({len(d.content)} bytes)")
             width = max(len(k) for k, _ in describe(d.entry))
@@ -170,8 +182,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if args.raw:
             print(etree.tostring(body[0], pretty_print=True, encoding="unicode"))
         return 0
-    with client:
-        result = client.submit(docs)
     for d in docs:
         print(f"submitted {d.entry.unique_id}  {d.entry.title}  ({d.entry.mime_type}, {d.entry.size} bytes)")
     print(f"submission set {result.submission_set.unique_id}  patient {result.submission_set.patient_id}")
@@ -315,10 +325,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     stop_after = int(os.environ["XDS_IMPORT_STOP_AFTER"]) if os.environ.get("XDS_IMPORT_STOP_AFTER") else None
     with make_client(args) as client:
         report = run_import(client, folder, journal, args.jobs, o, stop_after=stop_after)
+    for w in (w for outcome in report.outcomes for w in outcome.warnings):
+        print(f"xds import: warning: {w}", file=sys.stderr)
     print(f"{report.count('submitted')} submitted, {report.count('skipped')} already imported, "
           f"{report.count('recovered')} recovered, {len(report.failures)} failed  (journal {journal})")
     for f in report.failures:
         print(f"  FAILED {f.path}: {f.reason}")
+    if report.interrupted:
+        print(f"interrupted: {report.total - len(report.outcomes)} of {report.total} file(s) not done; "
+              "run the same command again to resume (what is registered is skipped)", file=sys.stderr)
+        return 130
     return report.exit_code
 
 
@@ -368,8 +384,8 @@ def add_commands(subparsers, add_common_options) -> None:
     client_options(p, add_common_options)
     p.add_argument("files", nargs="+", metavar="FILE")
     metadata_options(p)
-    p.add_argument("--replaces", action="append", default=[], metavar="ENTRY_UUID",
-                   help="entryUUID of a document this one replaces (RPLC)")
+    p.add_argument("--replaces", action="append", default=[], metavar="UID_OR_UUID",
+                   help="uniqueId or entryUUID (urn:uuid:...) of a document this one replaces (RPLC)")
     p.add_argument("--dry-run", action="store_true", help="print the metadata, send nothing")
     p.add_argument("--raw", action="store_true", help="with --dry-run: also print the ebRIM SubmitObjectsRequest")
     p.set_defaults(func=cmd_submit)

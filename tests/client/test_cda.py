@@ -18,7 +18,7 @@ EXPECTED = {  # file: (typeCode, classCode, formatCode, facility, practice setti
     "BIO-CR-BIO_2021.01_CDA-R2-Niveau-1.xml": ("11502-2", "10", "urn:ihe:iti:xds-sd:pdf:2008", "SA25", "AMBULATOIRE"),
     "BIO-CR-BIO_2024.01_Microbiologie_V1.xml": ("11502-2", "10", "urn:ihe:lab:xd-lab:2008", "SA25", "AMBULATOIRE"),
     "BIO-CR-BIO_2024.01_TSH_1.xml": ("11502-2", "10", "urn:ihe:lab:xd-lab:2008", "SA25", "AMBULATOIRE"),
-    "CNAM-HR_2021.01.xml": ("REMB", "60", "urn:asip:ci-sis:cnam-hr:2016", "SA24", "AMO"),
+    "CNAM-HR_2021.01.xml": ("REMB", "60", "urn:asip:ci-sis:hr:2019", "SA24", "AMO"),
     "IMG_CR_IMG_2024.01.xml": ("18748-4", "10", "urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013", "SA08",
                                "AMBULATOIRE"),
     "LDL-SES_2022.01.xml": ("11490-0", "10", "urn:asip:ci-sis:ldl-ses:2017", "SA01", "ETABLISSEMENT"),

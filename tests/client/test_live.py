@@ -32,12 +32,12 @@ def patient(live_server):
 def test_submit_dry_run_then_real_query_and_retrieve(live_server, patient, tmp_path):
     sample = shared_path("samples", "cda", "LDL-SES_2022.01.xml")
     uid = fresh_oid()
-    dry = run(live_server, "submit", str(sample), "--patient", patient, "--unique-id", uid, "--dry-run")
+    dry = run(live_server, "submit", str(sample), "--patient", patient, "--override-patient", "--unique-id", uid, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "dry run, nothing sent" in dry.stdout and "11490-0" in dry.stdout
     assert XdsClient(live_server.registry_url, live_server.repository_url).query(
         "find-documents", patient=patient).documents == []
-    real = run(live_server, "submit", str(sample), "--patient", patient, "--unique-id", uid)
+    real = run(live_server, "submit", str(sample), "--patient", patient, "--override-patient", "--unique-id", uid)
     assert real.returncode == 0, real.stderr
     assert f"submitted {uid}" in real.stdout
 
@@ -59,7 +59,7 @@ def test_submit_dry_run_then_real_query_and_retrieve(live_server, patient, tmp_p
 def test_errors_and_exit_codes(live_server, patient, tmp_path):
     sample = shared_path("samples", "cda", "VSM_1.4_2022.01.xml")
     unknown = fresh_patient()  # never created: the registry refuses
-    r = run(live_server, "submit", str(sample), "--patient", unknown, "--unique-id", fresh_oid())
+    r = run(live_server, "submit", str(sample), "--patient", unknown, "--override-patient", "--unique-id", fresh_oid())
     assert r.returncode == 1 and "XDSUnknownPatientId" in r.stderr
     fake = tmp_path / "scan.pdf"
     fake.write_bytes(b"GIF89a")
@@ -123,7 +123,7 @@ def test_zeep_query_agrees_with_ours(live_server, patient):
     from client import queries
 
     sample = shared_path("samples", "cda", "eP-MED-DM_2024.01_PosoStruct.xml")
-    assert run(live_server, "submit", str(sample), "--patient", patient, "--unique-id", fresh_oid()).returncode == 0
+    assert run(live_server, "submit", str(sample), "--patient", patient, "--override-patient", "--unique-id", fresh_oid()).returncode == 0
     ours = XdsClient(live_server.registry_url, live_server.repository_url).query("find-documents", patient=patient)
 
     class Raw(Plugin):
