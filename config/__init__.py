@@ -27,8 +27,12 @@ class Settings:
     max_query_results: int = 10_000
     check_patient_ids: bool = True
     """The DMP's rule: a record exists only once created (``xds patients add``); off for a test domain."""
-    registry_url: str = ""
-    """Empty: the repository registers in-process. Else the ITI-42 endpoint of a remote registry."""
+    remote_registry_url: str = ""
+    """Empty: the repository registers in-process with this server's registry. Else the ITI-42
+    endpoint of the remote registry this server's repository registers with. Not
+    ``XDS_REGISTRY_URL``: that names the client's registry endpoint (``xds query``...), which a
+    server exporting it for its users must not take for its own (issue 20: one user's documents
+    were split across two stores)."""
     registry_trusted_repositories: list[str] = field(default_factory=lambda: ["auto"])
     """Mutual-TLS certificate subjects (RFC 4514, as ``xds serve`` logs them) of the Document
     Repositories whose ITI-42 the registry accepts; ``*``: any node (test domains only);
@@ -149,6 +153,11 @@ class Settings:
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 
+RENAMED = {"registry_url": ("remote_registry_url", "the remote registry this server's repository registers with; "
+                                                  "the client's registry endpoint goes in the [client] table")}
+"""Settings whose old name meant something else to the client: refused with their new name rather
+than read (or ignored) under the wrong meaning."""
+
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     if kind in (bool, "bool"):
@@ -192,6 +201,9 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, environ: di
             data = tomllib.load(fh)
         for key, value in data.get("xds", data).items():
             key = key.replace("-", "_")
+            if key in RENAMED:
+                new, meaning = RENAMED[key]
+                raise ValueError(f"setting '{key}' in {path} is now '{new}' ({meaning})")
             if key not in types:
                 raise ValueError(f"unknown setting '{key}' in {path}")
             setattr(settings, key, _coerce(key, types[key], value))

@@ -21,10 +21,10 @@ def ensure_schema(database: Database, store: FileSystemStore) -> None:
 
 
 def registry_gateway(settings: Settings, database: Database, registry: Registry | None = None) -> RegistryGateway:
-    """ITI-42 over SOAP to ``repository_registry_url``'s registry, or in-process."""
-    if settings.registry_url:
+    """ITI-42 over SOAP to ``remote_registry_url``'s registry, or in-process."""
+    if settings.remote_registry_url:
         cert = (settings.tls_cert, settings.tls_key or settings.tls_cert) if settings.tls_cert else None
-        return SoapRegistry(settings.registry_url, timeout=REGISTRY_TIMEOUT, client_cert=cert,
+        return SoapRegistry(settings.remote_registry_url, timeout=REGISTRY_TIMEOUT, client_cert=cert,
                             ca=settings.tls_ca or None)
     return InProcessRegistry(registry, database)
 

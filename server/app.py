@@ -49,8 +49,8 @@ def build_services(settings: Settings) -> Services:
     ensure_schema(database, store)
     gateway = registry_gateway(settings, database, registry)
     if auditor.enabled:
-        gateway = AuditedGateway(gateway, auditor, settings.registry_url or "in-process",
-                                 in_process=not settings.registry_url)
+        gateway = AuditedGateway(gateway, auditor, settings.remote_registry_url or "in-process",
+                                 in_process=not settings.remote_registry_url)
     repository = Repository(store, DocumentIndex(database), gateway, settings.repository_unique_id)
     return Services(settings=settings, database=database, registry=registry, repository=repository,
                     policy=policy, auditor=auditor)

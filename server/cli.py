@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -16,14 +18,20 @@ from config import Settings, load_settings
 from registry.register import Registry
 from registry.store import migrate as migrate_registry
 from server.serve import migrate_all, serve
-from storage.database import Database
+from storage.database import Database, DatabaseUnavailable
 from xds import logsafe
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, store: bool = True) -> None:
+    """The options every command takes; ``store=False`` for a command that never opens the store
+    (a client command talking to a server)."""
     p.add_argument("--config", help="TOML configuration file (also XDS_CONFIG)")
-    p.add_argument("--data-dir", help="folder for the embedded database and documents (XDS_DATA_DIR)")
-    p.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (XDS_DATABASE_URL)")
+    if store:
+        p.add_argument("--data-dir", help="folder for the embedded database and documents (XDS_DATA_DIR)")
+        p.add_argument("--database-url",
+                       help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (XDS_DATABASE_URL)")
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="also log the schema migrations (Alembic)")
 
 
 def _settings(args: argparse.Namespace, **extra) -> Settings:
@@ -37,10 +45,22 @@ def _database(settings: Settings):
     return db
 
 
+CLIENT_REGISTRY_URL = "XDS_REGISTRY_URL"
+"""The client's registry endpoint (``xds query``...): ``xds serve`` does not read it."""
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.registry_url is not None:
+        print("xds serve: --registry-url is the client's registry endpoint; a repository that registers with a "
+              "remote registry takes --remote-registry-url", file=sys.stderr)
+        return 2
+    if os.environ.get(CLIENT_REGISTRY_URL):
+        print(f"xds serve: warning: {CLIENT_REGISTRY_URL} is the client's registry endpoint and xds serve ignores "
+              "it; a repository that registers with a remote registry takes XDS_REMOTE_REGISTRY_URL or "
+              "--remote-registry-url", file=sys.stderr)
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
                          repository_unique_id=args.repository_unique_id, home_community_id=args.home_community_id,
-                         registry_url=args.registry_url, check_patient_ids=args.check_patient_ids,
+                         remote_registry_url=args.remote_registry_url, check_patient_ids=args.check_patient_ids,
                          audit_forward=args.audit_forward or None, audit_enabled=args.audit_enabled,
                          arr_udp_port=args.arr_udp_port, arr_tls_port=args.arr_tls_port,
                          tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
@@ -77,7 +97,7 @@ def cmd_patients(args: argparse.Namespace) -> int:
                 if not registry.set_patient_state(pid, "closed" if args.action == "close" else "open"):
                     print(f"error: unknown patient {pid}", file=sys.stderr)
                     return 2
-                print(f"{args.action}d {pid}")
+                print(f"{'closed' if args.action == 'close' else 'reopened'} {pid}")
         else:
             for pid, state, created_at in registry.list_patients():
                 print(f"{pid}\t{state}\t{created_at}")
@@ -86,8 +106,19 @@ def cmd_patients(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """The installed distribution's version (its metadata: the wheel's, or the editable install's)."""
+    try:
+        return importlib.metadata.version("dmp-xds")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed: run from a source tree)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xds", description="DMP-XDS: IHE XDS.b Document Registry and Repository")
+    parser = argparse.ArgumentParser(prog="xds", description="DMP-XDS: IHE XDS.b Document Registry and Repository",
+                                     epilog=EXAMPLES[""], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also log the schema migrations (Alembic)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="start the registry and repository under gunicorn")
@@ -98,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="threads per worker (default 8)")
     p.add_argument("--repository-unique-id", help="this repository's OID (repositoryUniqueId)")
     p.add_argument("--home-community-id", help="urn:oid: home community id returned on query answers")
-    p.add_argument("--registry-url", help="register with a remote registry's ITI-42 endpoint instead of in-process")
+    p.add_argument("--remote-registry-url", metavar="URL",
+                   help="the repository registers with this remote registry's ITI-42 endpoint instead of in-process "
+                        "(XDS_REMOTE_REGISTRY_URL)")
+    p.add_argument("--registry-url", help=argparse.SUPPRESS)
     p.add_argument("--no-patient-check", dest="check_patient_ids", action="store_const", const=False,
                    help="accept submissions for patients without a record (test affinity domains)")
     p.add_argument("--audit-forward", action="append", metavar="URL",
@@ -140,26 +174,100 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         mod.add_commands(sub, _common)
+    add_examples(parser)
     return parser
+
+
+_CX = "'274017512345613^^^&1.2.250.1.213.1.4.10&ISO^NH'"
+_UID = "1.2.250.1.999.1.42"
+EXAMPLES = {
+    "": f"examples:\n  xds serve\n  xds query find-documents --patient {_CX}\n  xds COMMAND --help",
+    "serve": "examples:\n  xds serve --data-dir /srv/xds --port 8080\n"
+             "  xds serve --database-url postgresql+psycopg://xds@db/xds --tls-cert c.pem --tls-key k.pem",
+    "migrate": "example:\n  xds migrate --database-url postgresql+psycopg://xds@db/xds",
+    "patients": f"example:\n  xds patients add {_CX}",
+    "patients add": f"example:\n  xds patients add {_CX} --data-dir data",
+    "patients close": f"example:\n  xds patients close {_CX}",
+    "patients reopen": f"example:\n  xds patients reopen {_CX}",
+    "patients list": "example:\n  xds patients list --data-dir data",
+    "submit": f"examples:\n  xds submit cr-bio.xml\n  xds submit report.pdf --patient {_CX} --type-code 11506-3 "
+              "--title 'Compte rendu'",
+    "query": f"example:\n  xds query find-documents --patient {_CX} --format json",
+    "retrieve": f"example:\n  xds retrieve --document {_UID} -o out/",
+    "import": "example:\n  xds import ./exports --jobs 8",
+    "demo": "example:\n  xds demo --data-dir data --patients 3",
+    "audit": "example:\n  xds audit verify --data-dir data",
+    "audit verify": "example:\n  xds audit verify --data-dir data",
+    "audit reindex": "example:\n  xds audit reindex --data-dir data",
+    "audit public-key": "example:\n  xds audit public-key --data-dir data > audit-seal.pub",
+    "audit search": f"example:\n  xds audit search --patient {_CX} --since 2026-01-01",
+    "arr": "example:\n  xds arr --arr-udp-port 5140 --arr-tls-port 6514 --tls-cert c.pem --tls-key k.pem",
+    "dmp": f"example:\n  xds dmp show {_CX}",
+    "dmp show": f"example:\n  xds dmp show {_CX}",
+    "dmp authorise": f"example:\n  xds dmp authorise {_CX} 810000000042",
+    "dmp block": f"example:\n  xds dmp block {_CX} 810000000042",
+    "dmp forget": f"example:\n  xds dmp forget {_CX} 810000000042",
+    "dmp treating": f"example:\n  xds dmp treating {_CX} 810000000042",
+    "dmp emergency": f"example:\n  xds dmp emergency {_CX} bris_de_glace oppose",
+    "dmp close": f"example:\n  xds dmp close {_CX}",
+    "dmp reopen": f"example:\n  xds dmp reopen {_CX}",
+    "dmp mask": f"example:\n  xds dmp mask {_UID}",
+    "dmp unmask": f"example:\n  xds dmp unmask {_UID}",
+    "dmp mask-default": f"example:\n  xds dmp mask-default {_UID}",
+    "dmp disclose": f"example:\n  xds dmp disclose {_UID}",
+    "dmp undisclose": f"example:\n  xds dmp undisclose {_UID}",
+    "dmp emergency-log": f"example:\n  xds dmp emergency-log {_CX}",
+    "xua": f"example:\n  xds xua issue 810000000042 --patient {_CX} -o assertion.xml",
+    "xua issue": f"example:\n  xds xua issue 810000000042 --patient {_CX} -o assertion.xml",
+    "portal": f"example:\n  xds portal user add --role patient --login alice --patient {_CX} --password-env PW",
+    "portal user": f"example:\n  xds portal user add --role patient --login alice --patient {_CX} --password-env PW",
+    "portal user add": f"example:\n  xds portal user add --role patient --login alice --patient {_CX} "
+                       "--password-env PW",
+    "portal user passwd": "example:\n  xds portal user passwd --login alice --password-env PW",
+}
+"""An example in the help of every command, by command path: ``add_examples`` puts each at the end
+of its command's ``--help`` (one table, also for the commands the extension modules add)."""
+
+
+def commands(parser: argparse.ArgumentParser, path: str = "") -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every (command path, parser) under ``parser``, ``parser`` itself first (path "")."""
+    found = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found += commands(child, f"{path} {name}".strip())
+    return found
+
+
+def add_examples(parser: argparse.ArgumentParser) -> None:
+    for path, p in commands(parser):
+        if path in EXAMPLES and not p.epilog:
+            p.epilog = EXAMPLES[path]
+            p.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 EXTENSIONS = ("server.commands.client", "server.commands.audit", "server.commands.access", "server.commands.portal")
 """Modules that add their own ``xds`` commands: ``add_commands(subparsers, add_common_options)``."""
 
 
-def configure_logging(stream: TextIO | None = None) -> None:
+def configure_logging(stream: TextIO | None = None, verbose: bool = False) -> None:
     """One line per record on standard error, every value that came from a request escaped
     (:mod:`xds.logsafe`): a newline or a NUL in a query value cannot forge a line (OWASP log
-    injection)."""
+    injection). Alembic's lines (a schema check on every command) only with ``--verbose``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=stream, force=stream is not None)
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
     logsafe.install(logging.getLogger())
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    configure_logging(verbose=args.verbose)
+    try:
+        return int(args.func(args))
+    except DatabaseUnavailable as exc:
+        print(f"xds {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import sys
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
@@ -22,7 +24,7 @@ from repository.index import migrate as migrate_repository
 from repository.wiring import startup
 from server.app import create_app
 from server.tls import gunicorn_tls_options
-from storage.database import Database
+from storage.database import Database, display_url
 from xds import logsafe
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,46 @@ def migrate_all(db) -> None:
     db.migrate(PORTAL_MIGRATIONS)
 
 
-def serve(settings: Settings) -> int:
+def listen_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (a port in use, an unknown address), else None.
 
+    Checked before anything is printed: gunicorn would retry a busy port for five seconds after
+    the banner and then exit with a traceback-like log."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        return f"unknown address ({exc.strerror})"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def banner(settings: Settings) -> list[str]:
+    """The start banner: each actor's endpoints and mode (embedded, or the remote registry the
+    repository registers with), the store."""
+    urls = endpoint_urls(settings)
+    remote = settings.remote_registry_url
+    return ["DMP-XDS listening:",
+            f"  registry   (ITI-42, ITI-18)  {urls['registry']}   WSDL {urls['registry']}?wsdl",
+            f"  repository (ITI-41, ITI-43)  {urls['repository']}   WSDL {urls['repository']}?wsdl",
+            "  registry mode: " + (f"remote {remote}: the repository registers there (ITI-42); this server's "
+                                   "own registry endpoint is a separate store" if remote
+                                   else "embedded: the repository registers in-process"),
+            "  repository mode: embedded",
+            f"  data dir {Path(settings.data_dir).resolve()}  database "
+            f"{display_url(settings.effective_database_url())}"]
+
+
+def serve(settings: Settings) -> int:
+    problem = listen_problem(settings.host, settings.port)
+    if problem:
+        print(f"xds serve: cannot listen on {settings.host}:{settings.port}: {problem}", file=sys.stderr)
+        return 1
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url())
     try:
@@ -85,11 +125,8 @@ def serve(settings: Settings) -> int:
         db.dispose()
     report = startup(settings)
     log.info("repository start-up sweep: %s", report)
-    urls = endpoint_urls(settings)
-    print("DMP-XDS listening:", flush=True)
-    print(f"  registry   (ITI-42, ITI-18)  {urls['registry']}   WSDL {urls['registry']}?wsdl", flush=True)
-    print(f"  repository (ITI-41, ITI-43)  {urls['repository']}   WSDL {urls['repository']}?wsdl", flush=True)
-    print(f"  data dir {Path(settings.data_dir).resolve()}  database {settings.effective_database_url()}", flush=True)
+    for line in banner(settings):
+        print(line, flush=True)
     audit = _start_audit(settings)
     master = os.getpid()
     try:

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import Connection, Dialect, Engine, Insert, MetaData, Table, bindparam, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPICursor
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -98,6 +99,24 @@ def driver_execute(conn: Connection, sql: str, values: Values) -> tuple[Sequence
         cursor.close()
 
 
+class DatabaseUnavailable(Exception):
+    """The database URL names no database this process can open: unparsable, unknown driver, no
+    server, login refused, SQLite file that cannot be created. A command says so in one line."""
+
+
+def display_url(url: str) -> str:
+    """``url`` with its password hidden (a log line, a banner or an error message shows this)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
+
+
+def _unavailable(url: str, exc: Exception) -> DatabaseUnavailable:
+    reason = str(exc.orig if isinstance(exc, OperationalError) else exc).strip().splitlines()
+    return DatabaseUnavailable(f"cannot use the database {display_url(url)}: {reason[0] if reason else exc}")
+
+
 @contextmanager
 def host_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if missing): one process of this host at a time.
@@ -122,14 +141,18 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._compiled: dict[Key, tuple[str, tuple[str, ...] | None]] = {}
         self._integrity_errors: tuple[type[Exception], ...] = ()
-        if self.is_sqlite:
-            self.writer = _sqlite_engine(url, immediate=True)
-            self.reader = _sqlite_engine(url, immediate=False)
-        else:
-            # No pre-ping: it costs a round trip per transaction. A dropped connection (database
-            # restart, fail-over) fails one request and SQLAlchemy then invalidates the whole pool.
-            self.writer = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False, pool_recycle=3600)
-            self.reader = self.writer
+        try:
+            if self.is_sqlite:
+                self.writer = _sqlite_engine(url, immediate=True)
+                self.reader = _sqlite_engine(url, immediate=False)
+            else:
+                # No pre-ping: it costs a round trip per transaction. A dropped connection (database
+                # restart, fail-over) fails one request and SQLAlchemy then invalidates the whole pool.
+                self.writer = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False,
+                                            pool_recycle=3600)
+                self.reader = self.writer
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise _unavailable(url, exc) from exc
         self._integrity_errors = (_integrity_error(self.writer.dialect),)
 
     @contextmanager
@@ -183,7 +206,11 @@ class Database:
         cfg = Config()
         cfg.set_main_option("script_location", str(migrations))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        with self.writer.connect() as conn:
+        try:
+            connection = self.writer.connect()
+        except OperationalError as exc:
+            raise _unavailable(self.url, exc) from exc
+        with connection as conn:
             cfg.attributes["connection"] = conn
             getattr(command, operation)(cfg, revision)
             if conn.in_transaction():

@@ -45,3 +45,21 @@ def test_unknown_setting_is_an_error(tmp_path):
 def test_data_dir_and_database_url_from_environment():
     s = load_settings(environ={"XDS_DATA_DIR": "/srv/xds", "XDS_DATABASE_URL": "postgresql+psycopg://h/db"})
     assert s.data_dir == Path("/srv/xds") and s.effective_database_url() == "postgresql+psycopg://h/db"
+
+
+def test_the_remote_registry_has_its_own_variable_not_the_clients_registry_url():
+    """XDS_REGISTRY_URL is the client's registry endpoint: a server whose users export it must not
+    take it for the remote registry its repository registers with (issue 20: one user's data split
+    across two stores). The server's is XDS_REMOTE_REGISTRY_URL."""
+    remote = "https://registry.example.org/registry"
+    assert load_settings(environ={"XDS_REMOTE_REGISTRY_URL": remote}).remote_registry_url == remote
+    assert load_settings(environ={"XDS_REGISTRY_URL": remote}).remote_registry_url == ""
+
+
+def test_the_old_registry_url_setting_is_refused_with_its_new_name(tmp_path):
+    cfg = tmp_path / "xds.toml"
+    cfg.write_text('[xds]\nregistry_url = "https://registry.example.org/registry"\n')
+    with pytest.raises(ValueError, match=r"'registry_url' .* is now 'remote_registry_url'"):
+        load_settings(cfg, environ={})
+    cfg.write_text('[xds]\nremote-registry-url = "https://registry.example.org/registry"\n')
+    assert load_settings(cfg, environ={}).remote_registry_url == "https://registry.example.org/registry"

@@ -68,7 +68,7 @@ def _provide(services: Services, caller: Caller, request: ProvideRequest) -> Reg
                    "ProvideAndRegisterDocumentSetRequest has no lcm:SubmitObjectsRequest/rim:RegistryObjectList")
         return RegistryAnswer(ResponseStatus.FAILURE, errors)
     objects = rim.parse_object_list(request.object_list)
-    if not services.settings.registry_url:
+    if not services.settings.remote_registry_url:
         refused = services.policy.check_submission(caller, patients_of(request.object_list))
         if refused is None:
             refused = refused_references(services.policy, caller, objects)

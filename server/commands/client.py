@@ -35,12 +35,16 @@ EXTENSIONS = {"text/xml": ".xml", "application/xml": ".xml", "application/pdf": 
 
 # ----------------------------------------------------------------------------- options and client
 
-def client_options(p: argparse.ArgumentParser, add_common_options) -> None:
-    add_common_options(p)
+def client_options(p: argparse.ArgumentParser, add_common_options, repository: bool = True,
+                   store: bool = False) -> None:
+    """The connection options; ``repository``: the command talks to a repository too; ``store``:
+    it also opens the server's store (``--data-dir``, ``--database-url``)."""
+    add_common_options(p, store=store)
     g = p.add_argument_group("connection")
     g.add_argument("--registry-url", help=f"ITI-18/42 endpoint (XDS_REGISTRY_URL; default {DEFAULT_REGISTRY_URL})")
-    g.add_argument("--repository-url",
-                   help=f"ITI-41/43 endpoint (XDS_REPOSITORY_URL; default {DEFAULT_REPOSITORY_URL})")
+    if repository:
+        g.add_argument("--repository-url",
+                       help=f"ITI-41/43 endpoint (XDS_REPOSITORY_URL; default {DEFAULT_REPOSITORY_URL})")
     g.add_argument("--tls-cert", help="client certificate (PEM) for mutual TLS")
     g.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     g.add_argument("--tls-ca", help="CA bundle (PEM) to check the server's certificate with")
@@ -392,7 +396,7 @@ def add_commands(subparsers, add_common_options) -> None:
 
     p = subparsers.add_parser("query", help="ITI-18: run a stored query",
                               description="stored queries: " + ", ".join(sorted(BY_FRIENDLY)))
-    client_options(p, add_common_options)
+    client_options(p, add_common_options, repository=False)
     p.add_argument("stored_query", metavar="STORED_QUERY", help="friendly name (find-documents), TF name or UUID")
     g = p.add_argument_group("parameters")
     for flag in QUERY_FLAGS:
@@ -420,7 +424,7 @@ def add_commands(subparsers, add_common_options) -> None:
     p.set_defaults(func=cmd_import)
 
     p = subparsers.add_parser("demo", help="fill a fresh system with a synthetic French record set")
-    client_options(p, add_common_options)
+    client_options(p, add_common_options, store=True)
     p.add_argument("--patients", type=int, default=3, choices=range(1, 6), metavar="N", help="1 to 5 (default 3)")
     p.add_argument("--out", default="xds-demo", metavar="DIR", help="where the generated files go (default xds-demo)")
     p.add_argument("--seed", type=int, help="random seed (INS numbers)")

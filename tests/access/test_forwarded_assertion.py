@@ -1,4 +1,4 @@
-"""A Document Repository on its own host (``registry_url``) in the ``dmp`` policy: it forwards
+"""A Document Repository on its own host (``remote_registry_url``) in the ``dmp`` policy: it forwards
 the submitter's XUA assertion with the ITI-42 it sends, and the registry, which holds the
 record, takes the same submit decision as for an ITI-41 (issue 17)."""
 from __future__ import annotations
@@ -30,7 +30,7 @@ def split(request, tmp_path_factory):
     registry = start_server(tmp / "registry", registry_url, "--access-policy", "dmp",
                             env=common | {"XDS_REGISTRY_TRUSTED_REPOSITORIES": "*"})
     repository = start_server(tmp / "repository", f"sqlite:///{tmp / 'repository.db'}", "--access-policy", "dmp",
-                              "--registry-url", registry.registry_url, env=common)
+                              "--remote-registry-url", registry.registry_url, env=common)
     db = Database(registry_url)
     migrate_registry(db)
     try:

@@ -162,7 +162,7 @@ def test_remote_registry_over_soap(server, tmp_path, db):
     """A second repository registering with the live server's registry over ITI-42 SOAP."""
     from tests.repository.conftest import build_env
     from tests.repository.support import call_wsgi
-    env = build_env(db, tmp_path, registry_url=server.registry_url)
+    env = build_env(db, tmp_path, remote_registry_url=server.registry_url)
     sub = submission([b"<doc>remote registry</doc>"])
     r = call_wsgi(env.app, *provide_request(sub))
     assert r.status_value == SUCCESS, r.errors
