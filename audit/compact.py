@@ -91,7 +91,11 @@ def _from_facts(v: dict) -> AuditEvent:
     args = v["x"]
     for i in v["xb"]:
         args[i] = args[i].encode(*_TEXT)
-    event = BUILDERS[v["b"]](_caller(v["c"]), v["s"], *args)
+    token = messages.SERVED_BY.set(str(v["p"]))
+    try:
+        event = BUILDERS[v["b"]](_caller(v["c"]), v["s"], *args)
+    finally:
+        messages.SERVED_BY.reset(token)
     event.time = datetime.fromtimestamp(v["t"], UTC)
     return event
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -103,8 +105,6 @@ def run(settings, stop: threading.Event | None = None, ready=None, done=None, wa
 
 def main() -> int:
     """``python -m audit.daemon``: settings (pickled) on stdin, ``ready`` on stdout when listening."""
-    import pickle
-    import sys
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = pickle.load(sys.stdin.buffer)
     lower_priority(settings.audit_nice)
@@ -142,9 +142,49 @@ class AuditProcess:
     def __init__(self, settings) -> None:
         self.settings = settings
         self.process: subprocess.Popen | None = None
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
 
-    def start(self, timeout: float = 60.0) -> AuditProcess:
-        import pickle
+    def start(self, timeout: float = 60.0, supervise: bool = False) -> AuditProcess:
+        """Start the process; ``supervise``: restart it whenever it ends before :meth:`stop`
+        (issue 19: after a kill -9 it never came back and auditing stopped silently)."""
+        self._spawn(timeout)
+        if supervise:
+            self._watcher = threading.Thread(target=self._watch, name="audit-supervisor", daemon=True)
+            self._watcher.start()
+        return self
+
+    def _watch(self) -> None:
+        """Wait for the end of the process's stdout (its end: gunicorn's master reaps it, so
+        waitpid is not ours), then start a new one, backing off while it keeps failing."""
+        delay = 0.5
+        while not self._stopping.is_set():
+            process = self.process
+            if process is None or process.stdout is None:
+                return
+            try:
+                ended = _readline(process.stdout, 1.0) == b""
+            except (ValueError, OSError):  # stdout closed by stop() meanwhile
+                ended = True
+            if not ended or self._stopping.is_set():
+                continue
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                process.stdout.close()
+                log.error("audit process %s ended; starting a new one (restart %d)", process.pid, self.restarts + 1)
+                try:
+                    self._spawn(60.0)
+                    self.restarts += 1
+                    delay = 0.5
+                except Exception:  # noqa: BLE001 - keep trying: auditing must come back
+                    log.exception("audit: the new audit process did not start; retrying in %.0f s", delay)
+                    self._stopping.wait(delay)
+                    delay = min(30.0, delay * 2)
+
+    def _spawn(self, timeout: float) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "audit.daemon"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, cwd=os.getcwd(),
                                         env={**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -155,10 +195,16 @@ class AuditProcess:
         line = _readline(self.process.stdout, timeout)
         if line is None or line.strip() != b"ready":  # None: nothing within the timeout
             raise RuntimeError("the audit process did not start (see the log above)")
-        return self
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.process is None:
+        self._stopping.set()
+        with self._lock:
+            self._stop_process(timeout)
+        if self._watcher is not None:
+            self._watcher.join(5)
+
+    def _stop_process(self, timeout: float) -> None:
+        if self.process is None or self.process.stdout is None or self.process.stdout.closed:
             return
         try:
             os.kill(self.process.pid, signal.SIGTERM)
@@ -179,7 +225,6 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _readline(stream, timeout: float) -> bytes | None:
     """One line of ``stream`` (b"" at EOF), None if nothing came within ``timeout``."""
-    import select
     deadline = time.monotonic() + timeout
     buf = b""
     while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ import functools
 import os
 import re
 import socket
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -248,8 +249,15 @@ def host_of(url: str | None) -> str | None:
         return None
 
 
+SERVED_BY: ContextVar[str | None] = ContextVar("served_by", default=None)
+"""The process that served the transaction, when the event is built elsewhere: the audit process
+builds ITI-18 events from the facts a worker queued (audit.compact), and the application's
+AlternativeUserID must be the worker's process id (DICOM PS3.15 A.5.3: the process that acted),
+so that a forwarded copy and the chained one say the same."""
+
+
 def process_id() -> str:
-    return str(os.getpid())
+    return SERVED_BY.get() or str(os.getpid())
 
 
 def requester(caller: Caller, role: Code) -> Participant:

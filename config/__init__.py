@@ -55,6 +55,8 @@ class Settings:
     """Niceness of the audit process (sender and local ARR store): under full load it yields the
     CPU to transactions and catches up from the durable outbox afterwards; 0 keeps it level. At 10
     it still took 4.9% of the CPU during an ITI-18 burst, at 19 3.1% (benchmarks/audit.py)."""
+    audit_max_lag: float = 120.0
+    """Seconds a queued audit record may wait for the store before ``/health`` says degraded (503)."""
     audit_seal_key: str = ""
     """Ed25519 private key (PKCS#8 PEM) that seals every append to the audit chain (audit.seal);
     empty: ``<data_dir>/audit-seal-key.pem``, created on first start. Servers sharing a database
@@ -164,6 +166,8 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         return value if isinstance(value, bool) else str(value).strip().lower() in _BOOL_TRUE
     if kind in (int, "int"):
         return int(value)
+    if kind in (float, "float"):
+        return float(value)
     if kind in (Path, "Path"):
         return Path(value)
     if name in ("registry_trusted_repositories", "audit_readers") and isinstance(value, str):

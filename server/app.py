@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from access.wiring import build_access
+from audit import store as audit_store
 from audit.auditor import build_auditor
 from bindings.fhir_audit import FhirAuditApp
 from bindings.policy_api import PolicyApi
@@ -90,11 +91,24 @@ class Application:
                 environ["PATH_INFO"] = path[len(prefix):]
                 return app(environ, start_response)
         if path in ("/", "/health"):
-            body = json.dumps({"service": "DMP-XDS", "status": "ok", "endpoints": sorted(self.doors)}).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+            return self.health(start_response)
         body = b"not found\n"
         start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def health(self, start_response: Callable) -> Iterable[bytes]:
+        """``ok``, or ``degraded`` (503) when the audit process has not stored a queued record for
+        ``audit_max_lag`` seconds: a stopped audit process must not go unseen (ITI TF-2 3.20, issue 19)."""
+        status: dict[str, object] = {"service": "DMP-XDS", "status": "ok", "endpoints": sorted(self.doors)}
+        settings = self.services.settings
+        if settings.audit_enabled:
+            backlog, lag = audit_store.delivery_lag(self.services.database)
+            status["audit"] = {"backlog": backlog, "lag_seconds": round(lag, 1) if lag is not None else 0.0}
+            if lag is not None and lag > settings.audit_max_lag:
+                status["status"] = "degraded"
+        body = json.dumps(status).encode()
+        code = "200 OK" if status["status"] == "ok" else "503 Service Unavailable"
+        start_response(code, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
 
     def close(self) -> None:

@@ -155,7 +155,7 @@ def _start_audit(settings: Settings):
     if settings.arr_udp_port or settings.arr_tls_port:
         print(f"  audit record repository  udp {settings.arr_udp_port or '-'}  tls {settings.arr_tls_port or '-'}",
               flush=True)
-    return AuditProcess(settings).start()
+    return AuditProcess(settings).start(supervise=True)
 
 
 def _stop_audit(settings: Settings, audit) -> None:

@@ -307,8 +307,12 @@ def test_the_facts_of_a_stored_query_give_the_event_the_worker_would_have_built(
                                "host-1", "app", "42")
     assert b"AdhocQueryRequest" in row and b"110112" not in row
     back, host, app, pid = compact.decode(row)
-    expected = messages.stored_query(caller, "src", 8, STORED_QUERIES["FindDocuments"], ADHOC, PATIENT,
-                                     "urn:oid:1.2.3")
+    token = messages.SERVED_BY.set("42")  # the worker that queued the facts
+    try:
+        expected = messages.stored_query(caller, "src", 8, STORED_QUERIES["FindDocuments"], ADHOC, PATIENT,
+                                         "urn:oid:1.2.3")
+    finally:
+        messages.SERVED_BY.reset(token)
     assert (host, app, pid) == ("host-1", "app", "42")
     assert back.time == datetime.fromtimestamp(when, UTC)
     expected.time = back.time
