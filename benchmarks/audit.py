@@ -10,7 +10,11 @@
    the script waits until every record is stored (the audit process runs below the workers'
    priority and drains the durable outbox after a burst) and reports that delay, and the rate
    counting it.
-2. Syslog messages per second the ARR (``xds arr``) stores over TLS (RFC 5425, one connection)
+2. What sealing the chain costs (issue 18): the same records appended in batches of 1, 20 and
+   500 with and without a seal per append (alternated rounds, in-process CPU time), the
+   difference per record compared with the CPU one audited ITI-18 costs on this machine (two
+   cores over its measured rate): checkpoints must cost under 2% of ITI-18 throughput.
+3. Syslog messages per second the ARR (``xds arr``) stores over TLS (RFC 5425, one connection)
    and over UDP (RFC 5426, paced bursts: UDP has no flow control); floors: the hash-chain append
    of the same messages in batches of 500 straight into the database, and one committed INSERT.
 Bounded: every load stops at a count and a time limit; loopback only.
@@ -43,7 +47,7 @@ from common import (  # noqa: E402
     start_xds,
 )
 
-from audit import fields, messages, store, syslog  # noqa: E402
+from audit import fields, messages, seal, store, syslog  # noqa: E402
 from audit.sender import client_context
 from registry.register import Registry
 from registry.store import migrate as migrate_registry
@@ -140,6 +144,34 @@ def bench_queries(tmp: Path, backend: str, url: str, args, echo_rate: float) -> 
             [backend, "ITI-18 audit on, until stored", f"{r_sus:.0f}", f"{echo_rate:.0f}",
              f"{r_sus / echo_rate:.3f}", f"{paired_slowdown(sustained, rates['off']):+.1f}% slower, counting the "
                                          "time to store every record"]]
+
+
+def bench_seals(tmp: Path, backend: str, url: str, iti18_rate: float, rounds: int = 5,
+                records: int = 2000) -> list[list]:
+    """CPU per record of a sealed append minus an unsealed one, per batch size (see the docstring, 2)."""
+    db = Database(url)
+    store.migrate(db)
+    sealer = seal.load_or_create(tmp / f"seal-{backend}.pem")
+    incoming = [store.Incoming(m, "local", None, fields.extract(m)) for m in _messages(records)]
+    rows = []
+    budget = 2 * 1e6 / iti18_rate  # µs of CPU (two cores) per audited ITI-18
+    try:
+        for batch in (1, 20, 500):
+            cost: dict[bool, list[float]] = {True: [], False: []}
+            for r in range(rounds):
+                for sealed in ((False, True) if r % 2 == 0 else (True, False)):
+                    start = time.process_time()
+                    for i in range(0, len(incoming), batch):
+                        store.append(db, incoming[i:i + batch], sealer if sealed else None)
+                    cost[sealed].append((time.process_time() - start) / len(incoming) * 1e6)
+            extra = statistics.median(a - b for a, b in zip(cost[True], cost[False], strict=True))
+            rows.append([backend, f"seal per append, batches of {batch}", f"{extra:+.1f} µs/record",
+                         f"{budget:.0f} µs/ITI-18", f"{extra / budget * 100:+.2f}%",
+                         f"append CPU {statistics.median(cost[False]):.0f} -> {statistics.median(cost[True]):.0f} "
+                         "µs/record (median of alternated rounds)"])
+    finally:
+        db.dispose()
+    return rows
 
 
 def _messages(n: int) -> list[bytes]:
@@ -241,6 +273,8 @@ def main() -> None:
             for backend, url, handle in database_urls(tmp, args.backends.split(",")):
                 try:
                     rows += bench_queries(tmp, backend, url, args, echo_rate)
+                    print(rows[-3:], flush=True)
+                    rows += bench_seals(tmp, backend, url, float(rows[-2][2]))
                     print(rows[-3:], flush=True)
                 finally:
                     if handle is not None:
