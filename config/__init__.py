@@ -134,6 +134,15 @@ class Settings:
     """Label of the provider's login button (e.g. "Pro Santé Connect", "FranceConnect")."""
     portal_oidc_login_claim: str = "sub"
     """ID token claim that equals the portal account's login."""
+    repository_lease_seconds: int = 30
+    """Lease of each server process on its in-flight ITI-41 submissions, renewed every third of it:
+    a pending document is settled by another process only once its owner's lease has expired."""
+    repository_reconcile_interval: int = 10
+    """Seconds between two reconciliations of pending documents of processes that are gone
+    (against the registry, by the process elected among those sharing the database); 0: no
+    background reconciler (tests that run its rounds themselves)."""
+    repository_faults: str = ""
+    """Test only: injected failures of the crash tests, ``point=N`` pairs (repository/faults.py)."""
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 2

@@ -120,7 +120,7 @@ class FileSystemStore:
         is alive; computed again after a fork (gunicorn workers are forked from the master)."""
         pid = os.getpid()
         if self._own is None or self._own[0] != pid:
-            path = self.staging_root / f"{_host()}-{pid}-{int(time.time() * 1000)}"
+            path = self.staging_root / f"{host_name()}-{pid}-{int(time.time() * 1000)}"
             path.mkdir(parents=True, exist_ok=True)
             self._own = (pid, path)
         return self._own[1]
@@ -226,19 +226,24 @@ class FileSystemStore:
         """Remove staged files left by processes that are gone; returns how many files.
 
         A folder of a live process on this host is never touched, whatever its age. A folder of a
-        process that is gone (this host, pid not alive) or of another host (liveness unknown) loses
-        its files older than ``older_than``, and goes when empty and older than the bound: a request
-        lasts at most the gunicorn timeout, so an older file of another host is a crash's leftover.
-        Files directly in ``staging/`` (the layout before per-process folders) follow the age rule.
+        process of this host that is gone (pid not alive) loses its files at once and goes. A folder
+        of another host (liveness unknown) loses its files older than ``older_than``, and goes when
+        empty and older than the bound: a request lasts at most the gunicorn timeout, so an older
+        file of another host is a crash's leftover. Files directly in ``staging/`` (the layout
+        before per-process folders) follow the age rule.
         """
         removed = 0
-        limit = time.time() - older_than
+        now = time.time()
         own = self._own[1] if self._own is not None and self._own[0] == os.getpid() else None
         for p in self.staging_root.iterdir():
             try:
                 if p.is_dir():
-                    if p == own or _owner_alive(p.name):
+                    if p == own:
                         continue
+                    state = _owner_state(p.name)
+                    if state == ALIVE:
+                        continue
+                    limit = now if state == GONE else now - older_than
                     folder_old = p.stat().st_mtime <= limit  # before unlinking, which touches it
                     for f in p.iterdir():
                         if f.stat().st_mtime <= limit:
@@ -246,7 +251,7 @@ class FileSystemStore:
                             removed += 1
                     if folder_old and not any(p.iterdir()):
                         p.rmdir()
-                elif p.stat().st_mtime <= limit:
+                elif p.stat().st_mtime <= now - older_than:
                     p.unlink()
                     removed += 1
             except OSError as exc:
@@ -255,24 +260,28 @@ class FileSystemStore:
         return removed
 
 
-def _host() -> str:
+def host_name() -> str:
+    """This host's name as a file name part (owner ids and staging folders)."""
     return socket.gethostname().replace(os.sep, "_") or "localhost"
 
 
-def _owner_alive(name: str) -> bool:
+ALIVE, GONE, UNKNOWN = "alive", "gone", "unknown"
+
+
+def _owner_state(name: str) -> str:
     """Whether the staging folder ``<host>-<pid>-<start>`` belongs to a live process of this host.
 
-    False for another host (its liveness cannot be seen from here: the age bound decides) and for
-    a name that is not a process folder. A reused pid reads as alive: the folder is kept (a leak
-    until that process ends, never a loss)."""
+    :data:`UNKNOWN` for another host (its liveness cannot be seen from here: the age bound decides)
+    and for a name that is not a process folder. A reused pid reads as alive: the folder is kept (a
+    leak until that process ends, never a loss)."""
     host, sep, rest = name.rpartition("-")
     host, sep2, pid_text = host.rpartition("-")
-    if not (sep and sep2 and pid_text.isdigit() and rest.isdigit()) or host != _host():
-        return False
+    if not (sep and sep2 and pid_text.isdigit() and rest.isdigit()) or host != host_name():
+        return UNKNOWN
     try:
         os.kill(int(pid_text), 0)
     except ProcessLookupError:
-        return False
+        return GONE
     except PermissionError:
-        return True
-    return True
+        return ALIVE
+    return ALIVE

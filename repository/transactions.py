@@ -13,19 +13,28 @@ survives in the repository:
 5. register with ITI-42; on Success mark the rows ``committed``; on anything else (error
    answer, unreachable registry, exception) delete the rows and every byte no row uses.
 
-A crash after step 4 leaves ``pending`` rows: :func:`repository.recovery.sweep` settles them
-against the registry at the next start.
+A crash after step 4 leaves ``pending`` rows of this process (their ``owner``): once its lease
+has expired, the reconciler of a live process (:mod:`repository.reconciler`) settles them against
+the registry. Rows this process could not settle itself (the index commit or the rollback failed)
+are queued in :attr:`Repository.unsettled` and retried by this process's reconciler.
+
+A full disk or quota, for the bytes or for the database, answers ``XDSRepositoryOutOfResources``
+(ITI TF-3 Table 4.2.4.1-2) with nothing stored (issue 19 finding 6).
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from repository.faults import FaultPlan, InjectedFault
 from repository.index import COMMITTED, PENDING, DocumentIndex, IndexRow
 from repository.registry_client import RegistryAnswer, RegistryGateway
+from repository.resources import out_of_resources
 from repository.store import ContentRef, DocumentStore, StagedContent
 from xds.errors import ErrorCode, ErrorList
 from xds.metadata import DocumentEntry
@@ -75,14 +84,60 @@ class _Claim:
     ref: ContentRef
 
 
+class Unsettled:
+    """(uniqueId, submission txn) of this process's pending rows that it could not settle at once;
+    its reconciler takes them and settles them against the registry (issue 19 finding 2)."""
+
+    def __init__(self) -> None:
+        self._keys: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def add(self, claims: list[_Claim], txn: str) -> None:
+        with self._lock:
+            self._keys.update((c.unique_id, txn) for c in claims)
+
+    def put_back(self, keys: list[tuple[str, str]]) -> None:
+        with self._lock:
+            self._keys.update(keys)
+
+    def take(self) -> list[tuple[str, str]]:
+        with self._lock:
+            keys, self._keys = sorted(self._keys), set()
+        return keys
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._keys)
+
+
+class Background(Protocol):
+    """Work a repository keeps going beside its requests (its reconciler)."""
+
+    def stop(self) -> None: ...
+
+
 class Repository:
     def __init__(self, store: DocumentStore, index: DocumentIndex, registry: RegistryGateway,
-                 repository_unique_id: str, busy_wait: float = 10.0) -> None:
+                 repository_unique_id: str, busy_wait: float = 10.0, owner: str | None = None,
+                 faults: FaultPlan | None = None) -> None:
+        """``owner``: this process's owner id, written on its pending rows and kept alive by its
+        lease (:mod:`repository.reconciler`); None writes rows that only the age bound settles.
+        ``faults``: the crash tests' injected failures (:mod:`repository.faults`)."""
         self.store = store
         self.index = index
         self.registry = registry
         self.repository_unique_id = repository_unique_id
         self.busy_wait = busy_wait
+        self.owner = owner
+        self.faults = faults if faults is not None else FaultPlan()
+        self.unsettled = Unsettled()
+        self.background: Background | None = None
+
+    def close(self) -> None:
+        """Stop the background work (the reconciler gives up this owner's leases)."""
+        if self.background is not None:
+            self.background.stop()
+            self.background = None
 
     # ------------------------------------------------------------------ ITI-41
 
@@ -96,10 +151,24 @@ class Repository:
         entries = self._match(objects, documents, errors)
         if errors.has_errors:
             return _failure(errors)
+        try:
+            return self._store_and_register(objects, documents, entries, security_header, errors)
+        except Exception as exc:
+            if not out_of_resources(exc):
+                raise
+            log.error("ITI-41 refused, out of resources (nothing stored): %s", exc)
+            full = ErrorList()
+            full.add(ErrorCode.REPOSITORY_OUT_OF_RESOURCES,
+                     f"the repository is out of storage resources, nothing was stored: {exc}")
+            return _failure(full)
 
+    def _store_and_register(self, objects: list[RegistryObject], documents: list[DocumentPart],
+                            entries: dict[str, tuple[RegistryObject, DocumentEntry]],
+                            security_header: bytes | None, errors: ErrorList) -> RegistryAnswer:
         staged: dict[str, StagedContent] = {}
         try:
             for part in documents:
+                self.faults.enospc()
                 staged[part.id] = self.store.stage(part.chunks())
             self._check_content(entries, staged, errors)
             if errors.has_errors:
@@ -127,6 +196,7 @@ class Repository:
             if not answer.success:
                 self._rollback(claims, txn)
                 return answer
+            self.faults.exit_after_register()
             return self._commit(claims, txn, answer)
         finally:
             for s in staged.values():
@@ -195,7 +265,7 @@ class Repository:
         try:
             while True:
                 with self.store.guard(ref.address):
-                    existing = self.index.insert_pending(uid, ref, mime_type, txn)
+                    existing = self.index.insert_pending(uid, ref, mime_type, txn, self.owner)
                     if existing is None:
                         self.store.place(staged)
                         return _Claim(uid, ref)
@@ -228,23 +298,32 @@ class Repository:
         no bytes, which is logged as an error naming the uniqueIds so that an operator can deprecate
         it; the submitter is told the documents are not stored. Rows that did commit stay committed.
 
-        A commit that raises three times leaves the rows pending and answers Success: the registry
-        has the metadata and the bytes are in place, so the sweep commits them (issue 19 finding 2).
+        A commit that raises three times (a full disk, a lost database connection) leaves the rows
+        pending and answers Success: the registry has the metadata and the bytes are in place. The
+        rows are queued in :attr:`unsettled`, and this process's reconciler commits them within one
+        reconcile interval once it finds them registered; if the process dies first, its lease
+        expires and the reconciler of another process does (issue 19 finding 2: such documents
+        stayed unretrievable until the next full restart).
         """
         ids = [c.unique_id for c in claims]
         if not ids:
             return answer
+        injected = self.faults.fires("commit_error")
         for attempt in range(3):
             try:
+                if injected:
+                    raise InjectedFault("index commit failed (injected: repository_faults)")
                 updated = self.index.commit(ids, txn)
             except Exception:  # noqa: BLE001 - the registry has the metadata: keep the bytes
-                log.exception("could not mark documents %s committed (attempt %d); the start-up sweep will",
-                              ids, attempt + 1)
+                log.exception("could not mark documents %s committed (attempt %d)", ids, attempt + 1)
                 time.sleep(0.1 * (attempt + 1))
                 continue
             if updated == len(ids):
                 return answer
             return self._verify_committed(claims, answer)
+        log.error("documents %s are registered and stored but not yet marked committed: queued for this "
+                  "process's reconciler", ids)
+        self.unsettled.add(claims, txn)
         return answer
 
     def _verify_committed(self, claims: list[_Claim], answer: RegistryAnswer) -> RegistryAnswer:
@@ -268,8 +347,9 @@ class Repository:
         for c in claims:
             try:
                 self.release(c.unique_id, c.ref, txn)
-            except Exception:  # noqa: BLE001 - the sweep settles what is left pending
-                log.exception("rollback of document %s failed; left pending for the sweep", c.unique_id)
+            except Exception:  # noqa: BLE001 - the reconciler settles what is left pending
+                log.exception("rollback of document %s failed; queued for this process's reconciler", c.unique_id)
+                self.unsettled.add([c], txn)
 
     def release(self, unique_id: str, ref: ContentRef, txn: str | None) -> None:
         """Drop a pending row and the bytes when no row uses them any more."""

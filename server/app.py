@@ -20,10 +20,8 @@ from bindings.repository import repository_endpoint
 from config import Settings
 from portal.app import portal_app
 from registry.register import Registry
-from repository.index import DocumentIndex
 from repository.store import FileSystemStore
-from repository.transactions import Repository
-from repository.wiring import ensure_schema, registry_gateway
+from repository.wiring import build_repository, ensure_schema, registry_gateway
 from server.tls import client_certificate_missing, peer_subject
 from storage import Database
 from transactions.alerts import alert_sink, edge_refusal_sink
@@ -52,7 +50,7 @@ def build_services(settings: Settings) -> Services:
     if auditor.enabled:
         gateway = AuditedGateway(gateway, auditor, settings.remote_registry_url or "in-process",
                                  in_process=not settings.remote_registry_url)
-    repository = Repository(store, DocumentIndex(database), gateway, settings.repository_unique_id)
+    repository = build_repository(settings, database, store, gateway)
     return Services(settings=settings, database=database, registry=registry, repository=repository,
                     policy=policy, auditor=auditor)
 

@@ -1,6 +1,7 @@
 """An in-process repository (both back-ends through the ``db`` fixture) and its /repository WSGI app."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,5 +45,7 @@ def build_env(db, tmp_path: Path, **overrides) -> Env:
 
 
 @pytest.fixture
-def env(db, tmp_path) -> Env:
-    return build_env(db, tmp_path)
+def env(db, tmp_path) -> Iterator[Env]:
+    built = build_env(db, tmp_path)
+    yield built
+    built.repository.close()  # its reconciler thread, before the database goes
