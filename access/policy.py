@@ -54,6 +54,7 @@ from storage import Database
 from xds.context import Caller, caller_from_environ
 from xds.errors import ErrorCode, ErrorList
 from xds.metadata import Association
+from xds.patient import patient_key, same_patient
 from xds.soap.messages import SoapRequest
 from xds.vocabulary import DOC, NS_RIM, QUERY_PATIENT_PARAMETERS, STORED_QUERIES, AssocType, q
 
@@ -168,13 +169,13 @@ def decide(caller: Caller, record: RecordPolicy, action: str = READ, *, care_tea
         return refuse(f"the DMP record of patient {pid} is closed: it refuses submissions and queries", who, CLOSED)
     kind = caller_kind(caller)
     if kind == PATIENT:
-        if who == pid:
+        if who is not None and same_patient(who, pid):
             return Decision(True, PATIENT_VIEW, "the patient", caller_id=who)
         return refuse(f"a patient has access to their own record only, not to {pid}", who)
-    if caller.patient_id and caller.patient_id != pid:
+    if caller.patient_id and not same_patient(caller.patient_id, pid):
         return refuse(f"the assertion is for patient {caller.patient_id}, not {pid}", who)
     if kind == REPRESENTATIVE:
-        if caller.patient_id == pid and who:
+        if caller.patient_id and same_patient(caller.patient_id, pid) and who:
             return Decision(True, REPRESENTATIVE_VIEW, "legal representative", caller_id=who)
         return refuse(f"a legal representative needs an assertion naming patient {pid}", who)
     if not who:
@@ -302,7 +303,8 @@ FIND_DOCUMENTS = frozenset({STORED_QUERIES["FindDocuments"], STORED_QUERIES["Fin
 
 
 def query_patient(params: dict[str, list[list[str]]]) -> str | None:
-    """The patient a Find/GetAll stored query is about (its patient parameter, unquoted)."""
+    """The patient a Find/GetAll stored query is about (its patient parameter, unquoted, as the
+    patient key the registry answers with: :func:`xds.patient.patient_key`)."""
     for name in QUERY_PATIENT_PARAMETERS:
         for slot in params.get(name, ()):
             for text in slot:
@@ -310,7 +312,7 @@ def query_patient(params: dict[str, list[list[str]]]) -> str | None:
                 if values is None:
                     return None
                 if values:
-                    return values[0]
+                    return patient_key(values[0])
     return None
 
 
@@ -440,6 +442,7 @@ class AccessPolicy:
         ``record``: the patient's record, already read in this request (:meth:`record_expression`)."""
         if not self.is_dmp:
             return Decision(True, ALL, "open affinity domain", caller_id=caller.user_id)
+        patient_id = patient_key(patient_id)
         if known is not None and action == READ:
             if patient_id not in known:
                 known[patient_id] = self.decide(caller, patient_id, action, conn, record=record)
@@ -457,7 +460,7 @@ class AccessPolicy:
         decision = decide(caller, record, action, care_team_may_submit=self.care_team_may_submit)
         if not decision.allowed and action == READ and caller_kind(caller) == PROFESSIONAL and caller.user_id \
                 and record.state == "open" and caller.user_id not in record.blocked \
-                and not (caller.patient_id and caller.patient_id != patient_id) \
+                and not (caller.patient_id and not same_patient(caller.patient_id, patient_id)) \
                 and registry_facts.has_authored(conn, patient_id, caller.user_id):
             decision = decide(caller, record, action, care_team_may_submit=self.care_team_may_submit,
                               authored=True)

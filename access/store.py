@@ -12,6 +12,10 @@ database; the record itself (exists, open or closed) stays the registry's ``pati
   disclosed a document registered INVISIBLE_PATIENT / INVISIBLE_REPRESENTANTS_LEGAUX;
 * ``access_emergency``: every emergency access, listed for the patient;
 * ``access_assertions``: XUA assertion ids seen, until they expire (replay detection).
+
+Every ``patient_id`` column holds the patient key (:func:`xds.patient.patient_key`, CX.1 in CX.4
+as ITI TF-3 4.2.3.1.7 identifies a patient), like the registry's: a patient written with or
+without CX.5 has one set of decisions.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from sqlalchemy import (
 
 from registry.facts import RECORD_STATE_SQL
 from storage.database import LAZY_COMMIT, Database, driver_execute
+from xds.patient import patient_key
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "access_alembic_version"
@@ -193,14 +198,14 @@ class AccessStore:
         if conn is None:
             with self.db.read() as conn:
                 return self.record(patient_id, conn)
-        return _record_of(patient_id, driver_execute(conn, _RECORD, {"patient": patient_id})[0])
+        return _record_of(patient_id, driver_execute(conn, _RECORD, {"patient": patient_key(patient_id)})[0])
 
     @staticmethod
     def record_expression(patient_id: str) -> tuple[str, dict[str, Any]]:
         """(SQL expression, parameters) of the patient's record for another statement to carry
         (PostgreSQL; ``registry.query.run_stored_query``'s ``also``); :meth:`record_of_value`
         reads its value."""
-        return RECORD_EXPRESSION, {"rec_patient": patient_id}
+        return RECORD_EXPRESSION, {"rec_patient": patient_key(patient_id)}
 
     @staticmethod
     def record_of_value(patient_id: str, value: str) -> RecordPolicy:
@@ -217,12 +222,13 @@ class AccessStore:
             return self.record(patient_id, conn), self.first_use(assertion_id, expires_at)
         self._purge_expired()
         rows = driver_execute(conn, _RECORD_AND_FIRST_USE[self.replay_sync_commit],
-                              {"patient": patient_id, "assertion_id": assertion_id, "expires_at": expires_at})[0]
+                              {"patient": patient_key(patient_id), "assertion_id": assertion_id,
+                               "expires_at": expires_at})[0]
         return _record_of(patient_id, [r for r in rows if r[0] != "u"]), any(r[0] == "u" for r in rows)
 
     def emergency_accesses(self, patient_id: str) -> list[dict[str, Any]]:
         with self.db.read() as conn:
-            rows = conn.execute(select(emergency).where(emergency.c.patient_id == patient_id)
+            rows = conn.execute(select(emergency).where(emergency.c.patient_id == patient_key(patient_id))
                                 .order_by(emergency.c.at, emergency.c.id)).all()
         return [{"professional_id": r.professional_id, "professional_name": r.professional_name,
                  "organization": r.organization, "mode": r.mode,
@@ -230,6 +236,7 @@ class AccessStore:
 
     # ------------------------------------------------------------------ changes
     def _upsert_record(self, conn: Connection, patient_id: str, **values: object) -> None:
+        patient_id = patient_key(patient_id)
         values["updated_at"] = time.time()
         res = conn.execute(update(records).where(records.c.patient_id == patient_id).values(**values))
         if res.rowcount == 0:
@@ -248,6 +255,7 @@ class AccessStore:
 
     def set_professional(self, patient_id: str, professional_id: str, status: str | None) -> None:
         """``authorised``, ``blocked``, or None to forget the professional (neither)."""
+        patient_id = patient_key(patient_id)
         with self.db.write() as conn:
             conn.execute(delete(professionals).where(professionals.c.patient_id == patient_id,
                                                      professionals.c.professional_id == professional_id))
@@ -260,7 +268,7 @@ class AccessStore:
         """Change a document's state; ``masked="keep"`` leaves the mask override as it is."""
         with self.db.write() as conn:
             row = conn.execute(select(documents).where(documents.c.unique_id == unique_id)).first()
-            values: dict[str, object] = {"updated_at": time.time(), "patient_id": patient_id}
+            values: dict[str, object] = {"updated_at": time.time(), "patient_id": patient_key(patient_id)}
             if masked != "keep":
                 values["masked"] = masked
             if disclosed is not None:
@@ -274,8 +282,9 @@ class AccessStore:
     def log_emergency(self, patient_id: str, professional_id: str, mode: str, name: str | None = None,
                       organization: str | None = None) -> None:
         with self.db.write() as conn:
-            conn.execute(insert(emergency).values(patient_id=patient_id, professional_id=professional_id,
-                                                  professional_name=name, organization=organization, mode=mode,
+            conn.execute(insert(emergency).values(patient_id=patient_key(patient_id),
+                                                  professional_id=professional_id, professional_name=name,
+                                                  organization=organization, mode=mode,
                                                   at=time.time()))
 
     def _purge_expired(self) -> None:
@@ -304,7 +313,7 @@ class AccessStore:
 
 
 def _record_of(patient_id: str, rows: Iterable[Sequence[Any]]) -> RecordPolicy:
-    out = RecordPolicy(patient_id)
+    out = RecordPolicy(patient_key(patient_id))
     authorised: set[str] = set()
     blocked: set[str] = set()
     for kind, a, b, c, d, e in rows:

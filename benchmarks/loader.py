@@ -49,7 +49,8 @@ DOCS_PER_PATIENT = 10
 ROUNDS = (4, 3, 2, 1)
 """Documents per submission, one submission per round: 10 documents per patient."""
 TEMPLATES_PER_ROUND = 8
-PATIENT_DOMAIN = "^^^&1.2.250.1.213.1.4.10&ISO^NH"
+PATIENT_DOMAIN = "^^^&1.2.250.1.213.1.4.10&ISO"
+"""Without CX.5, so that the ids written in the XML are the registry's patient keys (xds.patient)."""
 
 CLASS_CODES = [Code(c, "1.2.250.1.213.1.1.4.1", f"Classe {c}")
                for c in ("10", "11", "12", "13", "14", "15", "16", "17")]
@@ -64,7 +65,7 @@ EVENT_CODES = [Code(c, "1.2.250.1.213.1.1.4.11", f"Evenement {c}") for c in ("E1
 
 # Sentinels put in the template submission and replaced per instance: distinct, fixed width and
 # valid where they stand (CX patient, OID uniqueIds, 14-digit DTM times).
-_PATIENT = "9999999999999" + PATIENT_DOMAIN
+_PATIENT = "999999999999983" + PATIENT_DOMAIN
 _UID = "1.2.250.1.999.424242.{}"
 _TIMES = ("1901", "1902", "1903", "1904")  # creation, service start, service stop, submission
 _UUID_RE = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -243,7 +244,9 @@ class Naming:
         self._next = 0
 
     def patient(self, n: int) -> str:
-        return f"{self.run}{n:08d}{PATIENT_DOMAIN}"
+        """An INS-NIR test id: 13 digits (the run's last 5, n's 8) and their check key."""
+        number = int(f"{self.run % 10**5:05d}{n:08d}")
+        return f"{number:013d}{97 - number % 97:02d}{PATIENT_DOMAIN}"
 
     def uids(self, n: int, rnd: int, documents: int) -> list[str]:
         base = f"1.2.250.1.999.8.{self.run}.{n}.{rnd}"

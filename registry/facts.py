@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Connection, Executable, bindparam, or_, se
 from registry.store import schema as t
 from registry.store.schema import FACTS_SEPARATOR
 from storage import driver_execute
+from xds.patient import patient_key
 from xds.vocabulary import AssocType
 
 
@@ -41,7 +42,8 @@ FindDocuments answer hands them to the policy."""
 
 RECORD_STATE_SQL = "SELECT state FROM patients WHERE patient_id = :patient"
 """The patient's record state (``open``, ``closed``; NULL: never created), as a scalar subquery
-with the parameter ``:patient``: the access policy reads it in the same statement as the
+with the parameter ``:patient``, a patient key (:func:`xds.patient.patient_key`, the form every
+patient column of the registry holds): the access policy reads it in the same statement as the
 patient's decisions, one round trip per request (benchmarks/query.py, issue 6)."""
 
 
@@ -107,7 +109,7 @@ def has_authored(conn: Connection, patient_id: str, professional_id: str) -> boo
     de, authors = t.document_entries, t.entry_authors
     escaped = professional_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     stmt = (select(de.c.uuid).join(authors, authors.c.entry_uuid == de.c.uuid)
-            .where(de.c.patient_id == patient_id,
+            .where(de.c.patient_id == patient_key(patient_id),
                    or_(authors.c.person == professional_id, authors.c.person.like(escaped + "^%", escape="\\")))
             .limit(1))
     return conn.execute(stmt).first() is not None

@@ -34,6 +34,7 @@ from xds import rim
 from xds.errors import ErrorCode, ErrorList, XDSError
 from xds.hl7v2 import CX, is_dtm, normalize_dtm
 from xds.metadata import Association, DocumentEntry, Submission, new_uuid
+from xds.patient import ins_problem, patient_key
 from xds.rim import RegistryObject
 from xds.validation import ValueSets, validate_submission
 from xds.vocabulary import NS_RIM, AssocType, Status
@@ -78,18 +79,28 @@ class Registry:
     # ------------------------------------------------------------------ patients (the DMP record)
 
     def add_patient(self, patient_id: str) -> bool:
-        """Create a patient's record (the DMP's creation with consent); False if it exists."""
+        """Create a patient's record (the DMP's creation with consent); False if it exists.
+
+        The record is kept under the patient key (:func:`xds.patient.patient_key`): the same
+        patient written with or without CX.5 is one record. Raises ``ValueError`` for an id that is
+        not a CX, or not a valid INS under an INS authority.
+        """
         CX.parse(patient_id)
+        why = ins_problem(patient_id)
+        if why is not None:
+            raise ValueError(f"patient id {patient_id}: {why}")
+        key = patient_key(patient_id)
         with self.db.write() as conn:
-            if conn.execute(select(t.patients.c.id).where(t.patients.c.patient_id == patient_id)).first():
+            if conn.execute(select(t.patients.c.id).where(t.patients.c.patient_id == key)).first():
                 return False
-            conn.execute(t.patients.insert().values(patient_id=patient_id, state="open",
+            conn.execute(t.patients.insert().values(patient_id=key, state="open",
                                                      created_at=datetime.now(UTC).isoformat()))
         return True
 
     def set_patient_state(self, patient_id: str, state: str) -> bool:
         with self.db.write() as conn:
-            res = conn.execute(update(t.patients).where(t.patients.c.patient_id == patient_id).values(state=state))
+            res = conn.execute(update(t.patients).where(t.patients.c.patient_id == patient_key(patient_id))
+                               .values(state=state))
         return res.rowcount > 0
 
     def list_patients(self) -> list[tuple[str, str, str]]:
@@ -133,7 +144,7 @@ class Registry:
         """
         ss = sub.submission_set
         assert ss is not None
-        patient = ss.patient_id
+        patient = patient_key(ss.patient_id or "")
         # validated: every object has its uniqueId (TF-3 4.2.3: R)
         unique_ids = sorted(u for u in {ss.unique_id} | {f.unique_id for f in sub.folders}
                             | {d.unique_id for d in sub.documents} if u is not None)
@@ -177,7 +188,7 @@ class Registry:
         errors = ErrorList()
         ss = sub.submission_set
         assert ss is not None
-        patient = ss.patient_id
+        patient = patient_key(ss.patient_id or "")
         in_message = {o.id for o in objects if o.tag != "ObjectRef"}
         given_uuids = {i for i in in_message if i.startswith("urn:uuid:")}
         external = {ref for a in sub.associations for ref in (a.source, a.target) if ref not in in_message}
@@ -186,10 +197,12 @@ class Registry:
         if self.check_patient_ids:
             if found.patient_state is None:
                 raise XDSError(ErrorCode.UNKNOWN_PATIENT_ID,
-                               f"patient id {patient} is not known to the registry (no patient record)", ss.entry_uuid)
+                               f"patient id {ss.patient_id} is not known to the registry (no patient record)",
+                               ss.entry_uuid)
             if found.patient_state != "open":
                 raise XDSError(ErrorCode.UNKNOWN_PATIENT_ID,
-                               f"the record of patient {patient} is closed: submissions are refused", ss.entry_uuid)
+                               f"the record of patient {ss.patient_id} is closed: submissions are refused",
+                               ss.entry_uuid)
         for uid in sorted(given_uuids & found.objects.keys()):
             errors.add(ErrorCode.REGISTRY_METADATA_ERROR,
                        f"entryUUID {uid} is already used by an object in the registry (ebRS 3.0 5.3.1)", uid)
@@ -217,7 +230,7 @@ class Registry:
                 elif target_patient != patient:
                     errors.add(ErrorCode.PATIENT_ID_DOES_NOT_MATCH,
                                f"Association {a.entry_uuid}: target DocumentEntry {a.target} belongs to another "
-                               f"patient than the submission's ({patient})", a.entry_uuid)
+                               f"patient than the submission's ({ss.patient_id})", a.entry_uuid)
                 if a.is_replacement and status == Status.APPROVED:
                     plan.deprecate.add(a.target)
             if a.association_type == AssocType.HAS_MEMBER:
@@ -229,14 +242,14 @@ class Registry:
                     if source[2] != patient:
                         errors.add(ErrorCode.PATIENT_ID_DOES_NOT_MATCH,
                                    f"Association {a.entry_uuid}: Folder {a.source} belongs to another patient than "
-                                   f"the submission's ({patient})", a.entry_uuid)
+                                   f"the submission's ({ss.patient_id})", a.entry_uuid)
                     plan.touched_folders.add(a.source)
                 target = known.get(a.target)
                 if target is not None and target[0] == "document" and a.source in folders_in_message | known.keys():
                     if target[2] != patient:
                         errors.add(ErrorCode.PATIENT_ID_DOES_NOT_MATCH,
                                    f"Association {a.entry_uuid}: DocumentEntry {a.target} belongs to another patient "
-                                   f"than the submission's ({patient})", a.entry_uuid)
+                                   f"than the submission's ({ss.patient_id})", a.entry_uuid)
         if errors.has_errors:
             raise XDSError.from_list(errors)
         return plan
@@ -285,7 +298,7 @@ class Registry:
         sub = plan.sub
         ss = sub.submission_set
         assert ss is not None
-        patient = ss.patient_id
+        patient = patient_key(ss.patient_id or "")
         folder_ids = {f.entry_uuid for f in sub.folders}
         xml = {o.id: _stored_xml(o, ids, now if o.id in folder_ids else None)
                for o in plan.objects if o.tag != "ObjectRef"}
@@ -299,8 +312,8 @@ class Registry:
         rows_ss, rows_fol, rows_assoc = [], [], []
         for d in sub.documents:
             uuid = m(d.entry_uuid)
-            rows_obj.append(obj_row(d.entry_uuid, "document", d.patient_id))
-            rows_doc.append(_document_row(d, uuid, m(d.logical_id) if d.logical_id else uuid))
+            rows_obj.append(obj_row(d.entry_uuid, "document", patient))
+            rows_doc.append(_document_row(d, uuid, m(d.logical_id) if d.logical_id else uuid, patient))
             rows_uid.append({"unique_id": d.unique_id, "hash": (d.hash or "").lower() or None, "size": d.size})
             for c in d.confidentiality_codes:
                 rows_codes.append({"entry_uuid": uuid, "kind": "confidentiality", "code": c.key()})
@@ -313,8 +326,8 @@ class Registry:
                 rows_refs.append({"entry_uuid": uuid, "value": r})
         for s in sub.submission_sets:
             uuid = m(s.entry_uuid)
-            rows_obj.append(obj_row(s.entry_uuid, "submission_set", s.patient_id))
-            rows_ss.append({"uuid": uuid, "unique_id": s.unique_id, "patient_id": s.patient_id,
+            rows_obj.append(obj_row(s.entry_uuid, "submission_set", patient))
+            rows_ss.append({"uuid": uuid, "unique_id": s.unique_id, "patient_id": patient,
                             "source_id": s.source_id, "status": Status.APPROVED,
                             "submission_time": _time(s.submission_time),
                             "content_type_code": s.content_type_code.key() if s.content_type_code else None})
@@ -323,8 +336,8 @@ class Registry:
                     rows_auth.append({"entry_uuid": uuid, "person": author.person})
         for f in sub.folders:
             uuid = m(f.entry_uuid)
-            rows_obj.append(obj_row(f.entry_uuid, "folder", f.patient_id))
-            rows_fol.append({"uuid": uuid, "unique_id": f.unique_id, "patient_id": f.patient_id,
+            rows_obj.append(obj_row(f.entry_uuid, "folder", patient))
+            rows_fol.append({"uuid": uuid, "unique_id": f.unique_id, "patient_id": patient,
                              "last_update_time": now, "status": Status.APPROVED})
             for c in f.codes:
                 rows_codes.append({"entry_uuid": uuid, "kind": "folder", "code": c.key()})
@@ -445,8 +458,10 @@ _BEFORE_VERSION_INFO = (_RIM + "Classification", _RIM + "ExternalIdentifier", _R
 def _stored_xml(o: RegistryObject, ids: dict[str, str], last_update_time: str | None) -> bytes:
     """The object as the registry keeps it: the request's own XML, UUIDs in place of symbolic
     ids, registry-assigned ``status``, ``lid`` and version (ebRIM 3.0 section 2.5.1), and for a
-    Folder its ``lastUpdateTime`` (TF-3 4.2.3.4.5)."""
+    Folder its ``lastUpdateTime`` (TF-3 4.2.3.4.5). Elements and children are put in ebRIM schema
+    form (:func:`xds.rim.normalise_element`), so that LeafClass answers are schema-valid."""
     el = copy.deepcopy(o.element) if o.element is not None else rim.to_element(o)
+    rim.normalise_element(el)
     for e in (el, *el.iterchildren(_RIM + "Classification", _RIM + "ExternalIdentifier")):
         if not e.get("id"):
             e.set("id", new_uuid())
@@ -485,11 +500,11 @@ def _time(value: str | None) -> str | None:
     return normalize_dtm(value) if value and is_dtm(value) else None
 
 
-def _document_row(d: DocumentEntry, uuid: str, lid: str) -> dict:
+def _document_row(d: DocumentEntry, uuid: str, lid: str, patient: str) -> dict:
     def key(code):
         return code.key() if code else None
     return {
-        "uuid": uuid, "unique_id": d.unique_id, "patient_id": d.patient_id, "status": Status.APPROVED,
+        "uuid": uuid, "unique_id": d.unique_id, "patient_id": patient, "status": Status.APPROVED,
         "object_type": d.object_type, "lid": lid, "version": 1,
         "class_code": key(d.class_code), "type_code": key(d.type_code), "format_code": key(d.format_code),
         "healthcare_facility_type_code": key(d.healthcare_facility_type_code),

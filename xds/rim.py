@@ -16,6 +16,22 @@ from xds.vocabulary import NS_LCM, NS_RIM, q
 from xds.xmlsafe import parse_bytes
 
 RIM = "{%s}" % NS_RIM
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+
+XDS_OBJECTS = ("ExtrinsicObject", "RegistryPackage", "Association", "Classification", "ExternalIdentifier",
+               "ObjectRef")
+"""The ebRIM elements an XDS RegistryObjectList may hold (ITI TF-3 4.1, 4.2.1)."""
+TYPE_ELEMENTS = {"ExtrinsicObjectType": "ExtrinsicObject", "RegistryPackageType": "RegistryPackage",
+                 "AssociationType1": "Association", "ClassificationType": "Classification",
+                 "ExternalIdentifierType": "ExternalIdentifier", "ObjectRefType": "ObjectRef"}
+"""ebRIM 3.0 type -> the element declared with it: ``rim:Identifiable xsi:type="rim:ExtrinsicObjectType"``
+(XML Schema 1 section 2.6.1, type substitution; what zeep writes from the IHE WSDLs) is a
+``rim:ExtrinsicObject``."""
+CHILD_ORDER = {RIM + name: rank for rank, name in enumerate(
+    ("Slot", "Name", "Description", "VersionInfo", "Classification", "ExternalIdentifier"))}
+"""ebRIM 3.0 RegistryObjectType's content, in its schema order; ExtrinsicObject's ContentVersionInfo
+and RegistryPackage's RegistryObjectList come after (ExtrinsicObjectType, RegistryPackageType)."""
+CHILD_ORDER[RIM + "ContentVersionInfo"] = CHILD_ORDER[RIM + "RegistryObjectList"] = len(CHILD_ORDER)
 
 
 @dataclass
@@ -54,6 +70,8 @@ class RegistryObject:
     """Only ExtrinsicObject has it (ebRIM 3.0 ExtrinsicObjectType)."""
     element: etree._Element | None = field(default=None, compare=False, repr=False)
     """The XML this object was read from, if any: the registry stores it as it came."""
+    unknown_children: list[str] = field(default_factory=list, compare=False)
+    """Child elements ebRIM does not define for a registry object (refused by validation)."""
 
     def copy(self) -> RegistryObject:
         """An independent copy, cheaper than ``copy.deepcopy`` on the registration hot path."""
@@ -64,7 +82,8 @@ class RegistryObject:
             description=list(self.description) if self.description is not None else None,
             version_info=self.version_info, classifications=[c.copy() for c in self.classifications],
             external_identifiers=[e.copy() for e in self.external_identifiers],
-            content_version_info=self.content_version_info, element=self.element)
+            content_version_info=self.content_version_info, element=self.element,
+            unknown_children=list(self.unknown_children))
 
     def set_slot(self, name: str, values: list[str]) -> None:
         """Set a slot's values, in the model and in the XML it was read from (if any)."""
@@ -136,9 +155,29 @@ def parse_slot(el: etree._Element) -> Slot:
     return Slot(el.get("name", ""), values, el.get("slotType"))
 
 
+def element_name(el: etree._Element) -> str:
+    """The ebRIM element ``el`` stands for: the one its ``xsi:type`` declares, else its own name.
+
+    The xsi:type QName's prefix is resolved through the element's in-scope namespaces. An
+    element of the ebRIM namespace is named by its local name (``ExtrinsicObject``); anything else
+    keeps a name that says what it is (``{ns}local``, ``Identifiable xsi:type=x:T``), which no
+    XDS object has, so validation can refuse it by name.
+    """
+    qname = etree.QName(el)
+    xsi_type = el.get(XSI_TYPE)
+    local = qname.localname if qname.namespace == NS_RIM else el.tag
+    if xsi_type is None:
+        return local
+    prefix, _, type_name = xsi_type.strip().rpartition(":")
+    namespace = el.nsmap.get(prefix or None)
+    if namespace == NS_RIM and type_name in TYPE_ELEMENTS:
+        return TYPE_ELEMENTS[type_name]
+    return f"{local} xsi:type={xsi_type}"
+
+
 def parse_object(el: etree._Element) -> RegistryObject:
     """Read one ebRIM 3.0 registry object element (ExtrinsicObject, RegistryPackage, ...)."""
-    tag = etree.QName(el).localname
+    tag = element_name(el)
     attrib = cast(dict[str, str], el.attrib)  # lxml-stubs type attribute names and values as str | bytes
     obj = RegistryObject(tag=tag, id=el.get("id", ""), attributes={k: v for k, v in attrib.items() if k != "id"},
                          element=el)
@@ -160,12 +199,47 @@ def parse_object(el: etree._Element) -> RegistryObject:
             obj.classifications.append(parse_object(child))
         elif ctag == RIM + "ExternalIdentifier":
             obj.external_identifiers.append(parse_object(child))
+        elif ctag != RIM + "RegistryObjectList":
+            obj.unknown_children.append(etree.QName(child).localname if ctag.startswith(RIM) else ctag)
     return obj
 
 
 def parse_object_list(el: etree._Element) -> list[RegistryObject]:
-    """Children of a ``rim:RegistryObjectList`` in document order (ObjectRefs included)."""
-    return [parse_object(c) for c in el if isinstance(c.tag, str) and c.tag.startswith(RIM)]
+    """Every element child of a ``rim:RegistryObjectList``, in document order (ObjectRefs included).
+
+    Nothing is left out: an element that is no XDS object keeps a ``tag`` outside
+    :data:`XDS_OBJECTS` and validation refuses it, naming it.
+    """
+    return [parse_object(c) for c in el if isinstance(c.tag, str)]
+
+
+def normalise_element(el: etree._Element) -> None:
+    """Put ``el`` in the form the ebRIM 3.0 schema declares, in place, recursively into its
+    Classifications and ExternalIdentifiers.
+
+    An ``xsi:type`` substitution becomes the element of that type; children go in schema order
+    (Slot*, Name?, Description?, VersionInfo?, Classification*, ExternalIdentifier*, then
+    ContentVersionInfo or RegistryObjectList), keeping their relative order and their content
+    as sent. A comment or processing instruction travels with the element that follows it. A
+    LeafClass answer returns the stored element (ITI TF-2 3.18.4.1.3.7), and it must be valid.
+    """
+    name = element_name(el)
+    if name in TYPE_ELEMENTS.values():
+        el.tag = RIM + name
+        if XSI_TYPE in el.attrib:
+            del el.attrib[XSI_TYPE]
+    units: list[tuple[int, list[etree._Element]]] = []
+    pending: list[etree._Element] = []
+    for child in el:
+        pending.append(child)
+        if isinstance(child.tag, str):
+            if element_name(child) in ("Classification", "ExternalIdentifier"):
+                normalise_element(child)
+            units.append((CHILD_ORDER.get(child.tag, len(CHILD_ORDER) + 1), pending))
+            pending = []
+    ordered = [node for _, unit in sorted(units, key=lambda u: u[0]) for node in unit] + pending
+    if ordered != list(el):
+        el[:] = ordered
 
 
 # ----------------------------------------------------------------------------- writing

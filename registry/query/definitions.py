@@ -9,7 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from registry.query.params import ASSOC_TYPE, CODE, INTEGER, OBJECT_TYPE, PATTERN, STATUS, STRING, TIME, O, Param, R
+from registry.query.params import (
+    ASSOC_TYPE,
+    CODE,
+    INTEGER,
+    OBJECT_TYPE,
+    PATIENT,
+    PATTERN,
+    STATUS,
+    STRING,
+    TIME,
+    O,
+    Param,
+    R,
+)
 from xds.vocabulary import STORED_QUERIES
 
 HOME = O("$homeCommunityId")
@@ -58,10 +71,10 @@ class StoredQuery:
 QUERIES: dict[str, StoredQuery] = {q.id: q for q in (
     # 3.18.4.1.2.3.7.1
     StoredQuery(STORED_QUERIES["FindDocuments"], "FindDocuments", (
-        R("$XDSDocumentEntryPatientId"), *DOC_FILTERS, LEVEL, HOME)),
+        R("$XDSDocumentEntryPatientId", PATIENT), *DOC_FILTERS, LEVEL, HOME)),
     # 3.18.4.1.2.3.7.2
     StoredQuery(STORED_QUERIES["FindSubmissionSets"], "FindSubmissionSets", (
-        R("$XDSSubmissionSetPatientId"),
+        R("$XDSSubmissionSetPatientId", PATIENT),
         O("$XDSSubmissionSetSourceId", STRING, multiple=True),
         O("$XDSSubmissionSetSubmissionTimeFrom", TIME),
         O("$XDSSubmissionSetSubmissionTimeTo", TIME),
@@ -71,7 +84,7 @@ QUERIES: dict[str, StoredQuery] = {q.id: q for q in (
         LEVEL, HOME)),
     # 3.18.4.1.2.3.7.3
     StoredQuery(STORED_QUERIES["FindFolders"], "FindFolders", (
-        R("$XDSFolderPatientId"),
+        R("$XDSFolderPatientId", PATIENT),
         O("$XDSFolderLastUpdateTimeFrom", TIME),
         O("$XDSFolderLastUpdateTimeTo", TIME),
         O("$XDSFolderCodeList", CODE, multiple=True, and_slots=True),
@@ -79,7 +92,7 @@ QUERIES: dict[str, StoredQuery] = {q.id: q for q in (
         LEVEL, HOME)),
     # 3.18.4.1.2.3.7.4
     StoredQuery(STORED_QUERIES["GetAll"], "GetAll", (
-        R("$patientId"),
+        R("$patientId", PATIENT),
         R("$XDSDocumentEntryStatus", STATUS, multiple=True),
         R("$XDSSubmissionSetStatus", STATUS, multiple=True),
         R("$XDSFolderStatus", STATUS, multiple=True),
@@ -124,7 +137,7 @@ QUERIES: dict[str, StoredQuery] = {q.id: q for q in (
         one_of=(("$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId"),), single_patient=True),
     # 3.18.4.1.2.3.7.14
     StoredQuery(STORED_QUERIES["FindDocumentsByReferenceId"], "FindDocumentsByReferenceId", (
-        R("$XDSDocumentEntryPatientId"),
+        R("$XDSDocumentEntryPatientId", PATIENT),
         R("$XDSDocumentEntryReferenceIdList", STRING, multiple=True),
         *DOC_FILTERS, LEVEL, HOME)),
 )}

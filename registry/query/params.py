@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from xds.errors import ErrorCode, XDSError
 from xds.hl7v2 import is_dtm
+from xds.patient import ins_problem, patient_key
 from xds.vocabulary import AssocType, ObjectType, Status
 
 # Parameter types.
@@ -32,6 +33,7 @@ CODE = "code"            # 'code^^scheme' (HL7 CE)
 TIME = "time"            # DTM, unquoted (quoted tolerated)
 STATUS = "status"        # an ebRS StatusType URN
 PATTERN = "pattern"      # a string with SQL LIKE wildcards % and _
+PATIENT = "patient"      # a patient id (CX), compared by patient key (xds.patient)
 OBJECT_TYPE = "objecttype"  # stable / on-demand DocumentEntry objectType UUID
 ASSOC_TYPE = "assoctype"    # an association type URN
 INTEGER = "integer"      # unquoted number ($MetadataLevel)
@@ -51,6 +53,13 @@ MAX_PATTERNS = 100
 """Most patterns a query may give one parameter (``$XDSDocumentEntryAuthorPerson``): each is a
 LIKE OR-ed to the others, and SQLite refuses an expression 1,000 deep. Clients give one or a
 few; more is refused (XDSRegistryError)."""
+
+
+MAX_PATTERN_BYTES = 2048
+"""Longest LIKE pattern (UTF-8 bytes) a query may give. The author column holds 512 characters, so
+a longer pattern of literal characters matches nothing; and the databases have limits of their own
+(SQLite refuses a LIKE pattern over 50,000 bytes, SQLITE_MAX_LIKE_PATTERN_LENGTH, with an error the
+registry would answer as a fault). Refused up front as XDSRegistryError naming the parameter."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +185,19 @@ def _typed(param: Param, item: str, quoted: bool):
         if item not in AssocType.ALL:
             raise _registry_error(name, f"{item!r} is not an association type")
         return item
+    if param.type == PATIENT:
+        if not item:
+            raise _registry_error(name, "empty patient id")
+        why = ins_problem(item)
+        if why is not None:
+            raise ParamError(ErrorCode.UNKNOWN_PATIENT_ID, f"parameter {name}: {why}; no patient has this id "
+                                                           "(ITI TF-2 3.18.4.1.3)", name)
+        return patient_key(item)
+    if param.type == PATTERN:
+        size = len(item.encode())
+        if size > MAX_PATTERN_BYTES:
+            raise _registry_error(name, f"a pattern of {size} bytes; this registry accepts patterns of at most "
+                                        f"{MAX_PATTERN_BYTES} bytes")
     if param.type == CODE:
         code, sep, scheme = item.partition("^^")
         if not code or not sep or not scheme or "^" in scheme:

@@ -26,6 +26,7 @@ from tests.access.test_tls import _cert, _write
 from tests.support.databases import BACKENDS, database_url
 from tests.support.metadata import draft, fresh_patient
 from tests.support.server import LiveServer, free_port
+from xds.patient import patient_key
 from xds.soap import NS_SOAP12, SoapFault
 from xds.vocabulary import NS_RS, Actions, q
 
@@ -94,7 +95,7 @@ def _register(dmp_tls, node: str, assertion: etree._Element | None, patient: str
 def _registered(db: Database, patient: str) -> int:
     with db.read() as conn:
         return conn.execute(text("SELECT count(*) FROM document_entries WHERE patient_id = :p"),
-                            {"p": patient}).scalar_one()
+                            {"p": patient_key(patient)}).scalar_one()
 
 
 def _patient(db: Database) -> str:

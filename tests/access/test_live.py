@@ -180,7 +180,7 @@ def test_api_requires_the_token(live):
 # -- XUA attacks: each refused with a WS-Security fault ------------------------------------------------------
 
 def _fault(client, header) -> tuple[str, str]:
-    patient = "1^^^&1.2.250.1.213.1.4.10&ISO"
+    patient = "000000000000196^^^&1.2.250.1.213.1.4.10&ISO"
     with pytest.raises(SoapFaultError) as info:
         client.find(patient, header)
     return str(info.value), patient

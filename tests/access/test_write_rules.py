@@ -12,7 +12,7 @@ from access.policy import ALL, Decision, DocumentFacts, decide, may_amend, may_f
 from access.store import DocumentPolicy, RecordPolicy
 from xds.context import Caller
 
-PATIENT = "1234567890123^^^&1.2.250.1.213.1.4.10&ISO^NH"
+PATIENT = "123456789012311^^^&1.2.250.1.213.1.4.10&ISO^NH"
 TREATING, AUTHORISED, AUTHOR, OTHER_AUTHOR, STRANGER, BLOCKED_AUTHOR = (
     "810000000001", "810000000002", "810000000005", "810000000006", "810000000003", "810000000004")
 RECORD = RecordPolicy(PATIENT, "open", treating_physician=TREATING, authorised=frozenset({AUTHORISED}),

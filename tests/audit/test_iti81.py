@@ -23,7 +23,7 @@ TOKEN = "auditor-token-0123456789abcdef"
 AUDITOR_NODE = "CN=audit-console,O=DMP"
 OTHER_NODE = "CN=lps.example,O=Clinique"
 OID = "1.2.250.1.213.1.4.10"
-PID = "2740175123456"
+PID = "274017512345613"
 PATIENT = f"{PID}^^^&{OID}&ISO"
 ELSEWHERE = f"{PID}^^^&1.2.250.1.999.1&ISO"
 """The same id under another assigning authority."""
@@ -194,7 +194,7 @@ def test_every_trail_read_is_audited(server):
 
 
 def test_token_search_without_system_matches_any_system(server):
-    seed(server, (PATIENT, ELSEWHERE, "1111111111111^^^&1.2.250.1.213.1.4.10&ISO"))
+    seed(server, (PATIENT, ELSEWHERE, "111111111111120^^^&1.2.250.1.213.1.4.10&ISO"))
     ids = lambda doc: sorted(  # noqa: E731 - a short reader
         o["what"]["identifier"]["value"] for e in doc.get("entry", []) for o in e["resource"]["entity"]
         if o["role"]["code"] == "1")

@@ -105,7 +105,7 @@ def test_provide_success_audits_iti41_import_and_iti42_both_sides(app):
 
 
 def test_provide_failure_is_serious_failure(app):
-    sub = submission([b"x"], patient="999^^^&1.2.250.1.213.1.4.10&ISO")  # no record: registry refuses
+    sub = submission([b"x"], patient="999999999999983^^^&1.2.250.1.213.1.4.10&ISO")  # no record: registry refuses
     reply = call_wsgi(app, *provide_request(sub))
     assert reply.status_value == FAILURE
     outcomes = {event(x)[3][0][0] + ":" + event(x)[0][0]: event(x)[2] for x in app.trail()}

@@ -23,7 +23,7 @@ from .support import WsgiBrowser
 
 LOGIN = "audrey"
 PASSWORD = "correct horse battery"
-PATIENT = "2740175123456^^^&1.2.250.1.213.1.4.10&ISO"
+PATIENT = "274017512345613^^^&1.2.250.1.213.1.4.10&ISO"
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from xds.hl7v2 import normalize_dtm
 from xds.metadata import Association, Author, Code, DocumentEntry, Folder, SubmissionSet, new_uuid
 from xds.vocabulary import AssocType, ObjectType, Status
 
-PID = "P1^^^&1.2.250.1.213.1.4.8&ISO"
-PID2 = "P2^^^&1.2.250.1.213.1.4.8&ISO"
+PID = "123456789012311^^^&1.2.250.1.213.1.4.8&ISO"
+PID2 = "987654321098704^^^&1.2.250.1.213.1.4.8&ISO"
 _n = itertools.count(1)
 
 

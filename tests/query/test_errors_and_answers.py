@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import func, select
 
 from registry.query.engine import run_stored_query
-from registry.query.params import split_value
+from registry.query.params import MAX_PATTERN_BYTES, split_value
 from registry.store import schema as t
 from tests.query.builders import PID, PID2, document
 from tests.query.conftest import APPROVED, codes_of, find_docs, run
@@ -251,3 +251,28 @@ def test_value_grammar(text, items):
 def test_value_grammar_errors(text):
     with pytest.raises(XDSError):
         split_value("$p", text)
+
+
+@pytest.mark.parametrize("size", [MAX_PATTERN_BYTES + 1, 50_001, 1_000_000])
+def test_pattern_beyond_the_limit_is_a_registry_error(db, size):
+    """SQLite refuses a LIKE pattern over 50,000 bytes (an HTTP 500 before issue 20); the registry bounds
+    patterns up front on both back-ends and answers XDSRegistryError naming the parameter."""
+    pattern = "%" + "a" * (size - 1)
+    result = find_docs(db, AuthorPerson=f"'{pattern}'")
+    assert codes_of(result) == ["XDSRegistryError"]
+    assert f"{size} bytes" in result.errors.errors[0].context
+    assert result.errors.errors[0].location == "$XDSDocumentEntryAuthorPerson"
+    result = run(db, "FindSubmissionSets", {"$XDSSubmissionSetPatientId": f"'{PID}'",
+                                            "$XDSSubmissionSetStatus": APPROVED,
+                                            "$XDSSubmissionSetAuthorPerson": f"'{pattern}'"})
+    assert codes_of(result) == ["XDSRegistryError"]
+
+
+def test_pattern_at_the_limit_runs(store, db):
+    store.submit([document()])
+    multibyte = "é" * ((MAX_PATTERN_BYTES - 2) // 2)
+    for pattern in ("%" + "_" * (MAX_PATTERN_BYTES - 2) + "%", "%" + multibyte + "%"):
+        assert len(pattern.encode()) <= MAX_PATTERN_BYTES
+        result = find_docs(db, AuthorPerson=f"'{pattern}'")
+        assert not result.errors, [e.context for e in result.errors]
+        assert result.ids == []

@@ -10,6 +10,7 @@ from registry.store import migrate as migrate_registry
 from registry.store import schema as t
 from tests.support.metadata import document_entry, draft, fresh_patient
 from xds.metadata import Author, Code
+from xds.patient import patient_key
 
 SEP = t.FACTS_SEPARATOR
 CODES = [Code("N", "2.16.840.1.113883.5.25", "Normal"), Code("MASQUE_PS", "1.2.250.1.213.1.1.4.13", "Masqué")]
@@ -32,7 +33,7 @@ def facts_of(db, patient: str) -> dict[str, tuple]:
     de = t.document_entries
     with db.read() as conn:
         rows = conn.execute(select(de.c.unique_id, de.c.confidentiality_codes, de.c.author_persons)
-                            .where(de.c.patient_id == patient)).all()
+                            .where(de.c.patient_id == patient_key(patient))).all()
     return {r.unique_id: (r.confidentiality_codes, r.author_persons) for r in rows}
 
 

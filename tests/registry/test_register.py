@@ -15,6 +15,7 @@ from registry.store import schema as t
 from tests.support.metadata import document_entry, draft, folder
 from xds import rim
 from xds.metadata import new_uuid
+from xds.patient import patient_key
 from xds.rim import Slot
 from xds.vocabulary import AssocType, Status
 
@@ -39,7 +40,7 @@ def codes(errors) -> list[str]:
 def stored_uuids(registry, kind="document", patient=None) -> list[str]:
     q = select(t.registry_objects.c.uuid).where(t.registry_objects.c.kind == kind)
     if patient:
-        q = q.where(t.registry_objects.c.patient_id == patient)
+        q = q.where(t.registry_objects.c.patient_id == patient_key(patient))
     with registry.db.read() as conn:
         return list(conn.execute(q.order_by(t.registry_objects.c.seq)).scalars())
 

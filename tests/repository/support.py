@@ -19,7 +19,7 @@ from xds.vocabulary import NS_LCM, NS_RIM, NS_RS, NS_XDSB, Actions, AssocType, q
 NS_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 NS_WSA = "http://www.w3.org/2005/08/addressing"
 NS_XOP = "http://www.w3.org/2004/08/xop/include"
-PATIENT = "1234567890123^^^&1.2.250.1.213.1.4.10&ISO^NH"
+PATIENT = "123456789012311^^^&1.2.250.1.213.1.4.10&ISO^NH"
 AUTHOR = "801234567890^DUPONT^Jean^^^Dr^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
 INSTITUTION = "Hopital Saint-Louis^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^3750100018"
 REPOSITORY_UID = "1.3.6.1.4.1.21367.2017.2.3.52"

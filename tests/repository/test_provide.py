@@ -145,11 +145,11 @@ def test_same_unique_id_twice_in_message(env):
 
 
 def test_registry_failure_is_returned_unchanged_and_rolls_back(env):
-    sub = submission([b"<doc>unknown patient</doc>"], patient="999^^^&1.2.250.1.213.1.4.10&ISO^NH")
+    sub = submission([b"<doc>unknown patient</doc>"], patient="999999999999983^^^&1.2.250.1.213.1.4.10&ISO^NH")
     r = call_wsgi(env.app, *provide_request(sub))
     assert r.status_value == FAILURE
     assert r.error_codes == ["XDSUnknownPatientId"]
-    assert "999^^^" in r.errors[0]["codeContext"]
+    assert "999999999999983^^^" in r.errors[0]["codeContext"]
     assert_nothing_stored(env, sub)
 
 
@@ -171,7 +171,7 @@ def test_same_bytes_are_stored_once(env):
     assert len(env.stored_files()) == 1
     assert len(env.index_rows()) == 2
     # a failed submission of the same bytes must not delete the shared file
-    c = submission([data], patient="999^^^&1.2.250.1.213.1.4.10&ISO^NH")
+    c = submission([data], patient="999999999999983^^^&1.2.250.1.213.1.4.10&ISO^NH")
     assert call_wsgi(env.app, *provide_request(c)).status_value == FAILURE
     assert len(env.stored_files()) == 1
     r = call_wsgi(env.app, *retrieve_request([(REPOSITORY_UID, a.docs[0].unique_id), (REPOSITORY_UID, b.docs[0].unique_id)]))

@@ -31,7 +31,9 @@ def fresh_oid() -> str:
 
 
 def fresh_patient() -> str:
-    return f"{random.randrange(10**12, 10**13)}^^^&1.2.250.1.213.1.4.10&ISO^NH"
+    """A new INS-NIR test id: 13 random digits and their check key (xds.patient)."""
+    number = random.randrange(10**12, 10**13)
+    return f"{number}{97 - number % 97:02d}^^^&1.2.250.1.213.1.4.10&ISO^NH"
 
 
 def document_entry(patient: str, entry_id: str | None = None, content: bytes | None = None, **changes) -> DocumentEntry:

@@ -12,8 +12,8 @@ from xds.metadata import Association, Author, Code, DocumentEntry, Folder, Submi
 from xds.rim import RegistryObject
 from xds.vocabulary import AssocType
 
-PATIENT = "1234567890123^^^&1.2.250.1.213.1.4.10&ISO^NH"
-OTHER_PATIENT = "9876543210987^^^&1.2.250.1.213.1.4.10&ISO^NH"
+PATIENT = "123456789012311^^^&1.2.250.1.213.1.4.10&ISO^NH"
+OTHER_PATIENT = "987654321098704^^^&1.2.250.1.213.1.4.10&ISO^NH"
 AUTHOR_PERSON = "801234567890^DUPONT^Jean^^^Dr^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
 AUTHOR_INSTITUTION = "Hopital Saint-Louis^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^3750100018"
 AUTHOR_TELECOM = "^PRN^Internet^jean.dupont@example.org"

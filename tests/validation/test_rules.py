@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from xds.errors import ErrorCode
 from xds.hl7v2 import is_oid
 from xds.metadata import Code, Submission
-from xds.rim import LocalizedString, RegistryObject, Slot, parse_object_list
+from xds.rim import LocalizedString, RegistryObject, Slot, parse_object_list, submit_objects_request
 from xds.validation import RULES, Context, ValueSets, validate_submission
 from xds.validation.required import REQUIRED
 from xds.vocabulary import ASSOCIATION_DOCUMENTATION, DOC, NS_RIM, SS, AssocType, ObjectType
@@ -174,6 +175,116 @@ def test_classified_object_is_parent():
     objs = Parts().objects()
     nested(rim(objs, "Document01"), DOC.TYPE_CODE).attributes["classifiedObject"] = "Folder01"
     expect(Submission.from_objects(objs), "classified_object_is_parent", META, "classifiedObject", "Document01")
+
+
+def test_classified_object_is_parent_says_a_missing_reference_is_missing():
+    """Issue 20: the message said ``registryObject 'None'``; it says the attribute is missing."""
+    objs = Parts().objects()
+    del nested(rim(objs, "Document01"), DOC.UNIQUE_ID).attributes["registryObject"]
+    expect(Submission.from_objects(objs), "classified_object_is_parent", META,
+           "has no registryObject attribute (it is required)", "Document01")
+    assert "None" not in " ".join(e.context for e in validate_submission(Submission.from_objects(objs)))
+
+
+# ----------------------------------------------------------------------------- what RegistryObjectList holds
+
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+
+def _request_list(objs: list[RegistryObject] | None = None):
+    """The RegistryObjectList of the valid submission, as XML a Document Source sends; ``ns2`` is a
+    second prefix of the ebRIM namespace, as zeep writes it."""
+    built = submit_objects_request(objs if objs is not None else Parts().objects()).find(f"{{{NS_RIM}}}RegistryObjectList")
+    rol = etree.Element(f"{{{NS_RIM}}}RegistryObjectList", nsmap={"rim": NS_RIM, "ns2": NS_RIM, "xsi": XSI})
+    rol.extend(list(built))
+    return rol
+
+
+def _sent(rol):
+    """``rol`` as the registry reads it: serialised and parsed again."""
+    return parse_bytes(etree.tostring(rol))
+
+
+def _as_identifiable(rol, tag: str, type_name: str, prefix: str = "ns2") -> None:
+    """Rewrite every ``rim:<tag>`` child of ``rol`` as zeep does: ``<ns2:Identifiable xsi:type="ns2:<type>">``
+    under another prefix for the ebRIM namespace (XML Schema 1 2.6.1, type substitution)."""
+    for el in list(rol):
+        if el.tag != f"{{{NS_RIM}}}{tag}":
+            continue
+        new = etree.Element(f"{{{NS_RIM}}}Identifiable")
+        new.set(f"{{{XSI}}}type", f"{prefix}:{type_name}")
+        for k, v in el.attrib.items():
+            new.set(k, v)
+        new.extend(list(el))
+        el.addprevious(new)
+        rol.remove(el)
+
+
+@pytest.mark.parametrize(("tag", "type_name"), [
+    ("ExtrinsicObject", "ExtrinsicObjectType"), ("RegistryPackage", "RegistryPackageType"),
+    ("Association", "AssociationType1"), ("Classification", "ClassificationType")])
+def test_registry_object_list_xsi_type_is_the_named_element(tag, type_name):
+    """``rim:Identifiable xsi:type="rim:ExtrinsicObjectType"`` is a DocumentEntry (issue 20: it was dropped
+    and the submission answered Success); the prefix is resolved through the namespaces in scope."""
+    rol = _request_list()
+    expected = [etree.QName(el).localname for el in rol]
+    _as_identifiable(rol, tag, type_name)
+    assert any(etree.QName(el).localname == "Identifiable" for el in rol)
+    objects = parse_object_list(_sent(rol))
+    assert [o.tag for o in objects] == expected
+    sub = Submission.from_objects(objects)
+    assert len(sub.documents) == 1 and len(sub.submission_sets) == 1 and len(sub.folders) == 1
+    assert len(sub.associations) == 5
+    assert list(validate_submission(sub)) == []
+
+
+def test_registry_object_list_object_ref_by_xsi_type():
+    objs = Parts().objects()
+    objs.append(RegistryObject("ObjectRef", EXISTING_DOC))
+    rol = _request_list(objs)
+    _as_identifiable(rol, "ObjectRef", "ObjectRefType", prefix="rim")
+    sub = Submission.from_objects(parse_object_list(_sent(rol)))
+    assert sub.object_refs == [EXISTING_DOC]
+    assert list(validate_submission(sub)) == []
+
+
+def _refused_element(rol, name: str) -> None:
+    sub = Submission.from_objects(parse_object_list(_sent(rol)))
+    expect(sub, "registry_object_list_known_elements", META, name)
+
+
+def test_registry_object_list_known_elements():
+    """Anything in RegistryObjectList that is no XDS object is refused, naming it (never dropped)."""
+    rol = _request_list()
+    etree.SubElement(rol, "{urn:example:extension}Annotation", id="Note01")
+    _refused_element(rol, "{urn:example:extension}Annotation")
+    rol = _request_list()
+    etree.SubElement(rol, f"{{{NS_RIM}}}ExternalLink", id="Link01", externalURI="http://example.org/")
+    _refused_element(rol, "element ExternalLink (id Link01)")
+    rol = _request_list()
+    unknown = etree.SubElement(rol, f"{{{NS_RIM}}}Identifiable", id="Thing01", nsmap={"o": "urn:other"})
+    unknown.set(f"{{{XSI}}}type", "o:ExtrinsicObjectType")
+    _refused_element(rol, "Identifiable xsi:type=o:ExtrinsicObjectType")
+    rol = _request_list()
+    undeclared = etree.SubElement(rol, f"{{{NS_RIM}}}Identifiable", id="Thing03")
+    undeclared.set(f"{{{XSI}}}type", "nowhere:ExtrinsicObjectType")
+    _refused_element(rol, "Identifiable xsi:type=nowhere:ExtrinsicObjectType")
+    rol = _request_list()
+    no_type = etree.SubElement(rol, f"{{{NS_RIM}}}Identifiable", id="Thing02")
+    assert no_type is not None
+    _refused_element(rol, "element Identifiable (id Thing02)")
+
+
+def test_registry_object_list_known_elements_inside_an_object():
+    rol = _request_list()
+    doc = next(el for el in rol if el.get("id") == "Document01")
+    etree.SubElement(doc, f"{{{NS_RIM}}}Annotation").text = "not ebRIM"
+    classification = doc.find(f"{{{NS_RIM}}}Classification")
+    etree.SubElement(classification, "{urn:example:extension}Extra")
+    sub = Submission.from_objects(parse_object_list(_sent(rol)))
+    expect(sub, "registry_object_list_known_elements", META, "child element Annotation", "Document01")
+    contexts = [e.context for e in validate_submission(sub)]
+    assert any("{urn:example:extension}Extra" in c for c in contexts), contexts
 
 
 # ----------------------------------------------------------------------------- required attributes
@@ -473,6 +584,37 @@ def test_duplicate_document_unique_id_in_register():
 def test_repository_duplicate_unique_id_in_message():
     expect(_two_documents_same_unique_id(), "repository_duplicate_unique_id_in_message",
            ErrorCode.REPOSITORY_DUPLICATE_UNIQUE_ID_IN_MESSAGE, "Document02", "Document02", transaction="ITI-41")
+
+
+def test_patient_id_matches_submission_set_whatever_cx5():
+    """Identity is CX.1 in CX.4: an entry that adds or drops the type code (CX.5) is the same patient."""
+    parts = Parts()
+    ss_patient = parts.submission_sets[0].patient_id
+    assert ss_patient is not None and ss_patient.endswith("^NH")
+    parts.documents[0].patient_id = ss_patient.removesuffix("^NH")
+    parts.folders[0].patient_id = ss_patient.removesuffix("^NH") + "^^^"
+    assert list(validate_submission(parts.build())) == []
+
+
+def test_patient_id_ins():
+    """A patientId under an INS authority (../shared/valuesets/README.md) is 13 digits and their check key."""
+    for bad, why in (("123456789012312", "its check key is 12, the number's key is 11"),
+                     ("1234567890123", "is 15 characters"), ("1234567890123AB", "is 15 characters")):
+        parts = Parts()
+        for entry in (parts.documents[0], parts.submission_sets[0], parts.folders[0]):
+            entry.patient_id = f"{bad}^^^&1.2.250.1.213.1.4.10&ISO^NH"
+        sub = parts.build()
+        expect(sub, "patient_id_ins", META, why, "Folder01")
+        assert len(validate_submission(sub).errors) == 3
+    for authority in ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9", "1.2.250.1.213.1.4.11"):
+        parts = Parts()
+        parts.documents[0].patient_id = parts.folders[0].patient_id = parts.submission_sets[0].patient_id = \
+            f"1234567890123^^^&{authority}&ISO"
+        expect(parts.build(), "patient_id_ins", META, authority, "Document01")
+    parts = Parts()
+    parts.documents[0].patient_id = parts.folders[0].patient_id = parts.submission_sets[0].patient_id = \
+        "1234567890123^^^&1.2.250.1.999&ISO"
+    assert list(validate_submission(parts.build())) == [], "another authority's ids are not INS"
 
 
 def test_patient_id_matches_submission_set():

@@ -35,6 +35,7 @@ def _rule(check: Check, code: ErrorCode = META, transactions: tuple[str, ...] = 
 
 RULES: list[Rule] = [
     # structure of the message (TF-3 4.1.4, 4.2.1, 4.2.2)
+    _rule(S.registry_object_list_known_elements),
     _rule(S.exactly_one_submission_set),
     _rule(S.registry_package_kind),
     _rule(S.extrinsic_object_type),
@@ -61,6 +62,7 @@ RULES: list[Rule] = [
     _rule(F.document_entry_language_code),
     _rule(F.document_entry_mime_type),
     _rule(F.patient_id_format),
+    _rule(F.patient_id_ins),
     _rule(F.document_entry_source_patient_id),
     _rule(F.document_entry_source_patient_info),
     _rule(F.document_entry_unique_id),

@@ -5,6 +5,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from xds.metadata import Submission
+from xds.patient import same_patient
 from xds.validation.core import Context, Problem, classification_nodes, code_pairs
 from xds.vocabulary import DOC, FOL, SS
 
@@ -55,14 +56,15 @@ def repository_duplicate_unique_id_in_message(sub: Submission, ctx: Context) -> 
 
 
 def patient_id_matches_submission_set(sub: Submission, ctx: Context) -> Iterator[Problem]:
-    """Every DocumentEntry and Folder has the SubmissionSet's patientId (TF-2 3.42.4.1.3: XDSPatientIdDoesNotMatch)."""
+    """Every DocumentEntry and Folder has the SubmissionSet's patientId (TF-2 3.42.4.1.3: XDSPatientIdDoesNotMatch);
+    one patient is CX.1 in CX.4, whatever CX.5 says (TF-3 4.2.3.1.7, :func:`xds.patient.patient_key`)."""
     ss = ctx.submission_set
     if ss is None or not ss.patient_id:
         return
     for label, entry, _ in ctx.entries():
         if label.startswith("SubmissionSet ") or not entry.patient_id:
             continue
-        if entry.patient_id != ss.patient_id:
+        if not same_patient(entry.patient_id, ss.patient_id):
             yield Problem(f"{label}: patientId '{entry.patient_id}' differs from the patientId '{ss.patient_id}' of "
                           f"SubmissionSet {ss.entry_uuid} (TF-2 3.42.4.1.3)", entry.entry_uuid)
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from xds.hl7v2 import CX, INTEGER_RE, LANGUAGE_RE, MIME_RE, SHA1_RE, XCN, XON, check_xtn, dtm_bounds, is_dtm, is_oid
 from xds.metadata import CODING_SCHEME, REFERENCE_ID_LIST, Submission
+from xds.patient import ins_problem
 from xds.validation.core import Context, Problem, classifications, identifiers
 from xds.vocabulary import DOC, FOL, SS
 
@@ -94,6 +95,17 @@ def patient_id_format(sub: Submission, ctx: Context) -> Iterator[Problem]:
                 CX.parse(value)
             except ValueError as exc:
                 yield Problem(f"{label}: patientId is not a valid CX: {exc} (TF-3 {section})", o.id)
+
+
+def patient_id_ins(sub: Submission, ctx: Context) -> Iterator[Problem]:
+    """A patientId under an INS assigning authority is an INS: 13 digits and their check key (TF-3
+    4.2.3.1.7, CX.1 in the authority of CX.4; ANS referentiel INS; ../shared/valuesets/README.md)."""
+    for label, _, o in ctx.entries():
+        scheme, section = PATIENT_ID_SCHEMES[_kind(label)]
+        for e in identifiers(o, scheme):
+            why = ins_problem(e.get("value") or "")
+            if why is not None:
+                yield Problem(f"{label}: patientId {why} (TF-3 {section})", o.id)
 
 
 def document_entry_source_patient_id(sub: Submission, ctx: Context) -> Iterator[Problem]:

@@ -5,6 +5,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from xds.metadata import Submission
+from xds.rim import XDS_OBJECTS, RegistryObject
 from xds.validation.core import (
     ORIGINAL,
     REFERENCE,
@@ -16,6 +17,21 @@ from xds.validation.core import (
     is_symbolic,
 )
 from xds.vocabulary import SUBMISSION_SET_STATUS, AssocType, ObjectType
+
+
+def registry_object_list_known_elements(sub: Submission, ctx: Context) -> Iterator[Problem]:
+    """A RegistryObjectList holds XDS objects only, each with ebRIM content only (TF-3 4.1, 4.2.1;
+    ebRIM 3.0 RegistryObjectListType): nothing a Document Source sent is dropped unanswered."""
+    for o in sub.objects:
+        if o.tag not in XDS_OBJECTS:
+            yield Problem(f"RegistryObjectList: element {o.tag}{f' (id {o.id})' if o.id else ''} is not an "
+                          f"XDS object ({', '.join(XDS_OBJECTS)}; TF-3 4.1, ebRIM 3.0 type substitution "
+                          "by xsi:type included): it would be lost", o.id)
+    for o, parent in all_objects(sub):
+        for name in o.unknown_children:
+            where = f" of {parent.tag} {parent.id}" if parent is not None else ""
+            yield Problem(f"{o.tag} {o.id}{where}: child element {name} is not ebRIM 3.0 content of a {o.tag} "
+                          "(Slot, Name, Description, VersionInfo, Classification, ExternalIdentifier)", o.id)
 
 
 def exactly_one_submission_set(sub: Submission, ctx: Context) -> Iterator[Problem]:
@@ -116,12 +132,12 @@ def classified_object_is_parent(sub: Submission, ctx: Context) -> Iterator[Probl
     for o in sub.objects:
         for c in o.classifications:
             if c.get("classifiedObject") != o.id:
-                yield Problem(f"{o.tag} {o.id}: Classification {c.id} has classifiedObject "
-                              f"'{c.get('classifiedObject')}', not its parent '{o.id}' (ebRIM 3.0 4.3.1)", o.id)
+                yield Problem(f"{o.tag} {o.id}: Classification {c.id} has {_reference(c, 'classifiedObject')}, "
+                              f"not its parent '{o.id}' (ebRIM 3.0 4.3.1)", o.id)
         for e in o.external_identifiers:
             if e.get("registryObject") != o.id:
-                yield Problem(f"{o.tag} {o.id}: ExternalIdentifier {e.id} has registryObject "
-                              f"'{e.get('registryObject')}', not its parent '{o.id}' (ebRIM 3.0 2.11.1)", o.id)
+                yield Problem(f"{o.tag} {o.id}: ExternalIdentifier {e.id} has {_reference(e, 'registryObject')}, "
+                              f"not its parent '{o.id}' (ebRIM 3.0 2.11.1)", o.id)
     ids = {o.id for o in sub.objects}
     for c in sub.objects:
         if c.tag == "Classification":
@@ -129,3 +145,8 @@ def classified_object_is_parent(sub: Submission, ctx: Context) -> Iterator[Probl
             if not target or (is_symbolic(target) and target not in ids):
                 yield Problem(f"Classification {c.id}: classifiedObject '{target}' names no object of the "
                               f"message (ebRIM 3.0 4.3.1)", c.id)
+
+
+def _reference(o: RegistryObject, attribute: str) -> str:
+    value = o.get(attribute)
+    return f"no {attribute} attribute (it is required)" if value is None else f"{attribute} '{value}'"
