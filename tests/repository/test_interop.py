@@ -171,7 +171,7 @@ def test_remote_registry_over_soap(server, tmp_path, db):
     if known is not None:  # needs the registry's ITI-18 endpoint
         assert set(known) == {sub.docs[0].unique_id}
     # the remote registry refuses (unknown patient): its errors come back unchanged, nothing kept
-    bad = submission([b"<doc>refused</doc>"], patient="42^^^&1.2.250.1.213.1.4.10&ISO^NH")
+    bad = submission([b"<doc>refused</doc>"], patient="999999999999983^^^&1.2.250.1.213.1.4.10&ISO^NH")
     r = call_wsgi(env.app, *provide_request(bad))
     assert r.error_codes == ["XDSUnknownPatientId"]
     assert len(env.index_rows()) == 1
