@@ -29,6 +29,7 @@ from audit import store
 from benchmarks.audit import OK, query_bodies, seed
 from storage.database import Database
 from tests.repository.support import PATIENT, REPOSITORY_UID, provide_request, retrieve_request, submission
+from tests.support.server import child_processes
 
 
 def _rss_mb(pid: int) -> float:
@@ -42,18 +43,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def _children(pid: int) -> list[tuple[int, str]]:
-    out = []
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmd = (p / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == pid:
-            out.append((int(p.name), "audit" if b"audit.daemon" in cmd else "worker"))
-    return out
+    return [(child, "audit" if b"audit.daemon" in cmdline else "worker") for child, cmdline in child_processes(pid)]
 
 
 class Mix:

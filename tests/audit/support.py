@@ -7,7 +7,11 @@ from pathlib import Path
 
 from lxml import etree
 
-from audit import syslog
+from audit import messages, syslog
+from audit.auditor import Auditor
+from xds.context import Caller
+
+NODE = Caller(remote_addr="10.0.0.7", endpoint="http://h/registry")
 
 
 def schemas():
@@ -21,6 +25,15 @@ def assert_valid(xml: bytes | etree._Element) -> etree._Element:
     for schema in schemas():
         assert schema.validate(root), schema.error_log
     return root
+
+
+def record_stored_queries(db, n: int, start: int = 0) -> None:
+    """``n`` ITI-18 records in the outbox, query ids ``urn:uuid:q<start>``..., one patient each."""
+    a = Auditor(db, "src")
+    for i in range(start, start + n):
+        a.record(messages.stored_query(NODE, "src", 0, f"urn:uuid:q{i}", b"<q/>", f"{i}^^^&1.2.3&ISO"))
+    a.flush()
+    a.close()
 
 
 def xml_of(raw: bytes) -> etree._Element:

@@ -7,20 +7,12 @@ import socket
 import ssl
 import threading
 
-from audit import compact, fields, messages, store, syslog
-from audit.auditor import Auditor
+from audit import compact, fields, store, syslog
 from audit.sender import Sender
+from tests.audit.support import record_stored_queries
 from xds.context import Caller
 
-CALLER = Caller(remote_addr="10.0.0.7", endpoint="http://h/registry")
-
-
-def _record(db, n: int, start: int = 0) -> None:
-    a = Auditor(db, "src")
-    for i in range(start, start + n):
-        a.record(messages.stored_query(CALLER, "src", 0, f"urn:uuid:q{i}", b"<q/>", f"{i}^^^&1.2.3&ISO"))
-    a.flush()
-    a.close()
+_record = record_stored_queries
 
 
 class _Receiver:

@@ -10,22 +10,16 @@ import pytest
 
 from audit import fields, messages, store, syslog
 from audit.arr import ArrServer, server_context
-from audit.auditor import Auditor
 from audit.sender import Sender, client_context
 from registry.store import migrate as migrate_registry
-from tests.audit.support import assert_valid, xml_of
+from tests.audit.support import assert_valid, record_stored_queries, xml_of
 from tests.support.server import free_port
 from xds.context import Caller
 
 CALLER = Caller(remote_addr="10.0.0.7", endpoint="http://h/registry")
 
 
-def _record(db, n: int, start: int = 0) -> None:
-    a = Auditor(db, "src")
-    for i in range(start, start + n):
-        a.record(messages.stored_query(CALLER, "src", 0, f"urn:uuid:q{i}", b"<q/>", f"{i}^^^&1.2.3&ISO"))
-    a.flush()
-    a.close()
+_record = record_stored_queries
 
 
 def _query_ids(db) -> list[str]:

@@ -85,3 +85,20 @@ def start_server(data_dir: Path, database_url: str, *extra: str, workers: int = 
             time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"xds serve did not start within 60 s:\n{server.log()}")
+
+
+def child_processes(pid: int) -> list[tuple[int, bytes]]:
+    """(pid, command line) of every process whose parent is ``pid``: gunicorn's workers and the
+    audit process of an ``xds serve`` master, read from /proc."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            out.append((int(entry.name), cmdline))
+    return out
