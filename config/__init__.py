@@ -57,6 +57,10 @@ class Settings:
     it still took 4.9% of the CPU during an ITI-18 burst, at 19 3.1% (benchmarks/audit.py)."""
     audit_max_lag: float = 120.0
     """Seconds a queued audit record may wait for the store before ``/health`` says degraded (503)."""
+    metrics_token: str = ""
+    """Bearer token a scraper sends to read ``/metrics`` (Prometheus ``authorization`` with
+    ``credentials``). Empty: ``/metrics`` answers only direct requests from this host's loopback
+    (the counts reveal traffic volumes); a request a proxy relayed is not a direct one."""
     audit_seal_key: str = ""
     """Ed25519 private key (PKCS#8 PEM) that seals every append to the audit chain (audit.seal);
     empty: ``<data_dir>/audit-seal-key.pem``, created on first start. Servers sharing a database

@@ -233,3 +233,11 @@ class DocumentIndex:
                                        documents.c.created_at <= time.time() - older_than)
                                 .order_by(documents.c.created_at).limit(limit)).all()
         return [_row(r) for r in rows]
+
+    def pending_summary(self) -> tuple[int, float | None]:
+        """(documents not committed, ``created_at`` of the oldest of them or None): what the
+        server's ``/metrics`` reports, so that submissions stuck in flight are seen (issue 19)."""
+        with self.db.read() as conn:
+            n, oldest = conn.execute(select(func.count(), func.min(documents.c.created_at))
+                                     .where(documents.c.state == PENDING)).one()
+        return int(n), oldest

@@ -17,6 +17,7 @@ from typing import TextIO
 from config import Settings, load_settings
 from registry.register import Registry
 from registry.store import migrate as migrate_registry
+from server import requestlog
 from server.serve import migrate_all, serve
 from storage.database import Database, DatabaseUnavailable
 from xds import logsafe
@@ -32,6 +33,8 @@ def _common(p: argparse.ArgumentParser, store: bool = True) -> None:
                        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (XDS_DATABASE_URL)")
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="also log the schema migrations (Alembic)")
+        p.add_argument("--log-format", choices=requestlog.FORMATS, default=argparse.SUPPRESS,
+                       help="log lines as text (default) or one JSON object per line (XDS_LOG_FORMAT)")
 
 
 def _settings(args: argparse.Namespace, **extra) -> Settings:
@@ -65,7 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          arr_udp_port=args.arr_udp_port, arr_tls_port=args.arr_tls_port,
                          tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
                          require_client_cert=args.require_client_cert, access_policy=args.access_policy)
-    return serve(settings)
+    return serve(settings, front=args.front, header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+                 handshake_timeout=args.handshake_timeout, max_connections_per_client=args.max_connections_per_client)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -119,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EXAMPLES[""], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="also log the schema migrations (Alembic)")
+    parser.add_argument("--log-format", choices=requestlog.FORMATS, default=os.environ.get(LOG_FORMAT_ENV) or "text",
+                        help="log lines as text (default) or one JSON object per line, each with the request id "
+                             f"({LOG_FORMAT_ENV})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="start the registry and repository under gunicorn")
@@ -147,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-ca", help="CA certificates that client certificates must chain to (PEM)")
     p.add_argument("--require-client-cert", action="store_const", const=True,
                    help="mutual TLS: refuse clients without a certificate signed by --tls-ca")
+    p.add_argument("--header-timeout", type=float, metavar="S",
+                   help="seconds a client has to send a request's head, from its connection or its previous "
+                        "request (default 10; then 408)")
+    p.add_argument("--body-timeout", type=float, metavar="S",
+                   help="longest wait, in seconds, for the next bytes of a request body or for the client to "
+                        "read the response (default 30; then the connection is closed)")
+    p.add_argument("--handshake-timeout", type=float, metavar="S",
+                   help="seconds a client has to complete the TLS handshake (default 10)")
+    p.add_argument("--max-connections-per-client", type=int, metavar="N",
+                   help="open connections one client address may hold in each worker process (default 64; "
+                        "more are answered 503)")
+    p.add_argument("--front", choices=("xds", "gthread"), default="xds", help=argparse.SUPPRESS)
     p.add_argument("--access-policy", choices=("open", "dmp"),
                    help="open: plain XDS affinity domain; dmp: the DMP's patient-controlled access")
     p.set_defaults(func=cmd_serve)
@@ -201,6 +220,10 @@ EXAMPLES = {
     "audit reindex": "example:\n  xds audit reindex --data-dir data",
     "audit public-key": "example:\n  xds audit public-key --data-dir data > audit-seal.pub",
     "audit search": f"example:\n  xds audit search --patient {_CX} --since 2026-01-01",
+    "db": "example:\n  xds db roles --owner xds_owner --app xds_app",
+    "db roles": "example:\n  xds db roles --owner xds_owner --app xds_app --apply --database-url "
+                "postgresql+psycopg://postgres@db/xds",
+    "db backup": "example:\n  xds db backup --data-dir /var/lib/xds /var/backups/xds/registry.db",
     "arr": "example:\n  xds arr --arr-udp-port 5140 --arr-tls-port 6514 --tls-cert c.pem --tls-key k.pem",
     "dmp": f"example:\n  xds dmp show {_CX}",
     "dmp show": f"example:\n  xds dmp show {_CX}",
@@ -246,23 +269,34 @@ def add_examples(parser: argparse.ArgumentParser) -> None:
             p.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
-EXTENSIONS = ("server.commands.client", "server.commands.audit", "server.commands.access", "server.commands.portal")
+EXTENSIONS = ("server.commands.client", "server.commands.audit", "server.commands.access", "server.commands.portal",
+              "server.commands.db")
 """Modules that add their own ``xds`` commands: ``add_commands(subparsers, add_common_options)``."""
 
 
-def configure_logging(stream: TextIO | None = None, verbose: bool = False) -> None:
+LOG_FORMAT_ENV = "XDS_LOG_FORMAT"
+
+
+def configure_logging(stream: TextIO | None = None, verbose: bool = False, log_format: str = "text") -> None:
     """One line per record on standard error, every value that came from a request escaped
     (:mod:`xds.logsafe`): a newline or a NUL in a query value cannot forge a line (OWASP log
-    injection). Alembic's lines (a schema check on every command) only with ``--verbose``."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=stream, force=stream is not None)
+    injection). Each line names the request it was logged for (:mod:`server.requestlog`);
+    ``log_format="json"``: one JSON object per line. Alembic's lines (a schema check on every
+    command) only with ``--verbose``."""
+    handler = logging.StreamHandler(stream)
+    requestlog.install(handler, log_format)
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=stream is not None)
     logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
     logsafe.install(logging.getLogger())
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(verbose=args.verbose)
+    if args.log_format not in requestlog.FORMATS:
+        print(f"xds: {LOG_FORMAT_ENV}={args.log_format!r} is not a log format: one of "
+              f"{', '.join(requestlog.FORMATS)}", file=sys.stderr)
+        return 2
+    configure_logging(verbose=args.verbose, log_format=args.log_format)
     try:
         return int(args.func(args))
     except DatabaseUnavailable as exc:
