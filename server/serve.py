@@ -1,17 +1,19 @@
-"""``xds serve``: gunicorn with gthread workers (DESIGN.md section 3: 6,223 req/s on the echo).
+"""``xds serve``: gunicorn's master with :class:`server.front.XdsWorker` workers (gthread whose
+event loop reads TLS handshakes and request heads, with timeouts and a per-client connection cap:
+issue 19 finding 4; the choice is measured in benchmarks/README.md, "The HTTP front").
 
 The schema is migrated once in the master before workers fork; each worker builds its own
 engines and actors (``load`` runs after the fork).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
 import sys
+import time
 from pathlib import Path
-
-from gunicorn.app.base import BaseApplication
 
 from access.store import migrate as migrate_access
 from audit import store as audit_store
@@ -23,6 +25,7 @@ from registry.store import migrate as migrate_registry
 from repository.index import migrate as migrate_repository
 from repository.wiring import startup
 from server.app import create_app
+from server.front import FrontApplication, FrontLimits
 from server.tls import gunicorn_tls_options
 from storage.database import Database, display_url
 from xds import logsafe
@@ -30,15 +33,15 @@ from xds import logsafe
 log = logging.getLogger(__name__)
 
 
-class _Gunicorn(BaseApplication):
-    def __init__(self, settings: Settings, options: dict) -> None:
-        self.settings = settings
-        self.options = options
-        super().__init__()
+FRONTS = {"xds": "server.front.XdsWorker", "gthread": "gthread"}
+"""Worker classes by name: ``xds`` serves; stock ``gthread`` is kept for the side-by-side
+benchmarks only (``xds serve --front gthread``, hidden)."""
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
+
+class _Gunicorn(FrontApplication):
+    def __init__(self, settings: Settings, options: dict, limits: FrontLimits) -> None:
+        self.settings = settings
+        super().__init__(create_app, options, limits)
 
     def load(self):
         logsafe.install(logging.getLogger("gunicorn.error"))
@@ -50,10 +53,14 @@ def endpoint_urls(settings: Settings) -> dict[str, str]:
     return {"registry": f"{base}/registry", "repository": f"{base}/repository"}
 
 
-def gunicorn_options(settings: Settings) -> dict:
+def gunicorn_options(settings: Settings, front: str = "xds") -> dict:
+    """gunicorn's settings. No control socket: by default every gunicorn of a user shares one
+    path (``$XDG_RUNTIME_DIR/gunicorn.ctl``), so a second server took over the first one's
+    (issue 19 finding 6); ``xds serve`` is managed by signals and its service unit instead."""
     return gunicorn_tls_options(settings) | {
         "bind": f"{settings.host}:{settings.port}",
-        "worker_class": "gthread",
+        "worker_class": FRONTS[front],
+        "control_socket_disable": True,
         "workers": settings.workers,
         "threads": settings.threads,
         "timeout": 300,
@@ -77,23 +84,34 @@ def migrate_all(db) -> None:
     db.migrate(PORTAL_MIGRATIONS)
 
 
-def listen_problem(host: str, port: int) -> str | None:
+def listen_problem(host: str, port: int, wait: float = 3.0) -> str | None:
     """Why ``host:port`` cannot be listened on (a port in use, an unknown address), else None.
 
     Checked before anything is printed: gunicorn would retry a busy port for five seconds after
-    the banner and then exit with a traceback-like log."""
+    the banner and then exit with a traceback-like log. A port in use is retried for ``wait``
+    seconds: the workers of a server whose master was just killed close their listening socket
+    within a second (:mod:`server.front`), and a restart right after must not fail on them."""
+    deadline = time.monotonic() + wait
+    while True:
+        problem, busy = _try_listen(host, port)
+        if not busy or time.monotonic() >= deadline:
+            return problem
+        time.sleep(0.1)
+
+
+def _try_listen(host: str, port: int) -> tuple[str | None, bool]:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                              flags=socket.AI_PASSIVE)[0]
     except socket.gaierror as exc:
-        return f"unknown address ({exc.strerror})"
+        return f"unknown address ({exc.strerror})", False
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
         try:
             probe.bind(address)
         except OSError as exc:
-            return exc.strerror or str(exc)
-    return None
+            return exc.strerror or str(exc), exc.errno == errno.EADDRINUSE
+    return None, False
 
 
 def banner(settings: Settings) -> list[str]:
@@ -112,7 +130,9 @@ def banner(settings: Settings) -> list[str]:
             f"{display_url(settings.effective_database_url())}"]
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, front: str = "xds", **limits: float | int | None) -> int:
+    """Run the server until SIGTERM; ``limits``: :class:`server.front.FrontLimits` fields (None: default)."""
+    front_limits = FrontLimits(**{k: v for k, v in limits.items() if v is not None})  # type: ignore[arg-type]
     problem = listen_problem(settings.host, settings.port)
     if problem:
         print(f"xds serve: cannot listen on {settings.host}:{settings.port}: {problem}", file=sys.stderr)
@@ -130,7 +150,7 @@ def serve(settings: Settings) -> int:
     audit = _start_audit(settings)
     master = os.getpid()
     try:
-        _Gunicorn(settings, gunicorn_options(settings)).run()
+        _Gunicorn(settings, gunicorn_options(settings, front), front_limits).run()
     finally:
         # gunicorn's master ends with sys.exit: stop auditing after its workers are gone. A worker
         # is forked inside run() and ends with sys.exit too, so its SystemExit unwinds through

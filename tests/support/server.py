@@ -61,8 +61,10 @@ class LiveServer:
 
 
 def start_server(data_dir: Path, database_url: str, *extra: str, workers: int = 1, threads: int = 8,
-                 env: dict | None = None) -> LiveServer:
-    port = free_port()
+                 env: dict | None = None, port: int | None = None, scheme: str = "http",
+                 health: dict | None = None) -> LiveServer:
+    """``health``: keyword arguments of the start-up probe (``verify``, ``cert`` for HTTPS)."""
+    port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
     log = open(log_path, "wb")
@@ -73,13 +75,13 @@ def start_server(data_dir: Path, database_url: str, *extra: str, workers: int = 
     # not shadow the project's packages.
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                             cwd=ROOT)
-    server = LiveServer(proc, f"http://127.0.0.1:{port}", data_dir, database_url, log_path)
+    server = LiveServer(proc, f"{scheme}://127.0.0.1:{port}", data_dir, database_url, log_path)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"xds serve exited with {proc.returncode}:\n{server.log()}")
         try:
-            if requests.get(server.base_url + "/health", timeout=1).status_code == 200:
+            if requests.get(server.base_url + "/health", timeout=1, **(health or {})).status_code == 200:
                 return server
         except requests.RequestException:
             time.sleep(0.2)
