@@ -68,7 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          arr_udp_port=args.arr_udp_port, arr_tls_port=args.arr_tls_port,
                          tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
                          require_client_cert=args.require_client_cert, access_policy=args.access_policy)
-    return serve(settings)
+    return serve(settings, front=args.front, header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+                 handshake_timeout=args.handshake_timeout, max_connections_per_client=args.max_connections_per_client)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -153,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-ca", help="CA certificates that client certificates must chain to (PEM)")
     p.add_argument("--require-client-cert", action="store_const", const=True,
                    help="mutual TLS: refuse clients without a certificate signed by --tls-ca")
+    p.add_argument("--header-timeout", type=float, metavar="S",
+                   help="seconds a client has to send a request's head, from its connection or its previous "
+                        "request (default 10; then 408)")
+    p.add_argument("--body-timeout", type=float, metavar="S",
+                   help="longest wait, in seconds, for the next bytes of a request body or for the client to "
+                        "read the response (default 30; then the connection is closed)")
+    p.add_argument("--handshake-timeout", type=float, metavar="S",
+                   help="seconds a client has to complete the TLS handshake (default 10)")
+    p.add_argument("--max-connections-per-client", type=int, metavar="N",
+                   help="open connections one client address may hold in each worker process (default 64; "
+                        "more are answered 503)")
+    p.add_argument("--front", choices=("xds", "gthread"), default="xds", help=argparse.SUPPRESS)
     p.add_argument("--access-policy", choices=("open", "dmp"),
                    help="open: plain XDS affinity domain; dmp: the DMP's patient-controlled access")
     p.set_defaults(func=cmd_serve)
