@@ -138,6 +138,9 @@ class Settings:
     """Label of the provider's login button (e.g. "Pro Santé Connect", "FranceConnect")."""
     portal_oidc_login_claim: str = "sub"
     """ID token claim that equals the portal account's login."""
+    portal_timezone: str = "Europe/Paris"
+    """IANA time zone (``zoneinfo``) in which the portal shows every date and time: the audit trail and the
+    registry keep UTC (ITI TF-3 4.2.3.1.4 DTM), a patient reads her local time."""
     repository_lease_seconds: int = 30
     """Lease of each server process on its in-flight ITI-41 submissions, renewed every third of it:
     a pending document is settled by another process only once its owner's lease has expired."""

@@ -19,7 +19,7 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -28,13 +28,14 @@ from access.store import AUTHORISED, BLOCKED
 from audit import store, syslog
 from audit.fhir import BadRequest, audit_event
 from audit.fields import parse_audit_xml
-from audit.history import access_history
+from audit.history import history_page
 from client.documents import Overrides, load_document
 from client.errors import InputError, MissingMetadata
 from portal import i18n
 from portal.accounts import Accounts, User
 from portal.cda import render as render_cda
-from portal.cda import ts_display
+from portal.dates import Clock, zone_of
+from portal.history import rows as history_rows
 from portal.oidc import LoginFailed, build_provider
 from portal.records import Records, Refused, SubmissionFailed, make_caller
 from portal.web import HttpError, Request, Response, printable, redirect, unprintable
@@ -82,6 +83,7 @@ class Portal:
         self.accounts = Accounts(services.database)
         self.accounts.ensure_schema()
         self.records = Records(services)
+        self.clock = Clock(zone_of(self.settings.portal_timezone))
         self.provider = build_provider(self.settings)
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
@@ -114,7 +116,8 @@ class Portal:
         s = req.session
         html = self.env.get_template(template).render(
             _=req._, lang=req.lang, url=req.url, user=s.user if s else None, csrf=s.csrf if s else "",
-            path=req.path, query=req.query, ts=ts_display, person_name=person_name, org_name=org_name,
+            path=req.path, query=req.query, ts=self.clock.dtm, when=self.clock.instant, person_name=person_name,
+            org_name=org_name,
             quote=lambda v: quote(v or "", safe=""), provider=self.provider, **context)
         resp = Response(html.encode(), status)
         if "lang" in req.query:
@@ -449,11 +452,28 @@ class Portal:
         return redirect(req.url("/me/access") + "?saved=1")
 
     def my_history(self, req: Request) -> Response:
+        """The patient's access history (issue 23): a page of :func:`audit.history.history_page` said in words
+        (:mod:`portal.history`); filters by professional, emergency only and period (days of the portal's zone),
+        her own actions and technical steps shown only on request; a cursor pages back to the first access."""
         s = self.require(req, "patient")
-        entries = access_history(self.services.database, s.user.patient_id, limit=300)
+        q = req.query
+        try:
+            before = int(q["before"]) if q.get("before") else None
+            since = self.clock.day_start(q["from"]) if q.get("from") else None
+            until = self.clock.day_end(q["to"]) if q.get("to") else None
+        except ValueError:
+            raise HttpError(400, req._("Invalid date or page.")) from None
+        professional = q.get("pro", "").strip()[:128] or None
+        page = history_page(self.services.database, s.user.patient_id, before=before, limit=PAGE,
+                            professional=professional, emergency_only=q.get("urgent") == "1", since=since,
+                            until=until, everything=q.get("all") == "1")
+        labels = self.records.history_labels(self.caller(req), s.user.patient_id, page.entries)
         self.records.audit_log_used(self.caller(req), s.user.patient_id,
                                     "portal: the patient read their access history")
-        return self.page(req, "history.html", entries=entries)
+        keep = [(k, q[k]) for k in ("pro", "urgent", "from", "to", "all") if q.get(k)]
+        return self.page(req, "history.html", entries=history_rows(page.entries, labels, self.clock, req._),
+                         older=page.older, filters=dict(keep), keep=keep, first=before is None,
+                         qs=lambda extra: "?" + urlencode(keep + list(extra.items())))
 
     # -- professional ------------------------------------------------------------------------------
     def pro_home(self, req: Request) -> Response:

@@ -92,7 +92,7 @@ def render(content: bytes) -> CdaView:
     if pr is not None:
         view.patient_name = _name(pr.find("h:patient/h:name", NS))
         birth = pr.find("h:patient/h:birthTime", NS)
-        view.birth = ts_display(birth.get("value")) if birth is not None else ""
+        view.birth = (birth.get("value") or "") if birth is not None else ""
     view.patient_id = patient_id(doc)
     author = doc.find("h:author", NS)
     if author is not None:
@@ -100,7 +100,7 @@ def render(content: bytes) -> CdaView:
             _name(author.find("h:assignedAuthor/h:representedOrganization/h:name", NS))
         view.author_organization = _name(author.find("h:assignedAuthor/h:representedOrganization/h:name", NS))
     eff = doc.find("h:effectiveTime", NS)
-    view.date = ts_display(eff.get("value")) if eff is not None else ""
+    view.date = (eff.get("value") or "") if eff is not None else ""
     view.custodian = _name(doc.find("h:custodian/h:assignedCustodian/h:representedCustodianOrganization/h:name",
                                     NS))
     body = doc.find("h:component/h:nonXMLBody/h:text", NS)

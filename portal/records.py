@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from access.policy import document_facts
+from access.policy import READ, document_facts
 from audit import messages
 from client import XdsClient
 from registry import facts as registry_facts
@@ -204,6 +204,27 @@ class Records:
                 return None
             state = self.policy.store.record(facts.patient_id, conn).documents.get(unique_id)
         return dataclasses.replace(facts, state=state) if state is not None else facts
+
+    def history_labels(self, caller: Caller, patient_id: str, entries) -> dict[str, registry_facts.DocumentLabel]:
+        """Title and date of the documents an access history page names (ITI-43 objects, the documents of an
+        added submission set, filled into each entry's ``documents``), kept only for those the caller may
+        see under the policy (:meth:`access.policy.Decision.sees`): a history never names a document kept
+        from its reader. Three reads, whatever the page's length."""
+        uids = {u for e in entries for u in e.documents}
+        sets = {u for e in entries if e.kind == "add" for u in e.submission_sets}
+        if not uids and not sets:
+            return {}
+        with self.database.read() as conn:
+            members = registry_facts.set_documents(conn, sets) if sets else {}
+            for e in entries:
+                for set_uid in e.submission_sets:
+                    e.documents.extend(members.get(set_uid, []))
+            uids |= {u for docs in members.values() for u in docs}
+            labels = registry_facts.document_labels(conn, uids)
+            facts = document_facts(conn, unique_ids=list(labels))
+            decision = self.policy.decide(caller, patient_id, READ, conn)
+        visible = {f.unique_id for f in facts.values() if decision.sees(f)}
+        return {u: label for u, label in labels.items() if u in visible}
 
     def audit_log_used(self, caller: Caller, patient_id: str | None, description: str) -> None:
         """DICOM 110101 Audit Log Used: a person read the audit trail (access history, auditor's desk)."""

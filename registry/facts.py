@@ -34,9 +34,9 @@ class EntryFacts:
     """National ids of the authorPerson values (first XCN component)."""
 
 
-__all__ = ["FACTS_SEPARATOR", "RECORD_STATE_SQL", "EntryFacts", "association_ends", "author_id", "entry_facts",
-           "has_authored", "object_authors", "object_patients", "package_members", "packages_by_unique_id",
-           "patient_of_document", "registered_hashes"]
+__all__ = ["FACTS_SEPARATOR", "RECORD_STATE_SQL", "DocumentLabel", "EntryFacts", "association_ends", "author_id",
+           "document_labels", "entry_facts", "has_authored", "object_authors", "object_patients", "package_members",
+           "packages_by_unique_id", "patient_of_document", "registered_hashes", "set_documents"]
 """``FACTS_SEPARATOR`` joins the confidentiality codes and authors an entry's row carries, as a
 FindDocuments answer hands them to the policy."""
 
@@ -196,4 +196,43 @@ def registered_hashes(conn: Connection, unique_ids: Iterable[str]) -> dict[str, 
         stmt = select(du.c.unique_id, du.c.hash).where(du.c.unique_id.in_(ids[i:i + _CHUNK]))
         for unique_id, digest in _rows(conn, stmt):
             out[unique_id] = (digest or "").lower() or None
+    return out
+
+
+@dataclass(frozen=True)
+class DocumentLabel:
+    """How a document is named to a person: its title and creation time as registered."""
+    unique_id: str
+    patient_id: str
+    title: str | None
+    creation_time: str | None
+
+
+def document_labels(conn: Connection, unique_ids: Iterable[str]) -> dict[str, DocumentLabel]:
+    """Title and creationTime of DocumentEntries by uniqueId, in one statement per 500 ids (the access
+    history names the documents a professional read or added; the caller checks the reader may see
+    each one before it shows a title)."""
+    ids = list(dict.fromkeys(unique_ids))
+    de = t.document_entries
+    out: dict[str, DocumentLabel] = {}
+    for i in range(0, len(ids), _CHUNK):
+        stmt = select(de.c.unique_id, de.c.patient_id, de.c.title, de.c.creation_time) \
+            .where(de.c.unique_id.in_(ids[i:i + _CHUNK]))
+        for unique_id, patient, title, created in _rows(conn, stmt):
+            out[unique_id] = DocumentLabel(unique_id, patient, title, created)
+    return out
+
+
+def set_documents(conn: Connection, set_unique_ids: Iterable[str]) -> dict[str, list[str]]:
+    """The uniqueIds of the DocumentEntries each SubmissionSet (by uniqueId) holds, through its
+    HasMember associations (ITI TF-3 4.1.4); one statement per 500 sets."""
+    ids = list(dict.fromkeys(set_unique_ids))
+    ss, assoc, de = t.submission_sets, t.associations, t.document_entries
+    out: dict[str, list[str]] = {}
+    for i in range(0, len(ids), _CHUNK):
+        stmt = (select(ss.c.unique_id, de.c.unique_id)
+                .join(assoc, assoc.c.source == ss.c.uuid).join(de, de.c.uuid == assoc.c.target)
+                .where(ss.c.unique_id.in_(ids[i:i + _CHUNK]), assoc.c.association_type == AssocType.HAS_MEMBER))
+        for set_uid, doc_uid in _rows(conn, stmt):
+            out.setdefault(set_uid, []).append(doc_uid)
     return out
