@@ -405,7 +405,13 @@ class XdsWorker(ThreadWorker):
             self._sweep_and_close()
         self.murder_keepalived(force=True)
         for conn in list(self.conns):
+            # A thread still blocked on this client returns now (not after body_timeout): the
+            # interpreter joins the pool's threads before the process can exit.
             self._unregister(conn)
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             conn.close()
         self.tpool.shutdown(wait=False)
         self.poller.close()
