@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from access.policy import READ
+from access.policy import CLOSED, NO_RECORD, READ
 from access.store import AUTHORISED, BLOCKED
 from audit import store, syslog
 from audit.fhir import BadRequest, audit_event
@@ -37,6 +37,7 @@ from portal.cda import render as render_cda
 from portal.dates import Clock, zone_of
 from portal.history import rows as history_rows
 from portal.oidc import LoginFailed, build_provider
+from portal.patients import BadIdentifier, candidates, identity_of, parse_ins
 from portal.records import Records, Refused, SubmissionFailed, make_caller
 from portal.web import HttpError, Request, Response, printable, redirect, unprintable
 from transactions import iti81
@@ -44,6 +45,7 @@ from transactions.iti81 import TrailRefused
 from transactions.services import already_authenticated
 from xds.context import Caller, caller_from_environ
 from xds.metadata import Code
+from xds.patient import INS_AUTHORITIES, patient_key
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +303,8 @@ class Portal:
     def caller(self, req: Request, patient_id: str | None = None) -> Caller:
         s = req.session
         assert s is not None  # dispatch sends only signed-in users past the login pages
-        emergency = (s.data.get("emergency") or {}).get(patient_id or "") if s.user.role == "professional" else None
+        emergency = (s.data.get("emergency") or {}).get(patient_key(patient_id or "")) \
+            if s.user.role == "professional" else None
         if emergency:
             return make_caller(s.user, req.environ, access_mode="bris_de_glace", reason=emergency.get("reason"))
         return make_caller(s.user, req.environ)
@@ -480,17 +483,62 @@ class Portal:
         self.require(req, "professional")
         return self.page(req, "pro.html")
 
+    def _resolve_patient(self, req: Request, typed: str) -> str:
+        """The patient id of what a professional typed (:func:`portal.patients.parse_ins`): a full CX as given,
+        a bare INS under the first INS authority with a record (else the INS-NIR)."""
+        number, cx = parse_ins(typed, req._)
+        if cx is not None:
+            return cx
+        assert number is not None
+        options = candidates(number)
+        with self.services.database.read() as conn:
+            for pid in options:
+                if self.records.policy.store.record(pid, conn).state is not None:
+                    return pid
+        return options[0]
+
+    def _refusal(self, req: Request, patient_id: str, status: int = 403) -> Response:
+        """The refused page, saying which rule refused (access.policy.decide: no record, record closed, blocked
+        by the patient, patient opposed to emergency access, not authorised), and offering break-glass only
+        where it can succeed: an open record, a professional the patient did not block, break-glass allowed."""
+        s = req.session
+        assert s is not None
+        decision = self.records.policy.decide(make_caller(s.user, req.environ), patient_id, READ)
+        record = decision.record
+        can_break_glass = False
+        if decision.refusal == NO_RECORD:
+            rule = req._("This patient has no DMP record: there is nothing to consult.")
+        elif decision.refusal == CLOSED:
+            rule = req._("This patient's record is closed: it can no longer be consulted.")
+        elif record is not None and s.user.professional_id in record.blocked:
+            rule = req._("The patient has blocked your access to her record. Emergency access is not possible "
+                         "either.")
+        elif record is not None and not record.break_glass_allowed:
+            rule = req._("You are not authorised by the patient, and the patient has opposed emergency access "
+                         "(break-glass) to her record.")
+        else:
+            rule = req._("You are not among the professionals the patient authorised.")
+            can_break_glass = True
+        return self.page(req, "pro_refused.html", status, ins=patient_id, rule=rule,
+                         no_emergency=not can_break_glass)
+
     def pro_patient(self, req: Request, message: str = "", error: str = "") -> Response:
         s = self.require(req, "professional")
-        ins = (req.query.get("ins") or req.form.get("ins") or "").strip()
-        if not ins:
+        typed = (req.query.get("ins") or req.form.get("ins") or "").strip()[:256]
+        if not typed:
             return redirect(req.url("/pro/"))
         try:
+            ins = self._resolve_patient(req, typed)
+        except BadIdentifier as exc:
+            return self.page(req, "pro.html", 400, error=str(exc), typed=typed)
+        try:
             listing = self._list(req, ins)
-        except Refused as exc:
-            return self.page(req, "pro_refused.html", 403, ins=ins, reason=str(exc))
-        emergency = (s.data.get("emergency") or {}).get(ins)
+        except Refused:
+            return self._refusal(req, ins)
+        emergency = (s.data.get("emergency") or {}).get(patient_key(ins))
         return self.page(req, "documents.html", patient_id=ins, base="/pro/patient", ins=ins, emergency=emergency,
+                         identity=identity_of(listing["docs"]), authority=INS_AUTHORITIES.get(
+                             (ins.split("^")[3].split("&") + ["", ""])[1], ""),
                          message=message or (req._("Document added.") if req.query.get("added") else ""),
                          error=error, types_form=TYPES, **listing)
 
@@ -505,10 +553,10 @@ class Portal:
         if not decision.allowed:
             self.records.alert(caller, f"portal: emergency access refused to {ins}: {decision.reason}", "emergency",
                                ins)
-            return self.page(req, "pro_refused.html", 403, ins=ins, reason=decision.reason, no_emergency=True)
+            return self._refusal(req, ins)
         self.records.alert(caller, f"portal: emergency access (bris_de_glace) to the record of {ins} by "
                                    f"{s.user.professional_id}, reason: {reason}", "emergency", ins, success=True)
-        s.data.setdefault("emergency", {})[ins] = {"reason": reason, "at": time.time()}
+        s.data.setdefault("emergency", {})[patient_key(ins)] = {"reason": reason, "at": time.time()}
         self.accounts.save(s)
         return redirect(req.url("/pro/patient") + "?ins=" + quote(ins, safe=""))
 

@@ -89,8 +89,6 @@ FR = {
         "Les accès apparaissent quelques secondes après avoir eu lieu.",
     "Find a patient": "Rechercher un patient",
     "Patient INS": "INS du patient",
-    "INS (e.g. 1234567890123^^^&1.2.250.1.213.1.4.10&ISO^NH)":
-        "INS (par ex. 1234567890123^^^&1.2.250.1.213.1.4.10&ISO^NH)",
     "You may not access this record.": "Vous n'avez pas accès à ce dossier.",
     "Emergency access (break-glass)": "Accès en urgence (bris de glace)",
     "Warning: emergency access is for a patient whose condition puts them at risk and who cannot consent. "
@@ -182,6 +180,38 @@ FR = {
     "logged in": "s'est connecté(e)",
     "technical operation on your record": "opération technique sur votre dossier",
     "(refused)": "(refusé)",
+    "The 15-character INS (e.g. 180021234567836) or the full identifier (e.g. "
+    "180021234567836^^^&1.2.250.1.213.1.4.8&ISO^NH).":
+        "L'INS à 15 caractères (par ex. 180021234567836) ou l'identifiant complet (par ex. "
+        "180021234567836^^^&1.2.250.1.213.1.4.8&ISO^NH).",
+    "“{value}” is not a patient identifier: give the 15-character INS or the full identifier id^^^&authority&ISO.":
+        "« {value} » n'est pas un identifiant de patient : saisissez l'INS à 15 caractères ou l'identifiant "
+        "complet id^^^&autorité&ISO.",
+    "An INS has 15 characters (13 for the number, 2A or 2B for Corsica, then a 2-digit key); “{value}” has {count}.":
+        "Un INS a 15 caractères (13 pour le numéro, 2A ou 2B pour la Corse, puis une clé de 2 chiffres) ; "
+        "« {value} » en a {count}.",
+    "The check key of INS {value} is wrong: it should be {key:02d}. Check the number typed.":
+        "La clé de contrôle de l'INS {value} est fausse : elle devrait être {key:02d}. Vérifiez le numéro saisi.",
+    "This patient has no DMP record: there is nothing to consult.":
+        "Ce patient n'a pas de DMP : il n'y a rien à consulter.",
+    "This patient's record is closed: it can no longer be consulted.":
+        "Le dossier de ce patient est fermé : il ne peut plus être consulté.",
+    "The patient has blocked your access to her record. Emergency access is not possible either.":
+        "Le patient a bloqué votre accès à son dossier. L'accès en urgence n'est pas possible non plus.",
+    "You are not authorised by the patient, and the patient has opposed emergency access (break-glass) to her "
+    "record.": "Vous n'êtes pas autorisé par le patient, et le patient s'est opposé à l'accès en urgence "
+               "(bris de glace) à son dossier.",
+    "You are not among the professionals the patient authorised.":
+        "Vous ne faites pas partie des professionnels autorisés par le patient.",
+    "INS": "INS",
+    "Sex": "Sexe",
+    "Female": "Féminin",
+    "Male": "Masculin",
+    "Unknown": "Inconnu",
+    "Identity": "Identité",
+    "As the documents of the record name the patient.": "Telle que les documents du dossier nomment le patient.",
+    "No document you may see names this patient's identity.":
+        "Aucun document qui vous est accessible n'indique l'identité de ce patient.",
 }
 
 

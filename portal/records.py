@@ -30,6 +30,7 @@ from transactions.policy_admin import PolicyAdmin
 from transactions.services import Services, already_authenticated
 from xds.context import Caller, CodedValue, caller_from_environ
 from xds.metadata import Submission
+from xds.patient import same_patient
 from xds.rim import parse_object_list
 from xds.vocabulary import NS_QUERY, NS_RIM, q
 
@@ -145,7 +146,7 @@ class Records:
         if created_to:
             params["$XDSDocumentEntryCreationTimeTo"] = [[created_to]]
         docs = self._query(caller, FIND_DOCUMENTS, params, patient_id)
-        docs = [d for d in docs if d.patient_id == patient_id]
+        docs = [d for d in docs if same_patient(d.patient_id, patient_id)]
         docs.sort(key=lambda d: (d.creation_time or "", d.unique_id or ""), reverse=True)
         return docs
 

@@ -175,10 +175,8 @@ def test_patient_documents_access_and_block(portal):
     follow(page, page.get_by_role("button", name="Rechercher"))
     assert "Vous n'avez pas accès à ce dossier" in page.content()
     assert page.locator("table.docs").count() == 0 and "Compte rendu" not in page.content()
-    page.get_by_label("Motif (obligatoire)").fill("malaise")
-    page.get_by_label("Je confirme l'urgence").check()
-    follow(page, page.get_by_role("button", name="Accès en urgence"))  # a block outranks an emergency
-    assert "Vous n'avez pas accès à ce dossier" in page.content() and page.locator("table.docs").count() == 0
+    assert "Le patient a bloqué votre accès à son dossier" in page.content()
+    assert page.get_by_label("Motif (obligatoire)").count() == 0  # a block outranks an emergency: not offered
     ctx.close()
 
 
