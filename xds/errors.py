@@ -41,6 +41,9 @@ class ErrorCode(str, Enum):
     PARTIAL_REPLACE_CONTENT_NOT_PROCESSED = "XDSPartialReplaceContentNotProcessed"
     REGISTRY_DEPRECATED_DOCUMENT_ERROR = "XDSRegistryDeprecatedDocumentError"
     UNRESOLVED_REFERENCE = "UnresolvedReferenceException"
+    # Remove Metadata (ITI TF-2 3.62.4.1.3; ITI TF-3 Table 4.2.4.1-2)
+    REFERENCES_EXIST = "ReferencesExistException"
+    UNREFERENCED_OBJECT = "XDSUnreferencedObjectException"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ NS_RS = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
 NS_LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
 NS_QUERY = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
 NS_XDSB = "urn:ihe:iti:xds-b:2007"
+NS_RMD = "urn:ihe:iti:rmd:2017"
+"""ITI-86 Remove Documents (ITI TF-2 3.86.4.1.2: ``rmd:RemoveDocumentsRequest``)."""
 NSMAP = {"rim": NS_RIM, "rs": NS_RS, "lcm": NS_LCM, "query": NS_QUERY, "xdsb": NS_XDSB}
 
 
@@ -132,3 +134,9 @@ class Actions:
     PROVIDE_RESPONSE = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-bResponse"
     RETRIEVE = "urn:ihe:iti:2007:RetrieveDocumentSet"
     RETRIEVE_RESPONSE = "urn:ihe:iti:2007:RetrieveDocumentSetResponse"
+    REMOVE_METADATA = "urn:ihe:iti:2010:DeleteDocumentSet"
+    """ITI-62 Remove Metadata (ITI TF-2 3.62.4.1.2)."""
+    REMOVE_METADATA_RESPONSE = "urn:ihe:iti:2010:DeleteDocumentSetResponse"
+    REMOVE_DOCUMENTS = "urn:ihe:iti:2017:RemoveDocuments"
+    """ITI-86 Remove Documents (ITI TF-2 3.86.4.1.2)."""
+    REMOVE_DOCUMENTS_RESPONSE = "urn:ihe:iti:2017:RemoveDocumentsResponse"
