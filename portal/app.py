@@ -396,6 +396,18 @@ class Portal:
         if entry.patient_id != s.user.patient_id:
             raise HttpError(403)
         masked = req.form.get("masked") == "1"
+        if req.form.get("confirmed") != "1":
+            title = entry.title or req._("Document")
+            return self._confirm(req, f"/documents/{quote(unique_id, safe='')}/mask",
+                                 {"masked": "1" if masked else "0"},
+                                 req._("Mask “{title}” from professionals?") if masked
+                                 else req._("Unmask “{title}”?"),
+                                 req._("The professionals you authorised will no longer see this document. Your "
+                                       "treating physician and its author still will, and you can unmask it at any "
+                                       "time.") if masked
+                                 else req._("The professionals you authorised will see this document again."),
+                                 req._("Mask from professionals") if masked else req._("Unmask"), title=title,
+                                 back=f"/documents/{quote(unique_id, safe='')}")
         self.records.admin.mask(caller, unique_id, True if masked else False)
         return redirect(req.url(f"/documents/{quote(unique_id, safe='')}"))
 
@@ -408,6 +420,12 @@ class Portal:
         facts = self.records.facts(unique_id)
         if facts is None or s.user.professional_id not in facts.authors:
             raise HttpError(403)
+        if req.form.get("confirmed") != "1":
+            return self._confirm(req, f"/documents/{quote(unique_id, safe='')}/disclose", {},
+                                 req._("Disclose “{title}” to the patient?"),
+                                 req._("The patient will see this document in her record. This cannot be undone "
+                                       "from the portal."), req._("Disclose to the patient"),
+                                 title=entry.title or req._("Document"), back=f"/documents/{quote(unique_id, safe='')}")
         self.records.admin.disclose(caller, entry.unique_id, True)
         return redirect(req.url(f"/documents/{quote(unique_id, safe='')}"))
 
@@ -428,6 +446,45 @@ class Portal:
                          blocked=[who(p) for p in record["blocked"]],
                          treating=who(record["treating_physician"]) if record["treating_physician"] else None)
 
+    def _confirm(self, req: Request, action: str, fields: dict[str, str], question: str, explanation: str,
+                 button: str, *, title: str, back: str) -> Response:
+        """The confirmation step of an action that changes who sees what: the question, a sentence saying what
+        it does, the same form again with ``confirmed=1`` and a way back. Without script (the portal's CSP has
+        none) a confirmation is a page of its own."""
+        return self.page(req, "confirm.html", action=action, fields=fields, question=question.format(title=title),
+                         explanation=explanation, button=button, back=back)
+
+    def _confirm_access(self, req: Request, action: str, professional: str, patient_id: str) -> Response:
+        user = self.accounts.professional(professional) if professional else None
+        name = (user.name if user and user.name else professional) or ""
+        if action == "untreating":
+            record = self.records.admin.show(patient_id)
+            current = record["treating_physician"] or ""
+            known = self.accounts.professional(current) if current else None
+            name = (known.name if known and known.name else current) or req._("your treating physician")
+        texts = {
+            "authorise": (req._("Authorise {title}?"), req._("{title} will be able to read the documents of your "
+                                                             "record, except those you mask."), req._("Authorise")),
+            "block": (req._("Block {title}?"), req._("{title} will no longer be able to read your record, not even "
+                                                     "in an emergency. You can unblock them at any time."),
+                      req._("Block")),
+            "remove": (req._("Withdraw the authorisation of {title}?"),
+                       req._("{title} will no longer be able to read your record, except in an emergency if you "
+                             "allow emergency access."), req._("Withdraw the authorisation")),
+            "unblock": (req._("Unblock {title}?"), req._("{title} is no longer blocked: they can read your record "
+                                                         "only if you authorise them, or in an emergency if you allow "
+                                                         "emergency access."), req._("Unblock")),
+            "treating": (req._("Make {title} your treating physician?"),
+                         req._("{title} will be able to read all your documents, including those you mask from "
+                               "professionals."), req._("Set as treating physician")),
+            "untreating": (req._("Remove {title} as treating physician?"),
+                           req._("{title} will no longer be your treating physician and will no longer see the "
+                                 "documents you mask."), req._("Remove the treating physician")),
+        }
+        question, explanation, button = texts[action]
+        return self._confirm(req, "/me/access", {"action": action, "professional_id": professional},
+                             question, explanation.format(title=name), button, title=name, back="/me/access")
+
     def change_access(self, req: Request) -> Response:
         s = self.require(req, "patient")
         action = req.form.get("action", "")
@@ -435,6 +492,13 @@ class Portal:
         caller = self.caller(req)
         pid = s.user.patient_id
         admin = self.records.admin
+        if action not in ("authorise", "block", "remove", "unblock", "treating", "untreating") \
+                or (action != "untreating" and not professional):
+            raise HttpError(400, "unknown action")
+        if req.form.get("confirmed") != "1":
+            return self._confirm_access(req, action, professional, pid)
+        if action == "unblock":
+            action = "remove"
         if action in ("authorise", "block", "remove") and professional:
             admin.set_professional(caller, pid, professional,
                                    {"authorise": AUTHORISED, "block": BLOCKED, "remove": None}[action])
@@ -451,7 +515,24 @@ class Portal:
         mode = req.form.get("mode", "")
         if mode not in ("bris_de_glace", "centre_15"):
             raise HttpError(400, "unknown mode")
-        self.records.admin.set_emergency(self.caller(req), s.user.patient_id, mode, req.form.get("allowed") == "1")
+        allowed = req.form.get("allowed") == "1"
+        if req.form.get("confirmed") != "1":
+            what = {("bris_de_glace", True): req._("In an emergency, a professional you have not authorised will be "
+                                                   "able to read your record. Every such access is recorded and shown "
+                                                   "in your access history."),
+                    ("bris_de_glace", False): req._("In an emergency, a professional you have not authorised will not "
+                                                    "be able to read your record, even if you cannot consent."),
+                    ("centre_15", True): req._("The emergency call centre (centre 15) will be able to read your "
+                                               "record when it handles a call about you. Every such access is "
+                                               "recorded and shown in your access history."),
+                    ("centre_15", False): req._("The emergency call centre (centre 15) will not be able to read your "
+                                                "record.")}[(mode, allowed)]
+            label = req._("Break-glass access by a professional in an emergency") if mode == "bris_de_glace" \
+                else req._("Access by the emergency call centre (centre 15)")
+            return self._confirm(req, "/me/emergency", {"mode": mode, "allowed": "1" if allowed else "0"},
+                                 (req._("Allow: {title}?") if allowed else req._("Oppose: {title}?")), what,
+                                 req._("Allow") if allowed else req._("Oppose"), title=label, back="/me/access")
+        self.records.admin.set_emergency(self.caller(req), s.user.patient_id, mode, allowed)
         return redirect(req.url("/me/access") + "?saved=1")
 
     def my_history(self, req: Request) -> Response:
@@ -635,7 +716,6 @@ class Portal:
                          export=req.url("/audit/export.csv") + "?" + req.environ.get("QUERY_STRING", ""))
 
     def _summary(self, row) -> dict:
-        from datetime import datetime
         users, patients, text = [], [], ""
         try:
             root, _ = parse_audit_xml(syslog.parse(bytes(row.raw)).msg)
@@ -652,8 +732,7 @@ class Portal:
             ev = root.find("EventIdentification/EventID")
             text = " / ".join(filter(None, [ev.get("originalText") if ev is not None else "",
                                             et.get("originalText") if et is not None else ""]))
-        when = datetime.fromtimestamp(row.event_ts).astimezone().strftime("%Y-%m-%d %H:%M:%S") \
-            if row.event_ts else ""
+        when = self.clock.instant(row.event_ts, seconds=True) if row.event_ts else ""
         return {"seq": row.seq, "when": when, "event": text or row.event_id, "outcome": row.outcome,
                 "users": ", ".join(u for u in users if u), "patients": ", ".join(p for p in patients if p),
                 "emergency": any(m in (row.purpose or "") for m in ("bris_de_glace", "centre_15"))
@@ -684,7 +763,7 @@ class Portal:
         w.writerow(["seq", "time", "event", "outcome", "users", "patients", "emergency"])
         for r in rows:
             d = self._summary(r)
-            w.writerow([d["seq"], d["when"], d["event"], d["outcome"], d["users"], d["patients"],
+            w.writerow([d["seq"], self.clock.iso(r.event_ts), d["event"], d["outcome"], d["users"], d["patients"],
                         "yes" if d["emergency"] else "no"])
         return Response(out.getvalue().encode("utf-8"), 200, "text/csv; charset=utf-8",
                         [("Content-Disposition", 'attachment; filename="audit.csv"')])

@@ -34,15 +34,21 @@ class Clock:
     """Formats instants in one zone."""
     zone: ZoneInfo
 
-    def instant(self, when: datetime | float | None) -> str:
-        """An instant (aware datetime, or a POSIX timestamp) as ``16/03/2024 14:05`` in the zone."""
+    def instant(self, when: datetime | float | None, seconds: bool = False) -> str:
+        """An instant (aware datetime, or a POSIX timestamp) as ``16/03/2024 14:05`` in the zone (with the
+        seconds, ``14:05:07``, where an auditor orders events)."""
         if when is None:
             return ""
         if not isinstance(when, datetime):
             when = datetime.fromtimestamp(when, UTC)
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return when.astimezone(self.zone).strftime(DATE_TIME)
+        return when.astimezone(self.zone).strftime(DATE_TIME + (":%S" if seconds else ""))
+
+    def iso(self, when: float | None) -> str:
+        """A POSIX timestamp as ISO 8601 with the zone's offset (``2024-03-16T14:05:07+01:00``): for files a
+        program reads (the auditor's CSV)."""
+        return datetime.fromtimestamp(when, self.zone).isoformat(timespec="seconds") if when is not None else ""
 
     def dtm(self, value: str | None) -> str:
         """An HL7 DTM / TS: to the minute when it has one, converted from its offset (UTC without one,

@@ -57,7 +57,6 @@ FR = {
     "Blocked professionals": "Professionnels bloqués",
     "Treating physician": "Médecin traitant",
     "None": "Aucun",
-    "Remove": "Retirer",
     "Authorise": "Autoriser",
     "Block": "Bloquer",
     "Set as treating physician": "Désigner comme médecin traitant",
@@ -212,6 +211,67 @@ FR = {
     "As the documents of the record name the patient.": "Telle que les documents du dossier nomment le patient.",
     "No document you may see names this patient's identity.":
         "Aucun document qui vous est accessible n'indique l'identité de ce patient.",
+    "Confirm": "Confirmer",
+    "Cancel": "Annuler",
+    "Mask “{title}” from professionals?": "Masquer « {title} » aux professionnels ?",
+    "Unmask “{title}”?": "Démasquer « {title} » ?",
+    "The professionals you authorised will no longer see this document. Your treating physician and its author "
+    "still will, and you can unmask it at any time.":
+        "Les professionnels que vous avez autorisés ne verront plus ce document. Votre médecin traitant et son "
+        "auteur le verront toujours, et vous pouvez le démasquer à tout moment.",
+    "The professionals you authorised will see this document again.":
+        "Les professionnels que vous avez autorisés verront de nouveau ce document.",
+    "Disclose “{title}” to the patient?": "Rendre « {title} » visible au patient ?",
+    "The patient will see this document in her record. This cannot be undone from the portal.":
+        "Le patient verra ce document dans son dossier. Cela ne peut pas être annulé depuis le portail.",
+    "In an emergency, a professional you have not authorised will be able to read your record. Every such access "
+    "is recorded and shown in your access history.":
+        "En cas d'urgence, un professionnel que vous n'avez pas autorisé pourra consulter votre dossier. Chacun de "
+        "ces accès est tracé et apparaît dans votre historique des accès.",
+    "In an emergency, a professional you have not authorised will not be able to read your record, even if you "
+    "cannot consent.": "En cas d'urgence, un professionnel que vous n'avez pas autorisé ne pourra pas consulter "
+                       "votre dossier, même si vous ne pouvez pas donner votre accord.",
+    "The emergency call centre (centre 15) will be able to read your record when it handles a call about you. "
+    "Every such access is recorded and shown in your access history.":
+        "Le centre de régulation (centre 15) pourra consulter votre dossier lorsqu'il traite un appel vous "
+        "concernant. Chacun de ces accès est tracé et apparaît dans votre historique des accès.",
+    "The emergency call centre (centre 15) will not be able to read your record.":
+        "Le centre de régulation (centre 15) ne pourra pas consulter votre dossier.",
+    "Allow: {title}?": "Autoriser : {title} ?",
+    "Oppose: {title}?": "S'opposer : {title} ?",
+    "your treating physician": "votre médecin traitant",
+    "Authorise {title}?": "Autoriser {title} ?",
+    "{title} will be able to read the documents of your record, except those you mask.":
+        "{title} pourra consulter les documents de votre dossier, sauf ceux que vous masquez.",
+    "Block {title}?": "Bloquer {title} ?",
+    "{title} will no longer be able to read your record, not even in an emergency. You can unblock them at any time.":
+        "{title} ne pourra plus consulter votre dossier, même en cas d'urgence. Vous pourrez le débloquer à tout "
+        "moment.",
+    "Withdraw the authorisation of {title}?": "Retirer l'autorisation de {title} ?",
+    "{title} will no longer be able to read your record, except in an emergency if you allow emergency access.":
+        "{title} ne pourra plus consulter votre dossier, sauf en urgence si vous autorisez l'accès en urgence.",
+    "Withdraw the authorisation": "Retirer l'autorisation",
+    "Unblock {title}?": "Débloquer {title} ?",
+    "{title} is no longer blocked: they can read your record only if you authorise them, or in an emergency if you "
+    "allow emergency access.": "{title} ne sera plus bloqué : il ne pourra consulter votre dossier que si vous "
+                               "l'autorisez, ou en urgence si vous autorisez l'accès en urgence.",
+    "Unblock": "Débloquer",
+    "Make {title} your treating physician?": "Désigner {title} comme médecin traitant ?",
+    "{title} will be able to read all your documents, including those you mask from professionals.":
+        "{title} pourra consulter tous vos documents, y compris ceux que vous masquez aux professionnels.",
+    "Remove {title} as treating physician?": "Retirer {title} comme médecin traitant ?",
+    "{title} will no longer be your treating physician and will no longer see the documents you mask.":
+        "{title} ne sera plus votre médecin traitant et ne verra plus les documents que vous masquez.",
+    "They may read the documents of your record, except those you mask.":
+        "Ils peuvent consulter les documents de votre dossier, sauf ceux que vous masquez.",
+    "They may not read your record, not even in an emergency.":
+        "Ils ne peuvent pas consulter votre dossier, même en cas d'urgence.",
+    "Your treating physician may read all your documents, including those you mask.":
+        "Votre médecin traitant peut consulter tous vos documents, y compris ceux que vous masquez.",
+    "Whether a professional you have not authorised may read your record in an emergency. Every such access is "
+    "shown in your access history.": "Un professionnel que vous n'avez pas autorisé peut-il consulter votre "
+                                     "dossier en cas d'urgence ? Chacun de ces accès apparaît dans votre historique "
+                                     "des accès.",
 }
 
 

@@ -122,6 +122,12 @@ def follow(page, target) -> None:
         target.click()
 
 
+def confirm(page) -> None:
+    """The second step of a change of who sees what: the confirmation page's button (issue 23)."""
+    assert page.locator("p.explanation").inner_text().strip()
+    follow(page, page.get_by_role("button", name=re.compile("^Confirmer")))
+
+
 def titles(page) -> list[str]:
     return [t.strip() for t in page.locator("table.docs tbody tr td:first-child").all_inner_texts()]
 
@@ -157,16 +163,20 @@ def test_patient_documents_access_and_block(portal):
     page.get_by_label("Nom ou identifiant national (RPPS)").fill("Bruno")
     follow(page, page.get_by_role("button", name="Rechercher"))
     follow(page, page.locator("ul.people li", has_text="Bruno").last.get_by_role("button", name="Bloquer"))
+    confirm(page)
     assert "Enregistré" in page.content()
     record = api(portal, "GET", f"/records/{seg(pid)}")
     assert PROS["pro-b"][0] in record["blocked"] and PROS["pro-b"][0] not in record["authorised"]
     page.get_by_label("Nom ou identifiant national (RPPS)").fill(PROS["pro-t"][0])
     follow(page, page.get_by_role("button", name="Rechercher"))
     follow(page, page.get_by_role("button", name="Désigner comme médecin traitant"))
+    confirm(page)
     assert api(portal, "GET", f"/records/{seg(pid)}")["treating_physician"] == PROS["pro-t"][0]
     follow(page, page.get_by_role("button", name=re.compile("S'opposer : Accès « bris de glace »")))
+    confirm(page)
     assert api(portal, "GET", f"/records/{seg(pid)}")["break_glass_allowed"] is False
     follow(page, page.get_by_role("button", name=re.compile("Autoriser : Accès « bris de glace »")))
+    confirm(page)
     shot(page, "patient-access", portal.backend)
     ctx.close()
     # the blocked professional's next search shows nothing
@@ -188,6 +198,7 @@ def test_mask_hides_from_authorised_but_not_treating(portal):
     ctx, page = browser_page(portal, login)
     page.goto(portal.base_url + f"/portal/documents/{seg(uid)}")
     follow(page, page.get_by_role("button", name="Masquer aux professionnels"))
+    confirm(page)
     assert page.get_by_role("button", name="Démasquer").is_visible()
     ctx.close()
     for pro, sees in (("pro-a", False), ("pro-t", True)):
@@ -257,6 +268,7 @@ def test_professional_upload_pdf_invisible_then_disclose(portal):
     page.goto(portal.base_url + "/portal/pro/patient?ins=" + seg(pid))
     follow(page, page.get_by_role("link", name="Résultats PDF"))
     follow(page, page.get_by_role("button", name="Rendre visible au patient"))
+    confirm(page)
     ctx.close()
     ppage.reload()
     assert "Résultats PDF" in titles(ppage)

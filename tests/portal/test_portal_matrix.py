@@ -14,7 +14,18 @@ import pytest
 from tests.access import matrix as m
 
 from .support import HttpPortal, cda
-from .test_portal import PASSWORD, PROS, api, browser_page, follow, new_patient, portal, seg, titles  # noqa: F401
+from .test_portal import (  # noqa: F401
+    PASSWORD,
+    PROS,
+    api,
+    browser_page,
+    confirm,
+    follow,
+    new_patient,
+    portal,
+    seg,
+    titles,
+)
 
 WRITER = ("pro-w", "810000000055", "Dr Wanda Rédactrice")
 """A professional outside every list of these records who writes their documents (care team
@@ -88,6 +99,7 @@ def test_documents_page_shows_the_matrix(portal, writer):  # noqa: F811
     ctx, page = browser_page(portal, login)
     page.goto(portal.base_url + f"/portal/documents/{seg(uids['N'])}")
     follow(page, page.get_by_role("button", name="Masquer aux professionnels"))
+    confirm(page)
     assert page.get_by_role("button", name="Démasquer").is_visible()
     ctx.close()
     now["N"] = "MASKED_BY_PATIENT"
