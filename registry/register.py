@@ -37,7 +37,7 @@ from xds.metadata import Association, DocumentEntry, Submission, new_uuid
 from xds.patient import ins_problem, patient_key
 from xds.rim import RegistryObject
 from xds.validation import ValueSets, validate_submission
-from xds.vocabulary import NS_RIM, AssocType, Status
+from xds.vocabulary import DOC, FOL, NS_RIM, SS, AssocType, Status
 from xds.xmlsafe import parse_bytes
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,101 @@ class Registry:
             rows = conn.execute(select(t.patients.c.patient_id, t.patients.c.state, t.patients.c.created_at)
                                 .order_by(t.patients.c.id)).all()
         return [r._tuple() for r in rows]
+
+    def patient_record(self, patient_id: str, conn: Connection | None = None) -> PatientRecord | None:
+        """The record of ``patient_id`` (any spelling of it), None when there is none."""
+        if conn is None:
+            with self.db.read() as conn:
+                return self.patient_record(patient_id, conn)
+        p = t.patients.c
+        row = conn.execute(select(p.patient_id, p.state, p.created_at, p.family_name, p.given_name, p.birth_date,
+                                  p.sex, p.replaced_by, p.updated_at)
+                           .where(p.patient_id == patient_key(patient_id))).first()
+        if row is None:
+            return None
+        return PatientRecord(row.patient_id, row.state, row.created_at,
+                             PatientIdentity(row.family_name, row.given_name, row.birth_date, row.sex),
+                             row.replaced_by, row.updated_at)
+
+    def feed_patient(self, conn: Connection, patient_id: str, identity: PatientIdentity) -> str:
+        """Create (``created``) or revise (``updated``) a record from the Patient Identity Feed
+        (ITI-8 ADT^A01/A04/A05/A08, ITI TF-2 3.8.4.1; ITI-104 Add or Revise Patient, 3.104.4.1).
+
+        A new record is open. A revision changes the demographics only: a closed record stays
+        closed (its holder closed it, a feed does not re-open it). Raises ``ValueError`` for an
+        id that is not a CX or not a valid INS, or for a record merged into another (its
+        identifier was subsumed: the survivor is the one to revise).
+        """
+        check_patient_id(patient_id)
+        now = datetime.now(UTC).isoformat()
+        values = {"family_name": identity.family_name, "given_name": identity.given_name,
+                  "birth_date": identity.birth_date, "sex": identity.sex, "updated_at": now}
+        record = self.patient_record(patient_id, conn)
+        if record is None:
+            conn.execute(t.patients.insert().values(patient_id=patient_key(patient_id), state="open", created_at=now,
+                                                     **values))
+            return "created"
+        if record.state == MERGED:
+            raise ValueError(f"patient {patient_id} was merged into {record.replaced_by}: revise that record")
+        conn.execute(update(t.patients).where(t.patients.c.patient_id == record.patient_id).values(**values))
+        return "updated"
+
+    def merge_patient(self, conn: Connection, merged_id: str, surviving_id: str,
+                      identity: PatientIdentity | None = None) -> PatientMerge:
+        """Merge the record of ``merged_id`` into the record of ``surviving_id`` (ITI-8 ADT^A40,
+        ITI TF-2 3.8.4.2.3: the registry tracks the merge; ITI-104 Resolve Patient Duplicate,
+        3.104.4.2.3: replace every reference to the duplicate by the survivor).
+
+        Every DocumentEntry, Folder and SubmissionSet of the merged patient moves to the survivor:
+        their rows, and the patientId ExternalIdentifier of their stored ebRIM, which now names
+        ``surviving_id`` as sent (a LeafClass answer says whose entry it is; sourcePatientId keeps
+        the source's id). The merged row stays, state ``merged`` and ``replaced_by`` the
+        survivor's key, with ``identity`` if given: it links the patient's INS versions, and a
+        later submission or feed under that id is refused. A survivor unknown so far is created,
+        open unless the merged record was closed; a known survivor becomes closed if the merged
+        record was (the DMP's holder closed it: its documents do not become readable again).
+        Merging again into the same survivor changes nothing. Raises ``ValueError`` for a bad id,
+        a merge of a patient into itself, into a merged record, or of a record merged elsewhere.
+        """
+        check_patient_id(merged_id)
+        check_patient_id(surviving_id)
+        old, new = patient_key(merged_id), patient_key(surviving_id)
+        if old == new:
+            raise ValueError(f"patient {merged_id} cannot be merged into itself")
+        now = datetime.now(UTC).isoformat()
+        merged = self.patient_record(old, conn)
+        survivor = self.patient_record(new, conn)
+        if survivor is not None and survivor.state == MERGED:
+            raise ValueError(f"patient {surviving_id} was itself merged into {survivor.replaced_by}: "
+                             "merge into that record")
+        if merged is not None and merged.state == MERGED:
+            if merged.replaced_by == new:
+                return PatientMerge(old, new, already=True)
+            raise ValueError(f"patient {merged_id} was already merged into {merged.replaced_by}")
+        closed = merged is not None and merged.state == "closed"
+        if survivor is None:
+            conn.execute(t.patients.insert().values(patient_id=new, state="closed" if closed else "open",
+                                                     created_at=merged.created_at if merged else now,
+                                                     updated_at=now))
+        elif closed and survivor.state != "closed":
+            conn.execute(update(t.patients).where(t.patients.c.patient_id == new).values(state="closed",
+                                                                                         updated_at=now))
+        link = {"state": MERGED, "replaced_by": new, "updated_at": now}
+        if identity is not None:
+            link |= {"family_name": identity.family_name, "given_name": identity.given_name,
+                     "birth_date": identity.birth_date, "sex": identity.sex}
+        if merged is None:
+            conn.execute(t.patients.insert().values(patient_id=old, created_at=now, **link))
+        else:
+            conn.execute(update(t.patients).where(t.patients.c.patient_id == old).values(**link))
+        conn.execute(update(t.patients).where(t.patients.c.replaced_by == old).values(replaced_by=new))
+        _move_objects(conn, old, new, surviving_id)
+        moved = {}
+        for table in (t.document_entries, t.folders, t.submission_sets):
+            moved[table.name] = conn.execute(update(table).where(table.c.patient_id == old)
+                                             .values(patient_id=new)).rowcount
+        return PatientMerge(old, new, documents=moved["document_entries"], folders=moved["folders"],
+                            submission_sets=moved["submission_sets"], survivor_created=survivor is None)
 
     # ------------------------------------------------------------------ ITI-42
 
@@ -287,7 +382,8 @@ class Registry:
 
     # ------------------------------------------------------------------ storing
 
-    def _store(self, conn: Connection, plan: _Plan) -> None:
+    def _store(self, conn: Connection, plan: _Plan) -> dict[str, str]:
+        """Insert the plan's objects; the UUIDs given to the submission's symbolic ids."""
         now = utc_now_dtm()
         # A fresh mapping per attempt: a retry after a concurrent conflict starts from the request as sent.
         ids = _uuid_mapping(plan.objects)
@@ -334,11 +430,13 @@ class Registry:
             for author in s.authors:
                 if author.person:
                     rows_auth.append({"entry_uuid": uuid, "person": author.person})
+        lids = {o.id: o.get("lid") for o in plan.objects if o.tag == "RegistryPackage"}
         for f in sub.folders:
             uuid = m(f.entry_uuid)
             rows_obj.append(obj_row(f.entry_uuid, "folder", patient))
             rows_fol.append({"uuid": uuid, "unique_id": f.unique_id, "patient_id": patient,
-                             "last_update_time": now, "status": Status.APPROVED})
+                             "last_update_time": now, "status": Status.APPROVED,
+                             "lid": m(lids.get(f.entry_uuid) or f.entry_uuid), "version": 1})
             for c in f.codes:
                 rows_codes.append({"entry_uuid": uuid, "kind": "folder", "code": c.key()})
         ss_uuid = m(ss.entry_uuid)
@@ -369,6 +467,7 @@ class Registry:
         existing_folders = plan.touched_folders - folder_ids
         if existing_folders:
             self._touch_folders(conn, existing_folders, now)
+        return ids
 
     def _folder_memberships_of_replacements(self, conn: Connection, associations: list[Association],
                                             replaced: set[str], ss_id: str) -> list[Association]:
@@ -476,15 +575,23 @@ def _stored_xml(o: RegistryObject, ids: dict[str, str], last_update_time: str | 
     if o.tag in ("ExtrinsicObject", "RegistryPackage"):
         el.set("lid", el.get("lid") or el.attrib["id"])
         if el.find(_RIM + "VersionInfo") is None:
-            version = etree.Element(_RIM + "VersionInfo", versionName="1")
-            anchor = next((c for c in el if c.tag in _BEFORE_VERSION_INFO), None)
-            if anchor is None:
-                el.append(version)
-            else:
-                anchor.addprevious(version)
+            set_version_info(el, 1)
     if last_update_time is not None:
         _set_slot_element(el, "lastUpdateTime", last_update_time)
     return etree.tostring(el)
+
+
+def set_version_info(el: etree._Element, version: int) -> None:
+    """Give ``el`` one ``rim:VersionInfo`` naming ``version``, in its ebRIM schema place: the
+    registry, not the submitter, numbers versions (ebRIM 3.0 2.5.1; ITI TF-3 4.2.3.2.x version)."""
+    for old in el.findall(_RIM + "VersionInfo"):
+        el.remove(old)
+    info = etree.Element(_RIM + "VersionInfo", versionName=str(version))
+    anchor = next((c for c in el if c.tag in _BEFORE_VERSION_INFO), None)
+    if anchor is None:
+        el.append(info)
+    else:
+        anchor.addprevious(info)
 
 
 def _set_slot_element(el, name: str, value: str) -> None:
@@ -494,6 +601,77 @@ def _set_slot_element(el, name: str, value: str) -> None:
     new = etree.Element(_RIM + "Slot", name=name)
     etree.SubElement(etree.SubElement(new, _RIM + "ValueList"), _RIM + "Value").text = value
     el.insert(0, new)
+
+
+MERGED = "merged"
+"""State of a record merged into another (its ``replaced_by``) by the Patient Identity Feed."""
+_PATIENT_ID_SCHEMES = frozenset({DOC.PATIENT_ID, SS.PATIENT_ID, FOL.PATIENT_ID})
+_MERGE_BATCH = 500
+
+
+@dataclass
+class PatientIdentity:
+    """Corroborating demographics of a patient (PID-5, PID-7, PID-8; Patient.name, birthDate, gender)."""
+    family_name: str | None = None
+    given_name: str | None = None
+    birth_date: str | None = None
+    """ISO 8601 date, as precise as the feed gave it: ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``."""
+    sex: str | None = None
+    """FHIR AdministrativeGender: ``male``, ``female``, ``other``, ``unknown``."""
+
+
+@dataclass
+class PatientRecord:
+    """A DMP record as the registry keeps it (``patients``)."""
+    patient_id: str
+    """The patient key (:func:`xds.patient.patient_key`)."""
+    state: str
+    """``open``, ``closed`` or ``merged``."""
+    created_at: str
+    identity: PatientIdentity
+    replaced_by: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass
+class PatientMerge:
+    """What :meth:`Registry.merge_patient` moved."""
+    merged: str
+    surviving: str
+    documents: int = 0
+    folders: int = 0
+    submission_sets: int = 0
+    survivor_created: bool = False
+    already: bool = False
+    """The merged record was already merged into this survivor: nothing changed."""
+
+
+def check_patient_id(patient_id: str) -> None:
+    """``ValueError`` naming what is wrong with a patient id: not a CX (TF-3 4.2.3.1.7) or not a valid INS."""
+    CX.parse(patient_id)
+    why = ins_problem(patient_id)
+    if why is not None:
+        raise ValueError(f"patient id {patient_id}: {why}")
+
+
+def _move_objects(conn: Connection, old: str, new: str, surviving_id: str) -> None:
+    """Give the stored objects of patient key ``old`` to ``new``: their row, and the value of
+    their patientId ExternalIdentifier (``surviving_id`` as sent), in batches."""
+    o = t.registry_objects.c
+    while True:
+        rows = conn.execute(select(o.seq, o.xml).where(o.patient_id == old).order_by(o.seq)
+                            .limit(_MERGE_BATCH)).all()
+        if not rows:
+            return
+        changes = []
+        for seq, xml in rows:
+            el = parse_bytes(bytes(xml))
+            for ident in el.iterchildren(_RIM + "ExternalIdentifier"):
+                if ident.get("identificationScheme") in _PATIENT_ID_SCHEMES:
+                    ident.set("value", surviving_id)
+            changes.append({"s": seq, "x": etree.tostring(el), "p": new})
+        conn.execute(update(t.registry_objects).where(o.seq == bindparam("s"))
+                     .values(xml=bindparam("x"), patient_id=bindparam("p")), changes)
 
 
 def _time(value: str | None) -> str | None:

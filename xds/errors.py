@@ -44,6 +44,11 @@ class ErrorCode(str, Enum):
     # Remove Metadata (ITI TF-2 3.62.4.1.3; ITI TF-3 Table 4.2.4.1-2)
     REFERENCES_EXIST = "ReferencesExistException"
     UNREFERENCED_OBJECT = "XDSUnreferencedObjectException"
+    # XDS Metadata Update (ITI TF-3 Table 4.2.4.1-2, ITI TF-2 3.57.4.1.3)
+    METADATA_UPDATE_ERROR = "XDSMetadataUpdateError"
+    METADATA_VERSION_ERROR = "XDSMetadataVersionError"
+    METADATA_UPDATE_OPERATION_ERROR = "XDSMetadataUpdateOperationError"
+    PATIENT_ID_RECONCILIATION_ERROR = "XDSPatientIDReconciliationError"
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,24 @@ class AssocType:
 SUBMISSION_SET_STATUS = "SubmissionSetStatus"
 
 
+class MetadataUpdate:
+    """XDS Metadata Update vocabulary (ITI TF-2 3.57.4.1.3, ITI TF-3 4.2.2.1.x)."""
+    UPDATE_AVAILABILITY_STATUS = "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"
+    SUBMIT_ASSOCIATION = "urn:ihe:iti:2010:AssociationType:SubmitAssociation"
+    """The Submit Association operation's SubmissionSet-to-Association link of the Metadata Update
+    supplement's trial texts, which the NIST tests send; the TF's form is a HasMember."""
+    PREVIOUS_VERSION = "PreviousVersion"
+    ASSOCIATION_PROPAGATION = "AssociationPropagation"
+    ORIGINAL_STATUS = "OriginalStatus"
+    NEW_STATUS = "NewStatus"
+    PROPAGATION_VALUES = ("yes", "no")
+    STATUSES = ("urn:oasis:names:tc:ebxml-regrep:StatusType:Approved",
+                "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated")
+    """The availabilityStatus values an UpdateAvailabilityStatus may name (ITI TF-2 3.57.4.1.3.3.2)."""
+    LEVELS = (1, 2)
+    """$MetadataLevel: 1 without, 2 with Metadata Update (ITI TF-2 3.18.4.1.2.3.5.1)."""
+
+
 STORED_QUERIES = {
     "FindDocuments": "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d",
     "FindSubmissionSets": "urn:uuid:f26abbcb-ac74-4422-8a30-edb644bbc1a9",
@@ -140,3 +158,5 @@ class Actions:
     REMOVE_DOCUMENTS = "urn:ihe:iti:2017:RemoveDocuments"
     """ITI-86 Remove Documents (ITI TF-2 3.86.4.1.2)."""
     REMOVE_DOCUMENTS_RESPONSE = "urn:ihe:iti:2017:RemoveDocumentsResponse"
+    UPDATE = "urn:ihe:iti:2010:UpdateDocumentSet"
+    UPDATE_RESPONSE = "urn:ihe:iti:2010:UpdateDocumentSetResponse"

@@ -1,8 +1,9 @@
 """The fourteen stored queries of ITI TF-2 3.18.4.1.2.3.7, as data.
 
 Each table lists the parameters as the TF does (name, R/O, single/multiple, type). ``one_of``
-pairs are the "either ... or ..." parameters of the Get* queries (exactly one of the two,
-XDSStoredQueryParamNumber otherwise). ``single_patient``: the query's answer must concern one
+groups are the "either ... or ..." parameters of the Get* queries (exactly one of them,
+XDSStoredQueryParamNumber otherwise); XDS Metadata Update adds a logicalID to those of
+GetDocuments and GetFolders (ITI TF-2 3.18.4.1.2.3.7.5, .6). ``single_patient``: the query's answer must concern one
 patient (TF-2 3.18.4.1.3, XDSResultNotSinglePatient).
 """
 from __future__ import annotations
@@ -64,7 +65,7 @@ class StoredQuery:
     id: str
     name: str
     params: tuple[Param, ...]
-    one_of: tuple[tuple[str, str], ...] = ()
+    one_of: tuple[tuple[str, ...], ...] = ()
     single_patient: bool = False
 
 
@@ -99,13 +100,14 @@ QUERIES: dict[str, StoredQuery] = {q.id: q for q in (
         *CONTENT_FILTERS, LEVEL, HOME)),
     # 3.18.4.1.2.3.7.5
     StoredQuery(STORED_QUERIES["GetDocuments"], "GetDocuments", (
-        DOC_UUID, DOC_UID, LEVEL, HOME),
-        one_of=(("$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId"),), single_patient=True),
+        DOC_UUID, DOC_UID, O("$XDSDocumentEntryLogicalID", STRING, multiple=True), LEVEL, HOME),
+        one_of=(("$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId", "$XDSDocumentEntryLogicalID"),),
+        single_patient=True),
     # 3.18.4.1.2.3.7.6
     StoredQuery(STORED_QUERIES["GetFolders"], "GetFolders", (
         O("$XDSFolderEntryUUID", STRING, multiple=True), O("$XDSFolderUniqueId", STRING, multiple=True),
-        LEVEL, HOME),
-        one_of=(("$XDSFolderEntryUUID", "$XDSFolderUniqueId"),), single_patient=True),
+        O("$XDSFolderLogicalID", STRING, multiple=True), LEVEL, HOME),
+        one_of=(("$XDSFolderEntryUUID", "$XDSFolderUniqueId", "$XDSFolderLogicalID"),), single_patient=True),
     # 3.18.4.1.2.3.7.7
     StoredQuery(STORED_QUERIES["GetAssociations"], "GetAssociations", (
         R("$uuid", STRING, multiple=True), LEVEL, HOME), single_patient=True),

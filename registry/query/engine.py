@@ -36,7 +36,7 @@ from registry.store import schema as t
 from xds.errors import ErrorCode, ErrorList, XDSError
 from xds.hl7v2 import normalize_dtm
 from xds.responses import response_status
-from xds.vocabulary import NS_RIM, AssocType, ObjectType, q
+from xds.vocabulary import NS_RIM, AssocType, ObjectType, Status, q
 from xds.xmlsafe import parse_bytes, safe_parser
 
 LEAF_CLASS = "LeafClass"
@@ -133,6 +133,12 @@ class _Ctx:
                  with_facts: bool = False, also: tuple[str, dict] | None = None) -> None:
         self.conn, self.p, self.max_results, self.with_xml = conn, p, max_results, with_xml
         self.with_facts, self.also = with_facts, also
+        self.level: int = p.one("$MetadataLevel", 1)
+
+    def assoc(self) -> list:
+        """At $MetadataLevel 1 only Approved associations are answered; level 2 adds the Deprecated
+        ones (ITI TF-2 3.18.4.1.2.3.5.1, XDS Metadata Update)."""
+        return [assoc.c.status == Status.APPROVED] if self.level == 1 else []
 
     def limited(self, stmt) -> list[str]:
         """Run a Find selection of ids, stopping one past the limit."""
@@ -162,16 +168,24 @@ class _Ctx:
 
     def documents(self, uuid_param: str = "$XDSDocumentEntryEntryUUID",
                   uid_param: str = "$XDSDocumentEntryUniqueId") -> list[str]:
-        p = self.p
-        if p.has(uuid_param):
-            return self.ids_in(de.c.uuid, p.values(uuid_param))
-        return self.ids_in(de.c.unique_id, p.values(uid_param), result=de.c.uuid)
+        return self.package(de, uuid_param, uid_param, "$XDSDocumentEntryLogicalID")
 
-    def package(self, table, uuid_param: str, uid_param: str) -> list[str]:
+    def package(self, table, uuid_param: str, uid_param: str, lid_param: str = "$XDSFolderLogicalID") -> list[str]:
+        """Objects by entryUUID (that version), by logicalID (every version) or by uniqueId (the
+        versions of one object share it: every version at $MetadataLevel 2, the latest at level 1;
+        ITI TF-2 3.18.4.1.2.3.7.5, .6)."""
         p = self.p
         if p.has(uuid_param):
             return self.ids_in(table.c.uuid, p.values(uuid_param))
-        return self.ids_in(table.c.unique_id, p.values(uid_param), result=table.c.uuid)
+        if p.has(lid_param):
+            return self.ids_in(table.c.lid, p.values(lid_param), result=table.c.uuid)
+        latest = [table.c.is_latest == 1] if table is not ss and self.level == 1 else []
+        return self.ids_in(table.c.unique_id, p.values(uid_param), *latest, result=table.c.uuid)
+
+    def all_versions(self, table, uuids: list[str]) -> list[str]:
+        """Every version of the logical objects of ``uuids`` (at $MetadataLevel 2)."""
+        lids = self.ids_in(table.c.uuid, uuids, result=table.c.lid)
+        return list(dict.fromkeys(uuids + self.ids_in(table.c.lid, lids, result=table.c.uuid)))
 
     def filtered_documents(self, uuids: Iterable[str]) -> list[str]:
         return self.ids_in(de.c.uuid, uuids, *content_conditions(self.p))
@@ -223,7 +237,8 @@ def _find_documents_sql(c: _Ctx, by_reference_id: bool) -> Prefetched:
            _FACTS_COLUMNS if c.with_facts else "",
            f", ({c.also[0]}) AS f_also" if c.also else "",
            " FROM document_entries de JOIN registry_objects ro ON ro.uuid = de.uuid"
-           f" WHERE de.patient_id = :patient AND de.status {one_of('statuses')} AND de.object_type {one_of('types')}"]
+           f" WHERE de.patient_id = :patient AND de.status {one_of('statuses')} AND de.object_type {one_of('types')}"
+           " AND de.is_latest = 1"]
     values: dict = {**(c.also[1] if c.also else {}), "patient": p.one("$XDSDocumentEntryPatientId"),
                     "statuses": p.values("$XDSDocumentEntryStatus"),
                     "types": p.values("$XDSDocumentEntryType") or [ObjectType.STABLE_DOCUMENT]}
@@ -304,7 +319,8 @@ def find_submission_sets(c: _Ctx) -> list[str]:
 
 def find_folders(c: _Ctx) -> list[str]:
     p = c.p
-    conds = [fol.c.patient_id == p.one("$XDSFolderPatientId"), fol.c.status.in_(p.values("$XDSFolderStatus"))]
+    conds = [fol.c.patient_id == p.one("$XDSFolderPatientId"), fol.c.status.in_(p.values("$XDSFolderStatus")),
+             fol.c.is_latest == 1]
     conds += time_range(p, fol.c.last_update_time, "$XDSFolderLastUpdateTimeFrom", "$XDSFolderLastUpdateTimeTo")
     conds += code_exists(p, "$XDSFolderCodeList", "folder", fol.c.uuid)
     return c.limited(select(fol.c.uuid).where(*conds))
@@ -313,7 +329,7 @@ def find_folders(c: _Ctx) -> list[str]:
 def _associations_among(c: _Ctx, objects: set[str]) -> list[str]:
     """Associations whose source is one of ``objects`` and whose target is one of them too, or is
     such an association (a SubmissionSet's HasMember to a Folder HasMember, TF-3 4.1.4.3)."""
-    rows = c.rows_in((assoc.c.uuid, assoc.c.target), assoc.c.source, objects)
+    rows = c.rows_in((assoc.c.uuid, assoc.c.target), assoc.c.source, objects, *c.assoc())
     kept = {r.uuid for r in rows if r.target in objects}
     kept |= {r.uuid for r in rows if r.target in kept}
     return [r.uuid for r in rows if r.uuid in kept]
@@ -324,10 +340,10 @@ def get_all(c: _Ctx) -> list[str]:
     patient = p.one("$patientId")
     docs = c.limited(select(de.c.uuid).where(de.c.patient_id == patient,
                                              de.c.status.in_(p.values("$XDSDocumentEntryStatus")),
-                                             *content_conditions(p)))
+                                             de.c.is_latest == 1, *content_conditions(p)))
     sets = c.limited(select(ss.c.uuid).where(ss.c.patient_id == patient,
                                              ss.c.status.in_(p.values("$XDSSubmissionSetStatus"))))
-    folders = c.limited(select(fol.c.uuid).where(fol.c.patient_id == patient,
+    folders = c.limited(select(fol.c.uuid).where(fol.c.patient_id == patient, fol.c.is_latest == 1,
                                                  fol.c.status.in_(p.values("$XDSFolderStatus"))))
     objects = set(docs) | set(sets) | set(folders)
     c.check_count(len(objects))
@@ -343,6 +359,7 @@ def get_folders(c: _Ctx) -> list[str]:
 
 
 def _associations_of(c: _Ctx, uuids: list[str], *conds) -> list[str]:
+    conds = (*conds, *c.assoc())
     out = c.ids_in(assoc.c.source, uuids, *conds, result=assoc.c.uuid)
     out += c.ids_in(assoc.c.target, uuids, *conds, result=assoc.c.uuid)
     return list(dict.fromkeys(out))
@@ -359,7 +376,7 @@ def get_documents_and_associations(c: _Ctx) -> list[str]:
 
 def get_submission_sets(c: _Ctx) -> list[str]:
     rows = c.rows_in((assoc.c.uuid, assoc.c.source), assoc.c.target, c.p.values("$uuid"),
-                     assoc.c.association_type == AssocType.HAS_MEMBER)
+                     assoc.c.association_type == AssocType.HAS_MEMBER, *c.assoc())
     sets = set(c.ids_in(ss.c.uuid, {r.source for r in rows}))
     return list(dict.fromkeys([r.source for r in rows if r.source in sets] +
                               [r.uuid for r in rows if r.source in sets]))
@@ -370,9 +387,9 @@ def get_submission_set_and_contents(c: _Ctx) -> list[str]:
     if not sets:
         return []
     members = c.rows_in((assoc.c.uuid, assoc.c.target), assoc.c.source, sets,
-                        assoc.c.association_type == AssocType.HAS_MEMBER)
+                        assoc.c.association_type == AssocType.HAS_MEMBER, *c.assoc())
     targets = {r.target for r in members}
-    member_assocs = c.rows_in((assoc.c.uuid, assoc.c.source, assoc.c.target), assoc.c.uuid, targets)
+    member_assocs = c.rows_in((assoc.c.uuid, assoc.c.source, assoc.c.target), assoc.c.uuid, targets, *c.assoc())
     endpoints = targets | {e for r in member_assocs for e in (r.source, r.target)}
     all_docs = set(c.ids_in(de.c.uuid, endpoints))
     ok_docs = set(c.filtered_documents(all_docs))
@@ -387,15 +404,18 @@ def get_folder_and_contents(c: _Ctx) -> list[str]:
     folders = c.package(fol, "$XDSFolderEntryUUID", "$XDSFolderUniqueId")
     if not folders:
         return []
+    if c.level == 2:
+        folders = c.all_versions(fol, folders)
     members = c.rows_in((assoc.c.uuid, assoc.c.target), assoc.c.source, folders,
-                        assoc.c.association_type == AssocType.HAS_MEMBER)
+                        assoc.c.association_type == AssocType.HAS_MEMBER, *c.assoc())
     docs = set(c.filtered_documents({r.target for r in members}))
     return [*folders, *docs, *[r.uuid for r in members if r.target in docs]]
 
 
 def get_folders_for_document(c: _Ctx) -> list[str]:
     docs = c.documents()
-    sources = c.ids_in(assoc.c.target, docs, assoc.c.association_type == AssocType.HAS_MEMBER, result=assoc.c.source)
+    sources = c.ids_in(assoc.c.target, docs, assoc.c.association_type == AssocType.HAS_MEMBER, *c.assoc(),
+                       result=assoc.c.source)
     return c.ids_in(fol.c.uuid, sources)
 
 
@@ -407,7 +427,7 @@ def get_related_documents(c: _Ctx) -> list[str]:
     rows = []
     for end in (assoc.c.source, assoc.c.target):
         rows += c.rows_in((assoc.c.uuid, assoc.c.source, assoc.c.target), end, docs,
-                          assoc.c.association_type.in_(types))
+                          assoc.c.association_type.in_(types), *c.assoc())
     others = {e for r in rows for e in (r.source, r.target)} - set(docs)
     related = set(c.ids_in(de.c.uuid, others, de.c.object_type.in_(
         c.p.values("$XDSDocumentEntryType") or [ObjectType.STABLE_DOCUMENT])))

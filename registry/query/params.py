@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from xds.errors import ErrorCode, XDSError
 from xds.hl7v2 import is_dtm
 from xds.patient import ins_problem, patient_key
-from xds.vocabulary import AssocType, ObjectType, Status
+from xds.vocabulary import AssocType, MetadataUpdate, ObjectType, Status
 
 # Parameter types.
 STRING = "string"        # a quoted string, compared exactly
@@ -232,7 +232,7 @@ class Params:
         return list(self.slots.get(name, []))
 
 
-def check_params(params: Sequence[Param], one_of: tuple[tuple[str, str], ...],
+def check_params(params: Sequence[Param], one_of: tuple[tuple[str, ...], ...],
                  raw: dict[str, list[list[str]]]) -> Params:
     """Check ``raw`` (name -> one list of Value texts per Slot) against a query's parameter table.
 
@@ -272,18 +272,19 @@ def check_params(params: Sequence[Param], one_of: tuple[tuple[str, str], ...],
             out.slots[p.name] = typed_slots
         else:
             out.slots[p.name] = [[v for s in typed_slots for v in s]]
-    for a, b in one_of:
-        if out.has(a) and out.has(b):
+    for names in one_of:
+        given = [n for n in names if out.has(n)]
+        if len(given) > 1:
             raise ParamError(ErrorCode.STORED_QUERY_PARAM_NUMBER,
-                             f"parameters {a} and {b} are mutually exclusive: give exactly one", a)
-        if not out.has(a) and not out.has(b):
+                             f"parameters {' and '.join(given)} are mutually exclusive: give exactly one", given[0])
+        if not given:
             raise ParamError(ErrorCode.STORED_QUERY_PARAM_NUMBER,
-                             f"one of the parameters {a} or {b} is required", a)
+                             f"one of the parameters {' or '.join(names)} is required", names[0])
     for p in params:
         if p.required and not out.has(p.name):
             raise ParamError(ErrorCode.STORED_QUERY_MISSING_PARAM, f"required parameter {p.name} is missing", p.name)
     for p in params:
-        if p.name == "$MetadataLevel" and out.has(p.name) and out.one(p.name) != 1:
-            raise _registry_error(p.name, f"metadata level {out.one(p.name)} is not supported: this registry "
-                                          "implements level 1 (no XDS Metadata Update)")
+        if p.name == "$MetadataLevel" and out.has(p.name) and out.one(p.name) not in MetadataUpdate.LEVELS:
+            raise _registry_error(p.name, f"metadata level {out.one(p.name)} is not a level: 1 (without) or 2 "
+                                          "(with XDS Metadata Update) (ITI TF-2 3.18.4.1.2.3.5.1)")
     return out

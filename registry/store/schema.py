@@ -41,6 +41,15 @@ patients = Table(
     Column("patient_id", PID, nullable=False, unique=True),
     Column("state", String(16), nullable=False, server_default="open"),
     Column("created_at", String(32), nullable=False),
+    # The patient's identity as the Patient Identity Feed (ITI-8, ITI-104) gives it (migration 0006):
+    # corroborating demographics, and for a record merged into another (state 'merged') the key of
+    # the surviving record, which links the versions of a patient's INS.
+    Column("family_name", String(256)),
+    Column("given_name", String(256)),
+    Column("birth_date", String(10)),
+    Column("sex", String(16)),
+    Column("replaced_by", PID),
+    Column("updated_at", String(32)),
 )
 
 registry_objects = Table(
@@ -90,6 +99,7 @@ document_entries = Table(
     # (entry_codes and entry_authors index the same values for the query parameters).
     Column("confidentiality_codes", Text),
     Column("author_persons", Text),
+    Column("is_latest", Integer, nullable=False, server_default="1"),
     Index(None, "patient_id", "status"),
     Index(None, "unique_id"),
     Index(None, "lid"),
@@ -143,11 +153,17 @@ submission_sets = Table(
 folders = Table(
     "folders", metadata,
     Column("uuid", ID, primary_key=True),
-    Column("unique_id", String(128), nullable=False, unique=True),
+    Column("unique_id", String(128), nullable=False),
     Column("patient_id", PID, nullable=False),
     Column("last_update_time", TIME),
     Column("status", String(64), nullable=False),
+    # XDS Metadata Update (migration 0005): the versions of one logical Folder share lid and uniqueId
+    Column("lid", ID),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("is_latest", Integer, nullable=False, server_default="1"),
     Index(None, "patient_id", "status"),
+    Index(None, "unique_id"),
+    Index(None, "lid"),
 )
 
 associations = Table(

@@ -119,7 +119,8 @@ def test_metadata_level(store, db):
     store.submit([d])
     p = {"$XDSDocumentEntryEntryUUID": f"('{d.entry_uuid}')"}
     assert run(db, "GetDocuments", {**p, "$MetadataLevel": "1"}).ids == [d.entry_uuid]
-    assert codes_of(run(db, "GetDocuments", {**p, "$MetadataLevel": "2"})) == ["XDSRegistryError"]
+    assert run(db, "GetDocuments", {**p, "$MetadataLevel": "2"}).ids == [d.entry_uuid]  # XDS Metadata Update
+    assert codes_of(run(db, "GetDocuments", {**p, "$MetadataLevel": "3"})) == ["XDSRegistryError"]
 
 
 def test_home_community_id_accepted_or_unknown(store, db):

@@ -20,7 +20,8 @@ from xds.validation import cardinality as C
 from xds.validation import consistency as X
 from xds.validation import formats as F
 from xds.validation import structure as S
-from xds.validation.core import TRANSACTIONS, Check, Context, Problem, Rule
+from xds.validation import update as U
+from xds.validation.core import SUBMISSIONS, TRANSACTIONS, UPDATE, Check, Context, Problem, Rule
 from xds.validation.required import required_rules
 from xds.validation.valuesets import ValueSets
 
@@ -79,9 +80,9 @@ RULES: list[Rule] = [
     _rule(F.submission_set_intended_recipient),
     _rule(F.folder_unique_id),
     # associations (TF-3 4.2.2)
-    _rule(A.association_type_known),
+    _rule(A.association_type_known, transactions=SUBMISSIONS),
     _rule(A.has_member_source),
-    _rule(A.relationship_source_is_document_entry),
+    _rule(A.relationship_source_is_document_entry, transactions=SUBMISSIONS),
     _rule(A.relationship_targets_existing_entry),
     _rule(A.association_documentation_placement),
     # across the submission
@@ -91,6 +92,14 @@ RULES: list[Rule] = [
     _rule(X.patient_id_matches_submission_set, ErrorCode.PATIENT_ID_DOES_NOT_MATCH),
     _rule(X.code_in_value_set),
     _rule(X.limited_metadata_not_accepted),
+    # Update Document Set (ITI TF-2 3.57.4.1.3)
+    _rule(U.update_association_type_known, transactions=(UPDATE,)),
+    _rule(U.no_initial_version, ErrorCode.METADATA_UPDATE_ERROR, (UPDATE,)),
+    _rule(U.previous_version_slot, ErrorCode.METADATA_UPDATE_OPERATION_ERROR, (UPDATE,)),
+    _rule(U.association_propagation_value, ErrorCode.METADATA_UPDATE_OPERATION_ERROR, (UPDATE,)),
+    _rule(U.update_status_slots, ErrorCode.METADATA_UPDATE_OPERATION_ERROR, (UPDATE,)),
+    _rule(U.one_update_per_logical_object, ErrorCode.METADATA_UPDATE_OPERATION_ERROR, (UPDATE,)),
+    _rule(U.no_propagation_with_submitted_association, ErrorCode.METADATA_UPDATE_OPERATION_ERROR, (UPDATE,)),
 ]
 
 
@@ -99,7 +108,8 @@ def validate_submission(sub: Submission, *, transaction: str = "ITI-42",
     """Every problem of ``sub`` as one ``rs:RegistryError`` each, in rule order (empty when valid).
 
     ``transaction`` is ``"ITI-42"`` (Register: hash, size and repositoryUniqueId required on stable
-    DocumentEntries) or ``"ITI-41"`` (Provide and Register: the repository computes them).
+    DocumentEntries), ``"ITI-41"`` (Provide and Register: the repository computes them) or
+    ``"ITI-57"`` (Update Document Set: new versions are complete entries, as in ITI-42).
     """
     if transaction not in TRANSACTIONS:
         raise ValueError(f"transaction must be one of {TRANSACTIONS}, not {transaction!r}")

@@ -18,7 +18,11 @@ from xds.vocabulary import FOL, SS
 if TYPE_CHECKING:  # pragma: no cover
     from xds.validation.valuesets import ValueSets
 
-TRANSACTIONS = ("ITI-41", "ITI-42")
+SUBMISSIONS = ("ITI-41", "ITI-42")
+"""Transactions that submit first versions (Provide and Register, Register)."""
+UPDATE = "ITI-57"
+"""Update Document Set (ITI TF-2 3.57): new versions, status changes and associations to registered objects."""
+TRANSACTIONS = (*SUBMISSIONS, UPDATE)
 ORIGINAL = "Original"
 REFERENCE = "Reference"
 

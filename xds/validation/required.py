@@ -48,7 +48,7 @@ class Required:
     attribute: str      # the TF attribute name
     section: str        # the TF-3 section defining it
     present: Present
-    transactions: tuple[str, ...] = ("ITI-41", "ITI-42")
+    transactions: tuple[str, ...] = ("ITI-41", "ITI-42", "ITI-57")
     stable_only: bool = False
 
     @property
@@ -62,14 +62,14 @@ REQUIRED: tuple[Required, ...] = (
     Required("document_entry", "confidentialityCode", "4.2.3.2.5", _code(DOC.CONFIDENTIALITY_CODE)),
     Required("document_entry", "creationTime", "4.2.3.2.6", _slot("creationTime")),
     Required("document_entry", "formatCode", "4.2.3.2.9", _code(DOC.FORMAT_CODE)),
-    Required("document_entry", "hash", "4.2.3.2.10", _slot("hash"), ("ITI-42",), True),
+    Required("document_entry", "hash", "4.2.3.2.10", _slot("hash"), ("ITI-42", "ITI-57"), True),
     Required("document_entry", "healthcareFacilityTypeCode", "4.2.3.2.11", _code(DOC.HEALTHCARE_FACILITY_TYPE_CODE)),
     Required("document_entry", "languageCode", "4.2.3.2.13", _slot("languageCode")),
     Required("document_entry", "mimeType", "4.2.3.2.15", _attr("mimeType")),
     Required("document_entry", "patientId", "4.2.3.2.16", _ident(DOC.PATIENT_ID)),
     Required("document_entry", "practiceSettingCode", "4.2.3.2.17", _code(DOC.PRACTICE_SETTING_CODE)),
-    Required("document_entry", "repositoryUniqueId", "4.2.3.2.18", _slot("repositoryUniqueId"), ("ITI-42",), True),
-    Required("document_entry", "size", "4.2.3.2.21", _slot("size"), ("ITI-42",), True),
+    Required("document_entry", "repositoryUniqueId", "4.2.3.2.18", _slot("repositoryUniqueId"), ("ITI-42", "ITI-57"), True),
+    Required("document_entry", "size", "4.2.3.2.21", _slot("size"), ("ITI-42", "ITI-57"), True),
     Required("document_entry", "sourcePatientId", "4.2.3.2.22", _slot("sourcePatientId")),
     Required("document_entry", "typeCode", "4.2.3.2.25", _code(DOC.TYPE_CODE)),
     Required("document_entry", "uniqueId", "4.2.3.2.26", _ident(DOC.UNIQUE_ID)),
