@@ -222,6 +222,28 @@ def may_file_into(decision: Decision, folder_visible: bool) -> bool:
                                                                      REPRESENTATIVE_VIEW)
 
 
+def may_remove(decision: Decision, target: DocumentFacts) -> bool:
+    """Write rule: remove a DocumentEntry (ITI-62) or its bytes (ITI-86): its author, or the patient
+    from her own record (issue 21: "the author may delete their document; the patient may delete a
+    document from her record; nobody else"), and in an open domain anyone; never a caller who may
+    not see it. The treating physician and a legal representative may not."""
+    if not decision.sees(target):
+        return False
+    if decision.view in (ALL, PATIENT_VIEW):
+        return True
+    return bool(decision.caller_id) and decision.caller_id in target.authors
+
+
+def may_remove_package(decision: Decision, authors: frozenset[str]) -> bool:
+    """Write rule: remove a SubmissionSet or Folder (ITI-62): the patient from her own record, or an
+    author of the SubmissionSet (a Folder has no author: the patient only); anyone in an open domain."""
+    if not decision.allowed:
+        return False
+    if decision.view in (ALL, PATIENT_VIEW):
+        return True
+    return decision.view != REPRESENTATIVE_VIEW and bool(decision.caller_id) and decision.caller_id in authors
+
+
 # ----------------------------------------------------------------------------- facts from the registry
 
 def document_facts(conn: Connection, *, uuids: Iterable[str] | None = None,
@@ -757,6 +779,58 @@ class AccessPolicy:
                                 "may not amend, file into or see", "restricted",
                         docs[ref].patient_id if ref in docs else packages.get(ref))
         return refused
+
+    # ITI-62 and ITI-86 -----------------------------------------------------------------------------------
+    def refused_removals(self, caller: Caller, named: dict[str, tuple[str, str | None]], conn: Connection,
+                         transaction: str = "ITI-62") -> set[str]:
+        """Of the registered objects ``named`` (uuid -> (kind, patient id)), those the caller may not
+        remove (:func:`may_remove`, :func:`may_remove_package`); an Association goes with its
+        sourceObject (the SubmissionSet, Folder or DocumentEntry that made it). Each refusal is a
+        security alert; the registry answers a refused object exactly as an unknown one."""
+        if not self.is_dmp or not named:
+            return set()
+        ends = registry_facts.association_ends(conn, [u for u, (k, _) in named.items() if k == "association"])
+        sources = {u: ends[u][0] for u in ends}
+        kinds = {u: k for u, (k, _) in named.items() if k != "association"}
+        unknown = set(sources.values()) - kinds.keys()
+        kinds.update({u: k for u, (k, _) in registry_facts.object_patients(conn, unknown).items()})
+        docs = document_facts(conn, uuids=[u for u, k in kinds.items() if k == "document"])
+        authors = registry_facts.object_authors(conn, [u for u, k in kinds.items() if k == "submission_set"])
+        patients = {u: p for u, (_, p) in registry_facts.object_patients(conn, kinds).items()}
+        known: dict[str, Decision] = {}
+
+        def may(ref: str) -> bool:
+            pid = patients.get(ref)
+            if pid is None:
+                return False
+            decision = self.decide(caller, pid, READ, conn, known=known)
+            if kinds.get(ref) == "document":
+                return ref in docs and may_remove(decision, docs[ref])
+            return may_remove_package(decision, authors.get(ref, frozenset()))
+
+        refused = {u for u in named if not may(sources.get(u, u))}
+        for ref in sorted(refused):
+            self._alert(caller, f"{transaction}: removal of {named[ref][0]} {ref} refused: only the author of a "
+                                "document or the patient may remove it", "restricted", named[ref][1])
+        return refused
+
+    def removable_documents(self, caller: Caller, unique_ids: Iterable[str]) -> set[str]:
+        """ITI-86: the document uniqueIds whose bytes the caller may remove. A document the registry
+        still holds follows :func:`may_remove`; one whose metadata is gone (removed by ITI-62, as
+        ITI TF-2 3.86.1 expects first) is reachable by no reader and may be removed."""
+        wanted = set(unique_ids)
+        if not self.is_dmp or not wanted:
+            return wanted
+        with self.database.quick_read() as conn:
+            docs = document_facts(conn, unique_ids=wanted)
+            known: dict[str, Decision] = {}
+            refused = {d.unique_id for d in docs.values()
+                       if not may_remove(self.decide(caller, d.patient_id, READ, conn, known=known), d)}
+        for d in docs.values():
+            if d.unique_id in refused:
+                self._alert(caller, f"ITI-86: removal of document {d.unique_id} refused: only its author or the "
+                                    "patient may remove it", "restricted", d.patient_id)
+        return wanted - refused
 
     # ITI-41 --------------------------------------------------------------------------------------------
     def check_submission(self, caller: Caller, patient_ids: Iterable[str | None], transaction: str = "ITI-41",

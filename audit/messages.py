@@ -81,6 +81,11 @@ ITI_42 = Code("ITI-42", "IHE Transactions", "Register Document Set-b")
 ITI_43 = Code("ITI-43", "IHE Transactions", "Retrieve Document Set")
 ITI_81 = Code("ITI-81", "IHE Transactions", "Retrieve ATNA Audit Event")
 TRANSACTIONS = {c.code: c for c in (ITI_18, ITI_41, ITI_42, ITI_43, ITI_81)}
+ITI_62 = Code("ITI-62", "IHE Transactions", "Delete Document Set")
+ITI_86 = Code("ITI-86", "IHE Transactions", "Remove Documents")
+TRANSACTIONS.update({c.code: c for c in (ITI_62, ITI_86)})
+PATIENT_RECORD = dcm("110110", "Patient Record")
+ACTION_DELETE = "D"
 AUDIT_LOG_USED = dcm("110101", "Audit Log Used")
 """EventID of a read of the audit trail (DICOM PS3.15 A.5.3.2), which RESTful ATNA's ITI-81 audits."""
 # ParticipantObjectIDTypeCode
@@ -410,6 +415,38 @@ def retrieve(caller: Caller, source_id: str, outcome: int, documents: list[Docum
     src.requestor = False
     dst = requester(caller, DESTINATION)
     ev = _base(caller, source_id, EXPORT, ACTION_READ, outcome, ITI_43, [src, dst], description)
+    if patient_id:
+        ev.objects.append(patient_object(patient_id))
+    for d in documents:
+        details = [("Repository Unique Id", d.repository_unique_id.encode())]
+        if d.home_community_id:
+            details.append(("ihe:homeCommunityID", d.home_community_id.encode()))
+        ev.objects.append(ParticipantObject(d.unique_id, SYSTEM_OBJECT, ROLE_REPORT, REPORT_NUMBER,
+                                            name=d.unique_id, details=details))
+    return ev
+
+
+def remove_metadata(caller: Caller, source_id: str, outcome: int, patient_id: str | None,
+                    objects: list[tuple[str, str]], description: str | None = None) -> AuditEvent:
+    """ITI-62 at the Document Registry (ITI TF-2 3.62.5.1): Patient Record 110110, D; the patient and
+    one object per removed (or, on failure, named) registry object: ``(entryUUID, kind)``, a
+    SubmissionSet identified as such, the others as reports by their entryUUID."""
+    ev = _base(caller, source_id, PATIENT_RECORD, ACTION_DELETE, outcome, ITI_62,
+               [requester(caller, SOURCE), responder(caller, DESTINATION)], description)
+    if patient_id:
+        ev.objects.append(patient_object(patient_id))
+    for uuid, kind in objects:
+        id_type = SUBMISSION_SET if kind == "submission_set" else REPORT_NUMBER
+        ev.objects.append(ParticipantObject(uuid, SYSTEM_OBJECT, ROLE_REPORT, id_type, name=uuid))
+    return ev
+
+
+def remove_documents(caller: Caller, source_id: str, outcome: int, documents: list[DocumentRef],
+                     patient_id: str | None = None, description: str | None = None) -> AuditEvent:
+    """ITI-86 at the Document Repository (ITI TF-2 3.86.5.1): Patient Record 110110, D; one object
+    per document, as ITI-43 names them (uniqueId, Repository Unique Id, homeCommunityID)."""
+    ev = _base(caller, source_id, PATIENT_RECORD, ACTION_DELETE, outcome, ITI_86,
+               [requester(caller, SOURCE), responder(caller, DESTINATION)], description)
     if patient_id:
         ev.objects.append(patient_object(patient_id))
     for d in documents:

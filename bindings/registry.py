@@ -10,10 +10,11 @@ from lxml import etree
 
 from bindings.soap import soap_caller, soap_endpoint, xua
 from registry.query import QueryResult
-from transactions import iti18, iti42
+from transactions import iti18, iti42, iti62
 from transactions.services import Services
 from xds.responses import error_list_element, registry_response
 from xds.soap import Operation, RefusalHook, SoapEndpoint, SoapRequest, SoapResponse
+from xds.validation.removal import RemovalRequest
 from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, Actions, q
 
 WSDL = Path(__file__).resolve().parent / "wsdl" / "registry.wsdl"
@@ -45,7 +46,29 @@ def registry_operations(services: Services) -> list[Operation]:
             Operation(action=Actions.STORED_QUERY, body=q(NS_QUERY, "AdhocQueryRequest"), handler=query)]
 
 
+def removal_request(body: etree._Element) -> RemovalRequest:
+    """The ``lcm:RemoveObjectsRequest`` as the ITI-62 rules read it (ebRS 3.0 5.3.3; ITI TF-2 3.62.4.1.2)."""
+    ref_list = body.find(q(NS_RIM, "ObjectRefList"))
+    refs = [(el.get("id") or "").strip() for el in ref_list.iterchildren(q(NS_RIM, "ObjectRef"))] \
+        if ref_list is not None else []
+    query = body.find(q(NS_QUERY, "AdhocQuery"))
+    if query is None:
+        query = body.find(q(NS_RIM, "AdhocQuery"))
+    return RemovalRequest(object_refs=refs, object_ref_list_present=ref_list is not None,
+                          adhoc_query_present=query is not None, deletion_scope=body.get("deletionScope"))
+
+
+def removal_operations(services: Services) -> list[Operation]:
+    """ITI-62 Remove Metadata (ITI TF-2 3.62.4.1.2): answered with an ``rs:RegistryResponse``."""
+    def remove(request: SoapRequest) -> SoapResponse:
+        result = iti62.remove(services, soap_caller(request), xua(services.policy, request),
+                              removal_request(request.body))
+        return SoapResponse(body=registry_response(result.errors), action=Actions.REMOVE_METADATA_RESPONSE)
+
+    return [Operation(action=Actions.REMOVE_METADATA, body=q(NS_LCM, "RemoveObjectsRequest"), handler=remove)]
+
+
 def registry_endpoint(services: Services, understood_headers: frozenset[str],
                       on_refusal: RefusalHook | None = None) -> SoapEndpoint:
-    return soap_endpoint(registry_operations(services), WSDL, services.settings, "/registry", understood_headers,
-                         on_refusal)
+    return soap_endpoint(registry_operations(services) + removal_operations(services), WSDL, services.settings,
+                         "/registry", understood_headers, on_refusal)

@@ -1,4 +1,4 @@
-"""SOAP binding of the Document Repository: ``/repository`` (ITI-41 and ITI-43).
+"""SOAP binding of the Document Repository: ``/repository`` (ITI-41, ITI-43 and ITI-86).
 
 Transport only: read the body (documents as MTOM parts or inline base64), call the transaction
 module, write the answer (ITI-43 answers MTOM).
@@ -14,9 +14,9 @@ from bindings.soap import soap_caller, soap_endpoint, xua
 from repository.registry_client import RegistryAnswer
 from repository.store import ContentRef, DocumentStore
 from repository.transactions import DocumentPart, DocumentRequest
-from transactions import iti41, iti43
+from transactions import iti41, iti43, iti86
 from transactions.services import Services
-from xds.responses import error_list_element
+from xds.responses import error_list_element, registry_response
 from xds.soap import (
     WSSE_SECURITY,
     Operation,
@@ -27,7 +27,7 @@ from xds.soap import (
     SoapResponse,
     make_xop_include,
 )
-from xds.vocabulary import NS_LCM, NS_RIM, NS_RS, NS_XDSB, Actions, q
+from xds.vocabulary import NS_LCM, NS_RIM, NS_RMD, NS_RS, NS_XDSB, Actions, q
 
 WSDL = Path(__file__).resolve().parent / "wsdl" / "repository.wsdl"
 
@@ -100,11 +100,23 @@ def repository_operations(services: Services) -> list[Operation]:
     ]
 
 
+def removal_operations(services: Services) -> list[Operation]:
+    """ITI-86 Remove Documents (ITI TF-2 3.86.4.1.2): the ``xdsb:DocumentRequest`` elements of an
+    ``rmd:RemoveDocumentsRequest``, answered with an ``rs:RegistryResponse`` (3.86.4.2.2)."""
+    def remove(request: SoapRequest) -> SoapResponse:
+        result = iti86.remove(services, soap_caller(request), xua(services.policy, request),
+                              retrieve_requests(request.body))
+        return SoapResponse(body=registry_response(result.errors, partial=bool(result.removed)),
+                            action=Actions.REMOVE_DOCUMENTS_RESPONSE)
+
+    return [Operation(action=Actions.REMOVE_DOCUMENTS, body=q(NS_RMD, "RemoveDocumentsRequest"), handler=remove)]
+
+
 def _opener(store: DocumentStore, ref: ContentRef):
     return lambda: store.open(ref)
 
 
 def repository_endpoint(services: Services, understood_headers: frozenset[str],
                       on_refusal: RefusalHook | None = None) -> SoapEndpoint:
-    return soap_endpoint(repository_operations(services), WSDL, services.settings, "/repository", understood_headers,
-                         on_refusal)
+    return soap_endpoint(repository_operations(services) + removal_operations(services), WSDL, services.settings,
+                         "/repository", understood_headers, on_refusal)

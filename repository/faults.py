@@ -10,7 +10,9 @@ Points:
   and before the index rows are committed - the window of issue 19 finding 2;
 * ``commit_error``: every attempt to mark one submission's index rows committed fails, as on a
   full disk or a lost database connection (finding 2);
-* ``enospc``: storing a document fails with ``ENOSPC``, as on a full disk (finding 6).
+* ``enospc``: storing a document fails with ``ENOSPC``, as on a full disk (finding 6);
+* ``exit_in_removal``: the process dies during an ITI-86 removal once the index row is deleted and
+  before the bytes are (issue 21: a removal killed half-way leaves the old or the new state).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-POINTS = ("exit_after_register", "commit_error", "enospc")
+POINTS = ("exit_after_register", "commit_error", "enospc", "exit_in_removal")
 
 EXIT_STATUS = 87
 """Exit status of a process stopped by ``exit_after_register`` (tests tell it from other deaths)."""
@@ -57,6 +59,10 @@ class FaultPlan:
 
     def exit_after_register(self) -> None:
         if self.fires("exit_after_register"):
+            os._exit(EXIT_STATUS)
+
+    def exit_in_removal(self) -> None:
+        if self.fires("exit_in_removal"):
             os._exit(EXIT_STATUS)
 
     def enospc(self) -> None:

@@ -160,6 +160,18 @@ class DocumentIndex:
         with self.db.write() as conn:
             return conn.execute(stmt).rowcount > 0
 
+    def remove_committed(self, unique_id: str) -> IndexRow | None:
+        """ITI-86: delete the committed row of ``unique_id`` (its bytes are the caller's to delete
+        when no row holds them); the row as it was, or None when there was no committed row."""
+        with self.db.write() as conn:
+            r = conn.execute(select(documents).where(documents.c.unique_id == unique_id,
+                                                     documents.c.state == COMMITTED)).first()
+            if r is None:
+                return None
+            conn.execute(delete(documents).where(documents.c.unique_id == unique_id, documents.c.state == COMMITTED,
+                                                 documents.c.txn == r.txn))
+        return _row(r)
+
     def references(self, address: str) -> int:
         with self.db.read() as conn:
             return conn.execute(select(func.count()).select_from(documents)

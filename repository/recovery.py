@@ -1,6 +1,7 @@
 """Sweep: settle what a crash left between "bytes stored" and "registry answered".
 
 * staged files of processes that are gone (a crash while a document streamed in) are deleted;
+* ITI-86 removals a crash interrupted are finished (:func:`repository.removal.finish_removals`);
 * each ``pending`` index row whose owner is gone is asked about at the registry: if the registry
   knows the uniqueId with the same hash, the registration went through before the crash and the row
   becomes ``committed``; otherwise the row is deleted, and the bytes with it when no row uses them.
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 from repository.index import DocumentIndex, IndexRow
 from repository.registry_client import RegistryGateway
+from repository.removal import finish_removals
 from repository.store import DocumentStore
 from repository.transactions import Repository
 
@@ -47,17 +49,19 @@ class SweepReport:
     committed: int = 0
     removed: int = 0
     undecided: int = 0
+    removals_finished: int = 0
 
 
 def sweep(store: DocumentStore, index: DocumentIndex, registry: RegistryGateway, older_than: float = PENDING_MIN_AGE,
           batch: int = 500, max_batches: int = 10_000, owned_older_than: float = LEASE_SECONDS) -> SweepReport:
     """Settle the staging files and pending rows of processes that are gone (see the module docstring)."""
-    report = SweepReport(staged_removed=store.sweep_staging(older_than))
+    report = SweepReport(staged_removed=store.sweep_staging(older_than),
+                         removals_finished=finish_removals(store, index))
     for _ in range(max_batches):
         rows = index.settleable(older_than, owned_older_than, limit=batch)
         if not rows or not settle(store, index, registry, rows, report):
             break
-    if report.committed or report.removed or report.staged_removed:
+    if report.committed or report.removed or report.staged_removed or report.removals_finished:
         log.info("repository sweep: %s", report)
     return report
 

@@ -83,6 +83,15 @@ class DocumentStore(Protocol):
     def sweep_staging(self, older_than: float = 0.0) -> int:
         """Remove staged objects left by a crash; returns how many."""
 
+    def mark_removal(self, address: str) -> None:
+        """Record, durably, that the bytes at ``address`` may lose their last reference (ITI-86)."""
+
+    def removal_marks(self) -> list[str]:
+        """The addresses of removals a crash may have left unfinished."""
+
+    def clear_removal_mark(self, address: str) -> None:
+        """The removal of ``address`` is finished (its bytes deleted or still referenced)."""
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -104,8 +113,9 @@ class FileSystemStore:
         self.objects = self.root / "objects"
         self.staging_root = self.root / "staging"
         self.locks = self.root / "locks"
+        self.removing = self.root / "removing"
         self.fsync = fsync
-        for d in (self.objects, self.staging_root, self.locks):
+        for d in (self.objects, self.staging_root, self.locks, self.removing):
             d.mkdir(parents=True, exist_ok=True)
         self._thread_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._own: tuple[int, Path] | None = None
@@ -210,6 +220,30 @@ class FileSystemStore:
             return
         if self.fsync:
             _fsync_dir(target.parent)
+
+    def mark_removal(self, address: str) -> None:
+        """An empty file ``removing/<address>``, fsynced with its folder before the index row goes:
+        a crash between the row's deletion and the bytes' leaves the mark, and
+        :func:`repository.removal.finish_removals` deletes the bytes no row holds (ITI-86)."""
+        self.path(address)  # refuses anything but a content address
+        mark = self.removing / address
+        fd = os.open(mark, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self.fsync:
+            _fsync_dir(self.removing)
+
+    def removal_marks(self) -> list[str]:
+        return sorted(p.name for p in self.removing.iterdir() if len(p.name) == 64)
+
+    def clear_removal_mark(self, address: str) -> None:
+        try:
+            (self.removing / address).unlink()
+        except FileNotFoundError:
+            pass
 
     @contextmanager
     def guard(self, address: str) -> Iterator[None]:

@@ -28,7 +28,9 @@ from bindings.fhir_audit import FhirAuditApp
 from bindings.policy_api import PolicyApi
 from bindings.registry import WSDL as REGISTRY_WSDL
 from bindings.registry import registry_operations
+from bindings.registry import removal_operations as registry_removal_operations
 from bindings.repository import WSDL as REPOSITORY_WSDL
+from bindings.repository import removal_operations as repository_removal_operations
 from bindings.repository import repository_operations
 from bindings.soap import soap_endpoint
 from config import Settings
@@ -75,7 +77,8 @@ def build_services(settings: Settings) -> Services:
 TRANSACTION_KEY = "xds.transaction"
 OUTCOME_KEY = "xds.outcome"
 OPERATION_TRANSACTIONS = {Actions.STORED_QUERY: "ITI-18", Actions.REGISTER: "ITI-42", Actions.PROVIDE: "ITI-41",
-                          Actions.RETRIEVE: "ITI-43"}
+                          Actions.RETRIEVE: "ITI-43", Actions.REMOVE_METADATA: "ITI-62",
+                          Actions.REMOVE_DOCUMENTS: "ITI-86"}
 DOOR_TRANSACTIONS = {"/registry": "registry", "/repository": "repository", "/audit": "ITI-81",
                      "/dmp/api": "policy-api", "/portal": "portal"}
 """The metrics' ``transaction`` of a request no SOAP operation took, by door."""
@@ -115,10 +118,10 @@ def mounts(services: Services) -> dict[str, WSGIApp]:
     settings = services.settings
     refused = edge_refusal_sink(services.auditor)
     doors: dict[str, WSGIApp] = {
-        "/registry": soap_endpoint(counted(registry_operations(services)), REGISTRY_WSDL, settings, "/registry",
-                                   SOAP_HEADERS, refused),
-        "/repository": soap_endpoint(counted(repository_operations(services)), REPOSITORY_WSDL, settings,
-                                     "/repository", SOAP_HEADERS, refused),
+        "/registry": soap_endpoint(counted(registry_operations(services) + registry_removal_operations(services)),
+                                   REGISTRY_WSDL, settings, "/registry", SOAP_HEADERS, refused),
+        "/repository": soap_endpoint(counted(repository_operations(services) + repository_removal_operations(services)),
+                                     REPOSITORY_WSDL, settings, "/repository", SOAP_HEADERS, refused),
         "/audit": FhirAuditApp(services),
         "/dmp/api": PolicyApi(PolicyAdmin(services.database, services.auditor), settings.access_api_token,
                               services),
