@@ -79,8 +79,9 @@ ITI_18 = Code("ITI-18", "IHE Transactions", "Registry Stored Query")
 ITI_41 = Code("ITI-41", "IHE Transactions", "Provide and Register Document Set-b")
 ITI_42 = Code("ITI-42", "IHE Transactions", "Register Document Set-b")
 ITI_43 = Code("ITI-43", "IHE Transactions", "Retrieve Document Set")
+ITI_57 = Code("ITI-57", "IHE Transactions", "Update Document Set")
 ITI_81 = Code("ITI-81", "IHE Transactions", "Retrieve ATNA Audit Event")
-TRANSACTIONS = {c.code: c for c in (ITI_18, ITI_41, ITI_42, ITI_43, ITI_81)}
+TRANSACTIONS = {c.code: c for c in (ITI_18, ITI_41, ITI_42, ITI_43, ITI_57, ITI_81)}
 ITI_62 = Code("ITI-62", "IHE Transactions", "Delete Document Set")
 ITI_86 = Code("ITI-86", "IHE Transactions", "Remove Documents")
 TRANSACTIONS.update({c.code: c for c in (ITI_62, ITI_86)})
@@ -97,7 +98,7 @@ SUBMISSION_SET = Code("urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd", "IHE XDS 
 ACCESS_MODE_SYSTEM = "1.2.250.1.213.1.1.4.248"
 """TRE_R248 (DMP access modes): given as PurposeOfUse when the access is an emergency."""
 
-ACTION_CREATE, ACTION_READ, ACTION_EXECUTE = "C", "R", "E"
+ACTION_CREATE, ACTION_READ, ACTION_UPDATE, ACTION_EXECUTE = "C", "R", "U", "E"
 # ParticipantObjectTypeCode / ParticipantObjectTypeCodeRole (DICOM PS3.15 A.5.3)
 PERSON, SYSTEM_OBJECT = "1", "2"
 ROLE_PATIENT, ROLE_REPORT, ROLE_SECURITY_RESOURCE, ROLE_JOB, ROLE_QUERY = "1", "3", "13", "20", "24"
@@ -350,6 +351,29 @@ def register_import(caller: Caller, source_id: str, outcome: int, patient_id: st
     """ITI-42 at the Document Registry (ITI TF-2 3.42.5.1.2): Import, C."""
     ev = _base(caller, source_id, IMPORT, ACTION_CREATE, outcome, ITI_42,
                [requester(caller, SOURCE), responder(caller, DESTINATION)], description)
+    ev.objects = _patient_and_set(patient_id, submission_set_uid)
+    return ev
+
+
+def update_import(caller: Caller, source_id: str, outcome: int, patient_id: str | None,
+                  submission_set_uid: str | None, description: str | None = None) -> AuditEvent:
+    """ITI-57 at the Document Registry, the Update Responder (ITI TF-2 3.57.5.1.2): Import, U;
+    the Document Administrator as Source, the registry as Destination, the patient and the
+    SubmissionSet as objects."""
+    ev = _base(caller, source_id, IMPORT, ACTION_UPDATE, outcome, ITI_57,
+               [requester(caller, SOURCE), responder(caller, DESTINATION)], description)
+    ev.objects = _patient_and_set(patient_id, submission_set_uid)
+    return ev
+
+
+def update_export(caller: Caller, source_id: str, registry_url: str, outcome: int, patient_id: str | None,
+                  submission_set_uid: str | None, description: str | None = None) -> AuditEvent:
+    """ITI-57 at the Document Administrator, the Update Initiator (ITI TF-2 3.57.5.1.1): Export, U;
+    this node as Source, the registry as Destination."""
+    src = Participant(WSA_ANONYMOUS, True, alt_user_id=process_id(), network_id=host_of(caller.endpoint),
+                      roles=[SOURCE])
+    dst = Participant(registry_url, False, network_id=host_of(registry_url), roles=[DESTINATION])
+    ev = _base(caller, source_id, EXPORT, ACTION_UPDATE, outcome, ITI_57, [src, dst], description)
     ev.objects = _patient_and_set(patient_id, submission_set_uid)
     return ev
 

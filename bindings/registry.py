@@ -1,4 +1,4 @@
-"""SOAP binding of the Document Registry: ``/registry`` (ITI-42 and ITI-18).
+"""SOAP binding of the Document Registry: ``/registry`` (ITI-42, ITI-18 and ITI-57).
 
 Transport only: read the body, call the transaction module, write the answer.
 """
@@ -10,7 +10,7 @@ from lxml import etree
 
 from bindings.soap import soap_caller, soap_endpoint, xua
 from registry.query import QueryResult
-from transactions import iti18, iti42, iti62
+from transactions import iti18, iti42, iti57, iti62
 from transactions.services import Services
 from xds.responses import error_list_element, registry_response
 from xds.soap import Operation, RefusalHook, SoapEndpoint, SoapRequest, SoapResponse
@@ -42,7 +42,13 @@ def registry_operations(services: Services) -> list[Operation]:
                                     request.body)
         return SoapResponse(body=query_response(result), action=Actions.STORED_QUERY_RESPONSE)
 
+    def update(request: SoapRequest) -> SoapResponse:
+        errors = iti57.update(services, soap_caller(request), xua(services.policy, request),
+                              request.body.find(q(NS_RIM, "RegistryObjectList")))
+        return SoapResponse(body=registry_response(errors), action=Actions.UPDATE_RESPONSE)
+
     return [Operation(action=Actions.REGISTER, body=q(NS_LCM, "SubmitObjectsRequest"), handler=register),
+            Operation(action=Actions.UPDATE, body=q(NS_LCM, "SubmitObjectsRequest"), handler=update),
             Operation(action=Actions.STORED_QUERY, body=q(NS_QUERY, "AdhocQueryRequest"), handler=query)]
 
 

@@ -287,11 +287,16 @@ class Run:
             "RetrieveTransaction": self.do_retrieve,
             "PatientIdentityFeedTransaction": self.do_feed,
             "NullTransaction": self.do_null,
+            "MuTransaction": self.do_register,
         }.get(step.transaction)
         if handler is None:
             raise StepFailure(f"step has no transaction the harness knows ({step.transaction!r})")
         tx_log = etree.SubElement(step_log, step.transaction or "Transaction")
         handler(test, section, step, rec, tx_log, log_root)
+        # The toolkit's log of a step names the patient it used; later steps read it as a report
+        # (20001, 20005: UseReport reportName="$patientid$" of a query step).
+        if "$patientid$" not in rec.reports:
+            rec.reports["$patientid$"] = self.patient_of(test.id)
         rec.ok = True
 
     def do_feed(self, test, section, step, rec, tx_log, log_root) -> None:
@@ -338,9 +343,10 @@ class Run:
         for r in step.reports:
             if r.section == "InputMetadata":
                 rec.reports[r.name] = xpath_value(sor, r.xpath, r.name)
-        if step.transaction == "RegisterTransaction":
+        if step.transaction in ("RegisterTransaction", "MuTransaction"):
             self_check(sor)
-            reply = self.post(self.registry_url, soap.ACTION_REGISTER, sor, None)
+            action = soap.ACTION_REGISTER if step.transaction == "RegisterTransaction" else soap.ACTION_UPDATE
+            reply = self.post(self.registry_url, action, sor, None)
         else:
             body, attachments = build_pnr(sor, step, rec, section, inline=True)
             self_check(body)  # XOP infoset: the document inline as base64
@@ -608,7 +614,7 @@ KNOWN_STEP_TAGS = set(kit.TRANSACTION_TAGS) | set(kit.FLAG_TAGS) | {
     "WaitBefore"}
 KNOWN_TX_TAGS = set(kit.FLAG_TAGS) | {
     "MetadataFile", "Document", "UseId", "UseReport", "Report", "ExpectedContents",
-    "Assertions", "ReferenceDocument", "ReferenceMetadata", "ExpectedMimeType",
+    "Assertions", "ReferenceDocument", "ReferenceMetadata", "ExpectedMimeType", "InteractionSequence",
     "ExpectedErrorMessage", "ExpectedErrorCode", "Rule", "WaitBefore"}
 
 

@@ -27,7 +27,9 @@ def submission_files():
         if kit.transactions_not_yet_offered(t):
             continue
         test = kit.load_test(t)
-        for sec in sorted(p for p in test.path.iterdir() if (p / "testplan.xml").exists()):
+        # the sections index.idx lists, as the harness runs them (some Metadata Update tests keep
+        # folders of other runs beside them, 20000e's query_by_uniqueid names ../two_doc_w_fol)
+        for sec in (test.path / n for n in test.sections if (test.path / n / "testplan.xml").exists()):
             for step in kit.read_section(t, sec).steps:
                 if step.transaction in ("RegisterTransaction",
                                         "ProvideAndRegisterTransaction") and step.metadata_file:
@@ -35,9 +37,11 @@ def submission_files():
     return out
 
 
-def test_kit_has_52_conformance_tests_of_offered_transactions():
+def test_kit_has_81_conformance_tests_of_offered_transactions():
+    """The 52 registry/repository tests and the 29 Metadata Update (ITI-57) ones; 12319 also needs
+    ITI-92 Restricted Update and the removal tests ITI-62 / ITI-86, not offered."""
     offered = [t for t in kit.conformance_test_ids() if not kit.transactions_not_yet_offered(t)]
-    assert len(offered) == 52
+    assert len(offered) == 81
 
 
 def test_every_submission_file_translates_to_valid_ebrim_3():
@@ -114,7 +118,9 @@ def test_every_query_and_retrieve_file_is_schema_valid_after_substitution():
         if kit.transactions_not_yet_offered(t):
             continue
         test = kit.load_test(t)
-        for sec in sorted(p for p in test.path.iterdir() if (p / "testplan.xml").exists()):
+        # the sections index.idx lists, as the harness runs them (some Metadata Update tests keep
+        # folders of other runs beside them, 20000e's query_by_uniqueid names ../two_doc_w_fol)
+        for sec in (test.path / n for n in test.sections if (test.path / n / "testplan.xml").exists()):
             section = kit.read_section(t, sec)
             for step in section.steps:
                 if step.transaction in ("StoredQueryTransaction", "RetrieveTransaction"):
