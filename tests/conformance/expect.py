@@ -235,6 +235,8 @@ def check_contents(spec: etree._Element | None, body: etree._Element | None,
             err = _status_all(c.documents, APPROVED, "DocumentEntries", vacuous=True)
         elif name == "DocDep":
             err = _status_all(c.documents, DEPRECATED, "DocumentEntries", vacuous=True)
+        elif name == "FolApp":
+            err = _status_all(c.folders, APPROVED, "Folders")
         elif name == "OneDocApp":
             err = _exactly(c.documents, APPROVED, "DocumentEntry")
         elif name == "OneDocDep":

@@ -22,6 +22,8 @@ TRANSACTION_TAGS = (
     "RetrieveTransaction",
     "PatientIdentityFeedTransaction",
     "NullTransaction",
+    "RemoveMetadataTransaction",
+    "RdTransaction",
     "MuTransaction",
 )
 
@@ -218,8 +220,6 @@ def conformance_test_ids() -> list[str]:
 
 NOT_YET_OFFERED = {
     "RmuTransaction": "ITI-92 Restricted Update Document Set",
-    "RemoveMetadataTransaction": "ITI-62 Remove Metadata",
-    "RdTransaction": "ITI-86 Remove Documents",
 }
 """Transactions of the kit's metadata-update and removal tests that this registry does not offer
 yet (issue 21; ITI-57 Update Document Set is offered, MuTransaction). A test that sends one is expected to fail until then, strictly: once it passes

@@ -287,6 +287,8 @@ class Run:
             "RetrieveTransaction": self.do_retrieve,
             "PatientIdentityFeedTransaction": self.do_feed,
             "NullTransaction": self.do_null,
+            "RemoveMetadataTransaction": self.do_remove_metadata,
+            "RdTransaction": self.do_remove_documents,
             "MuTransaction": self.do_register,
         }.get(step.transaction)
         if handler is None:
@@ -393,6 +395,25 @@ class Run:
                 return (base / name).read_bytes()
         raise StepFailure(f"reference document {name} not found beside section {section.name}")
 
+    def do_remove_metadata(self, test, section, step, rec, tx_log, log_root) -> None:
+        """ITI-62: the kit's ``lcm:RemoveObjectsRequest`` (ebRS 3.0 already, ``ParseMetadata`` False: sent
+        as written), its ``$...$`` ids taken from the steps that registered the objects."""
+        syms = self.symbols(test, section, step, self.patient_of(test.id))
+        req = etree.fromstring(self.load_text(section, step, syms), kit.SAFE_PARSER)
+        self_check(req)
+        reply = self.post(self.registry_url, soap.ACTION_REMOVE_METADATA, req, None)
+        self.evaluate(test, section, step, rec, reply, tx_log, log_root)
+
+    def do_remove_documents(self, test, section, step, rec, tx_log, log_root) -> None:
+        """ITI-86: the kit's ``rmd:RemoveDocumentsRequest`` to the repository."""
+        syms = self.symbols(test, section, step, self.patient_of(test.id))
+        text = self.load_text(section, step, syms).replace(
+            TOOLKIT_REPOSITORY_UID.encode(), self.repository_unique_id.encode())
+        req = etree.fromstring(text, kit.SAFE_PARSER)
+        self_check(one_document_request(req))
+        reply = self.post(self.repository_url, soap.ACTION_REMOVE_DOCUMENTS, req, None)
+        self.evaluate(test, section, step, rec, reply, tx_log, log_root)
+
     def do_null(self, test, section, step, rec, tx_log, log_root) -> None:
         syms = self.symbols(test, section, step, self.patient_of(test.id))
         run_assertions(step, log_root, syms)
@@ -445,6 +466,16 @@ class Run:
 
 
 # --- pure helpers (unit-tested) -----------------------------------------------
+
+def one_document_request(req: etree._Element) -> etree._Element:
+    """A copy of an ``rmd:RemoveDocumentsRequest`` keeping its first ``xdsb:DocumentRequest``: the kit's
+    rmd.xsd allows one, ITI TF-2 3.86.4.1.2 one or more (50001 sends two); the rest of the message is
+    checked against the schema as it is."""
+    copy_ = copy.deepcopy(req)
+    for extra in copy_.findall(f"{{{XDSB}}}DocumentRequest")[1:]:
+        copy_.remove(extra)
+    return copy_
+
 
 def locate(test: kit.KitTest, section: kit.Section, testdir: str | None) -> tuple[str, str]:
     """(test id, section) a ``testdir`` attribute points to, relative to the section."""
@@ -616,6 +647,7 @@ KNOWN_TX_TAGS = set(kit.FLAG_TAGS) | {
     "MetadataFile", "Document", "UseId", "UseReport", "Report", "ExpectedContents",
     "Assertions", "ReferenceDocument", "ReferenceMetadata", "ExpectedMimeType", "InteractionSequence",
     "ExpectedErrorMessage", "ExpectedErrorCode", "Rule", "WaitBefore"}
+KNOWN_TX_TAGS |= {"ParseMetadata"}  # RemoveMetadataTransaction: False, the file is sent as written
 
 
 def find_unsupported(test: kit.KitTest) -> str | None:

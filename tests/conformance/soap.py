@@ -17,6 +17,8 @@ ACTION_REGISTER = "urn:ihe:iti:2007:RegisterDocumentSet-b"
 ACTION_PNR = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
 ACTION_SQ = "urn:ihe:iti:2007:RegistryStoredQuery"
 ACTION_RETRIEVE = "urn:ihe:iti:2007:RetrieveDocumentSet"
+ACTION_REMOVE_METADATA = "urn:ihe:iti:2010:DeleteDocumentSet"
+ACTION_REMOVE_DOCUMENTS = "urn:ihe:iti:2017:RemoveDocuments"
 ACTION_UPDATE = "urn:ihe:iti:2010:UpdateDocumentSet"
 
 RESPONSE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
