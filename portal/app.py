@@ -311,26 +311,25 @@ class Portal:
 
     # -- documents (list) --------------------------------------------------------------------------
     def _list(self, req: Request, patient_id: str) -> dict:
-        """Documents of ``patient_id`` the caller may see: filter, sort (newest first), page."""
-        type_code = req.query.get("type", "")
-        since = req.query.get("from", "").replace("-", "")
-        until = req.query.get("to", "").replace("-", "")
-        if (since and not since.isdigit()) or (until and not until.isdigit()):
-            raise HttpError(400, "bad date")
-        docs = self.records.find_documents(self.caller(req, patient_id), patient_id, None, since or None,
-                                           (until + "235959") if until else None)
-        types = sorted({(d.type_code.code, d.type_code.display_name or d.type_code.code) for d in docs if d.type_code})
-        if type_code:
-            docs = [d for d in docs if d.type_code and d.type_code.code == type_code]
-        pages = max(1, math.ceil(len(docs) / PAGE))
+        """Documents of ``patient_id`` the caller may see: filtered by type and period (days of the portal's
+        zone), sorted newest first and paged in the queries (:meth:`portal.records.Records.documents_page`)."""
+        type_code = req.query.get("type", "").strip()[:64]
         try:
-            number = min(max(1, int(req.query.get("page", "1"))), pages)
+            since = self.clock.utc_dtm(req.query["from"]) if req.query.get("from") else None
+            until = self.clock.utc_dtm(req.query["to"], end=True) if req.query.get("to") else None
+            number = max(1, int(req.query.get("page", "1") or "1"))
         except ValueError:
-            number = 1
-        shown = docs[(number - 1) * PAGE:number * PAGE]
-        facts = {d.unique_id: self.records.facts(d.unique_id) for d in shown}
-        return {"docs": shown, "total": len(docs), "page": number, "pages": pages, "types": types,
-                "facts": facts, "type_code": type_code}
+            raise HttpError(400, req._("Invalid date or page.")) from None
+        found = self.records.documents_page(self.caller(req, patient_id), patient_id, type_code=type_code or None,
+                                            created_from=since, created_to=until, page=number, size=PAGE)
+        names = dict(TYPES)
+        for d in found.docs:
+            if d.type_code and d.type_code.display_name:
+                names.setdefault(d.type_code.code, d.type_code.display_name)
+        codes = dict.fromkeys(key.split("^", 1)[0] for key in found.type_codes)
+        types = sorted(((code, names.get(code, code)) for code in codes), key=lambda t: t[1])
+        return {"docs": found.docs, "total": found.total, "page": found.page, "pages": found.pages, "types": types,
+                "facts": found.facts, "type_code": type_code}
 
     def my_documents(self, req: Request) -> Response:
         s = self.require(req, "patient")

@@ -93,7 +93,7 @@ def what(entry: HistoryEntry, labels: dict[str, DocumentLabel], clock: Clock, _:
 
 def rows(entries: list[HistoryEntry], labels: dict[str, DocumentLabel], clock: Clock,
          _: Callable[[str], str]) -> list[HistoryRow]:
-    out = []
+    out: list[HistoryRow] = []
     for e in entries:
         if e.own:
             who = _("You")
@@ -101,8 +101,13 @@ def rows(entries: list[HistoryEntry], labels: dict[str, DocumentLabel], clock: C
             who = e.person_name or e.person_id
         else:
             who = _("a health system") + (f" ({e.system})" if e.system else "")
-        out.append(HistoryRow(e.seq, clock.instant(e.time), who, e.person_id if not e.own else None,
-                              profession(e, _) if e.person_id and not e.own else "",
-                              (e.organization or "") if not e.own else "", what(e, labels, clock, _), e.emergency,
-                              e.outcome not in (None, 0), e.own))
+        row = HistoryRow(e.seq, clock.instant(e.time), who, e.person_id if not e.own else None,
+                         profession(e, _) if e.person_id and not e.own else "",
+                         (e.organization or "") if not e.own else "", what(e, labels, clock, _), e.emergency,
+                         e.outcome not in (None, 0), e.own)
+        last = out[-1] if out else None
+        if last is not None and (last.when, last.who, last.what, last.emergency, last.failed) == \
+                (row.when, row.who, row.what, row.emergency, row.failed):
+            continue  # one page view is several queries (the list, then its page's documents): told once
+        out.append(row)
     return out

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Executable, bindparam, or_, select, text
+from sqlalchemy import ColumnElement, Connection, Executable, bindparam, func, or_, select, text
 
 from registry.store import schema as t
 from registry.store.schema import FACTS_SEPARATOR
@@ -36,7 +36,8 @@ class EntryFacts:
 
 __all__ = ["FACTS_SEPARATOR", "RECORD_STATE_SQL", "DocumentLabel", "EntryFacts", "association_ends", "author_id",
            "document_labels", "entry_facts", "has_authored", "object_authors", "object_patients", "package_members",
-           "packages_by_unique_id", "patient_of_document", "registered_hashes", "set_documents"]
+           "EntriesPage", "entries_page", "packages_by_unique_id", "patient_of_document", "registered_hashes",
+           "set_documents"]
 """``FACTS_SEPARATOR`` joins the confidentiality codes and authors an entry's row carries, as a
 FindDocuments answer hands them to the policy."""
 
@@ -236,3 +237,39 @@ def set_documents(conn: Connection, set_unique_ids: Iterable[str]) -> dict[str, 
         for set_uid, doc_uid in _rows(conn, stmt):
             out.setdefault(set_uid, []).append(doc_uid)
     return out
+
+
+@dataclass(frozen=True)
+class EntriesPage:
+    """One page of a patient's DocumentEntries, newest first."""
+    uuids: list[str]
+    """The page's entries, by creationTime then uniqueId, newest first."""
+    total: int
+    """How many entries the filter keeps, over all pages."""
+    type_codes: list[str]
+    """The distinct typeCode keys (``code^^scheme``) of all the given entries, whatever the type filter:
+    what a type selector offers, each code once."""
+
+
+def entries_page(conn: Connection, uuids: Iterable[str], *, type_code: str | None = None, offset: int = 0,
+                 limit: int = 20) -> EntriesPage:
+    """Filter by typeCode (its code, any scheme), sort (creationTime, then uniqueId, newest first) and page,
+    in the database, the DocumentEntries ``uuids`` (those a stored query answered, that the access policy
+    let through): a page of a long record reads its 20 rows, never every entry's metadata (issue 23)."""
+    ids = list(dict.fromkeys(uuids))
+    if not ids:
+        return EntriesPage([], 0, [])
+    de = t.document_entries
+    visible = de.c.uuid.in_(bindparam("ids", expanding=True))
+    kept: list[ColumnElement[bool]] = [visible]
+    if type_code:
+        kept.append(or_(de.c.type_code == type_code, de.c.type_code.like(
+            type_code.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "^%", escape="\\")))
+    values = {"ids": ids}
+    page = [str(u) for (u,) in _rows(conn, select(de.c.uuid).where(*kept)
+                                     .order_by(de.c.creation_time.desc(), de.c.unique_id.desc())
+                                     .offset(offset).limit(limit), values)]
+    total = int(conn.execute(select(func.count()).select_from(de).where(*kept), values).scalar() or 0)
+    types = sorted(str(c) for (c,) in _rows(conn, select(de.c.type_code)
+                                            .where(visible, de.c.type_code.is_not(None)).distinct(), values))
+    return EntriesPage(page, total, types)

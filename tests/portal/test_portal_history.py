@@ -156,3 +156,12 @@ def test_history_never_names_a_document_hidden_from_the_patient(home):
     page = browser.get("/me/history")
     assert "Annonce diagnostique" not in page.text and "a téléchargé un document" in page.text, page.text[-3000:]
     assert quote(doc.entry.unique_id) not in page.text
+
+
+def test_one_page_view_is_told_once(home):
+    services, _portal, browser, pid = home
+    for _ in range(2):  # a professional's page of documents: FindDocuments, then GetDocuments of the page
+        record(services, messages.stored_query(pro_caller(), "src", 0, "urn:uuid:q", b"<q/>", pid))
+    deliver(services)
+    rows = [r for r in cells(browser.get("/me/history").text) if "16/03/2024" in r]
+    assert len(rows) == 1, rows
