@@ -167,3 +167,30 @@ def test_dry_run_removes_nothing(registry, patient):
     result = remove_metadata(registry, RemovalRequest(everything(d)), dry_run=True)
     assert codes(result) == [] and len(result.removed) == len(everything(d))
     assert count(registry, t.document_entries, uuid=d.documents[0].entry_uuid) == 1
+
+
+def test_removed_document_answers_every_stored_query_as_an_unknown_one(registry, patient):
+    """FindDocuments, GetDocuments (by entryUUID and by uniqueId), GetSubmissionSetAndContents,
+    GetAssociations and GetRelatedDocuments answer a removed document exactly as one never
+    registered (ITI TF-2 3.18.4.1.2.3.7: an empty Success)."""
+    from tests.query.conftest import BOTH, find_docs, run
+    d = submit(registry, patient)
+    doc = d.documents[0]
+    never = document_entry(patient, new_uuid())
+    assert codes(remove(registry, *everything(d))) == []
+
+    def answers(entry_uuid: str, unique_id: str, ss_unique_id: str) -> list:
+        results = [
+            find_docs(registry.db, patient=patient, status=BOTH),
+            run(registry.db, "GetDocuments", {"$XDSDocumentEntryEntryUUID": f"('{entry_uuid}')"}),
+            run(registry.db, "GetDocuments", {"$XDSDocumentEntryUniqueId": f"('{unique_id}')"}),
+            run(registry.db, "GetSubmissionSetAndContents", {"$XDSSubmissionSetUniqueId": f"'{ss_unique_id}'"}),
+            run(registry.db, "GetAssociations", {"$uuid": f"('{entry_uuid}')"}),
+            run(registry.db, "GetRelatedDocuments", {"$XDSDocumentEntryEntryUUID": f"'{entry_uuid}'",
+                                                     "$AssociationTypes": "('urn:ihe:iti:2007:AssociationType:RPLC')"}),
+        ]
+        return [(r.status, [e.code for e in r.errors], len(r.objects)) for r in results]
+
+    assert answers(doc.entry_uuid, doc.unique_id, d.submission_set.unique_id) == \
+        answers(never.entry_uuid, never.unique_id, "1.2.3.4.5.6.7.8.9")
+    assert all(n == 0 for _, _, n in answers(doc.entry_uuid, doc.unique_id, d.submission_set.unique_id))
