@@ -1,4 +1,4 @@
-"""``xds submit | query | retrieve | import | demo``: the client as commands (loaded by server.cli).
+"""``xds submit | query | retrieve | update | import | demo``: the client as commands (loaded by server.cli).
 
 Exit codes: 0 success, 1 XDS failure, 2 usage or input error, 3 transport error.
 """
@@ -24,6 +24,7 @@ from client.errors import InputError, XdsClientError
 from client.importer import JOURNAL_NAME, run_import
 from client.queries import BY_FRIENDLY
 from client.transport import TlsOptions
+from client.update import Changes, UpdatePlan, latest_version, parse_status, plan_update, send_update, update_request
 from config import load_settings
 from registry.register import Registry
 from registry.store import migrate as migrate_registry
@@ -342,6 +343,85 @@ def cmd_import(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+# ----------------------------------------------------------------------------- update
+
+def update_changes(args: argparse.Namespace) -> Changes:
+    """The attribute flags of ``xds update`` (the same grammar as ``xds submit``'s) and the status."""
+    attributes = Overrides(title=args.title, type_code=args.type_code, class_code=args.class_code,
+                           format_code=args.format_code, confidentiality_code=args.confidentiality_code,
+                           facility_type_code=args.facility_type_code,
+                           practice_setting_code=args.practice_setting_code, creation_time=args.creation_time,
+                           language=args.language)
+    status = parse_status(args.status) if args.status else None
+    return Changes(attributes=attributes, comments=args.comments, status=status)
+
+
+def describe_update(plan: UpdatePlan) -> list[str]:
+    lines = []
+    if plan.new_version is not None:
+        lines.append(f"# {plan.unique_id}: new version {plan.version + 1} ({plan.new_version.entry_uuid}) of "
+                     f"version {plan.version} ({plan.latest.entry_uuid}), logicalID {plan.new_version.logical_id}")
+        width = max(len(name) for name, _, _ in plan.changed)
+        lines += [f"  {name.ljust(width)}  {before or '(none)'}  ->  {after or '(none)'}"
+                  for name, before, after in plan.changed]
+    if plan.status_change is not None:
+        original, new = plan.status_change
+        lines.append(f"# {plan.unique_id}: availabilityStatus {_status(original)} -> {_status(new)}")
+    return lines
+
+
+@_run
+def cmd_update(args: argparse.Namespace) -> int:
+    changes = update_changes(args)
+    with make_client(args) as client:
+        plan = plan_update(client, latest_version(client, args.document), changes)
+        if args.dry_run:
+            for line in describe_update(plan):
+                print(line)
+            print(f"# submission set {plan.submission_set.unique_id} for {plan.latest.patient_id}: "
+                  "dry run, nothing sent")
+            if args.raw:
+                print(etree.tostring(update_request(plan), pretty_print=True, encoding="unicode"), end="")
+            return 0
+        result = send_update(client, plan)
+    for line in describe_update(plan):
+        print(line.lstrip("# "))
+    print(f"updated {plan.unique_id}  submission set {plan.submission_set.unique_id}  patient "
+          f"{plan.latest.patient_id}")
+    for w in result.warnings:
+        print(f"  {w}", file=sys.stderr)
+    return 0
+
+
+def add_update_command(subparsers, add_common_options) -> None:
+    p = subparsers.add_parser("update", help="ITI-57: change a registered document's metadata or status",
+                              description="A new version of the document's entry (same uniqueId and logicalID) "
+                                          "with the changed attributes, and/or an UpdateAvailabilityStatus "
+                                          "(deprecate, approve again); the latest version is fetched first.")
+    client_options(p, add_common_options, repository=False)
+    p.add_argument("document", metavar="UID_OR_UUID", help="the document's uniqueId or an entryUUID (urn:uuid:...)")
+    g = p.add_argument_group("attributes of the new version")
+    g.add_argument("--title")
+    g.add_argument("--comments")
+    g.add_argument("--confidentiality-code", metavar="CODE[,CODE]", help="N, R, V, MASQUE_PS, ... (replaces all)")
+    g.add_argument("--type-code", metavar="CODE[|SCHEME[|NAME]]")
+    g.add_argument("--class-code", metavar="CODE[|SCHEME[|NAME]]")
+    g.add_argument("--format-code", metavar="CODE[|SCHEME[|NAME]]")
+    g.add_argument("--facility-type-code", metavar="CODE[|SCHEME[|NAME]]", help="healthcareFacilityTypeCode")
+    g.add_argument("--practice-setting-code", metavar="CODE[|SCHEME[|NAME]]")
+    g.add_argument("--creation-time", metavar="YYYYMMDDHHMMSS[+ZZZZ]")
+    g.add_argument("--language", metavar="fr-FR")
+    s = p.add_mutually_exclusive_group()
+    s.add_argument("--status", choices=("approved", "deprecated"), help="new availabilityStatus")
+    s.add_argument("--deprecate", dest="status", action="store_const", const="deprecated",
+                   help="same as --status deprecated")
+    s.add_argument("--approve", dest="status", action="store_const", const="approved",
+                   help="same as --status approved (approve a deprecated document again)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be sent, send nothing")
+    p.add_argument("--raw", action="store_true", help="with --dry-run: also print the ebRIM SubmitObjectsRequest")
+    p.set_defaults(func=cmd_update)
+
+
 # ----------------------------------------------------------------------------- demo
 
 def create_patients(args: argparse.Namespace, patients: list[str]) -> bool:
@@ -414,6 +494,8 @@ def add_commands(subparsers, add_common_options) -> None:
     p.add_argument("--repository", metavar="UID", help="repositoryUniqueId (default: from the registry)")
     p.add_argument("-o", "--output", default=".", metavar="DIR", help="folder to write to (default .)")
     p.set_defaults(func=cmd_retrieve)
+
+    add_update_command(subparsers, add_common_options)
 
     p = subparsers.add_parser("import", help="bulk ITI-41 of a folder, resumable")
     client_options(p, add_common_options)
