@@ -287,6 +287,52 @@ class AccessStore:
                                                   organization=organization, mode=mode,
                                                   at=time.time()))
 
+    @staticmethod
+    def merge_patient(conn: Connection, merged_id: str, surviving_id: str) -> int:
+        """Move the merged patient's decisions to the surviving patient, in the caller's transaction
+        (the registry's merge, ITI-8 ADT^A40 or ITI-104 Resolve Patient Duplicate, runs in the same
+        one). Where both hold a decision the more protective one stays, since each was the
+        patient's or a professional's: a professional blocked by either stays blocked, else an
+        authorisation is kept; break-glass and centre 15 access stay allowed only if both
+        allowed them; the survivor's treating physician, else the merged one's. Document masks
+        and disclosures (keyed by uniqueId) and every emergency access move as they are. Returns
+        the number of rows moved or merged."""
+        old, new = patient_key(merged_id), patient_key(surviving_id)
+        moved = 0
+        rows = {r.patient_id: r for r in conn.execute(select(records).where(records.c.patient_id.in_([old, new])))}
+        if old in rows:
+            gone, kept = rows[old], rows.get(new)
+            if kept is None:
+                conn.execute(update(records).where(records.c.patient_id == old).values(patient_id=new))
+            else:
+                conn.execute(update(records).where(records.c.patient_id == new).values(
+                    treating_physician=kept.treating_physician or gone.treating_physician,
+                    break_glass_allowed=bool(kept.break_glass_allowed and gone.break_glass_allowed),
+                    centre_15_allowed=bool(kept.centre_15_allowed and gone.centre_15_allowed),
+                    updated_at=time.time()))
+                conn.execute(delete(records).where(records.c.patient_id == old))
+            moved += 1
+        listed = conn.execute(select(professionals).where(professionals.c.patient_id.in_([old, new]))).all()
+        survivor = {r.professional_id: r.status for r in listed if r.patient_id == new}
+        for r in listed:
+            if r.patient_id != old:
+                continue
+            moved += 1
+            if r.professional_id not in survivor:
+                conn.execute(update(professionals).where(professionals.c.patient_id == old,
+                                                         professionals.c.professional_id == r.professional_id)
+                             .values(patient_id=new))
+                continue
+            if BLOCKED in (r.status, survivor[r.professional_id]):
+                conn.execute(update(professionals).where(professionals.c.patient_id == new,
+                                                         professionals.c.professional_id == r.professional_id)
+                             .values(status=BLOCKED, updated_at=time.time()))
+            conn.execute(delete(professionals).where(professionals.c.patient_id == old,
+                                                     professionals.c.professional_id == r.professional_id))
+        for table in (documents, emergency):
+            moved += conn.execute(update(table).where(table.c.patient_id == old).values(patient_id=new)).rowcount
+        return moved
+
     def _purge_expired(self) -> None:
         now = time.time()
         if now >= self._next_purge:

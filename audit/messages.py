@@ -533,3 +533,40 @@ def _patient_and_set(patient_id: str | None, submission_set_uid: str | None) -> 
     if submission_set_uid:
         out.append(submission_set_object(submission_set_uid))
     return out
+
+
+# -- Patient Identity Feed (ITI-8, ITI-104) ------------------------------------------------------
+
+PATIENT_RECORD_EVENT = dcm("110110", "Patient Record")
+ITI_8 = Code("ITI-8", "IHE Transactions", "Patient Identity Feed")
+ITI_104 = Code("ITI-104", "IHE Transactions", "Patient Identity Feed FHIR")
+FEED_TRANSACTIONS = {c.code: c for c in (ITI_8, ITI_104)}
+FEED_ACTIONS = {"created": "C", "updated": "U", "merged": "D", "refused": "U"}
+"""EventActionCode of each feed outcome: a record created (C), revised or the survivor of a merge
+(U), the subsumed record of a merge (D)."""
+
+
+def patient_feed(caller: Caller, source_id: str, outcome: int, transaction: str, action: str, patient_id: str,
+                 sender: str | None = None, receiver: str | None = None, message_control_id: str | None = None,
+                 description: str | None = None) -> AuditEvent:
+    """Patient Identity Feed at the registry, the receiver (ITI TF-2 3.8.5.1.2 for ITI-8, PIXm
+    3.104.5.1.2 for ITI-104, which follows it): Patient Record 110110, C for a record created, U
+    for one revised, D for the subsumed patient of a merge (audited with the survivor's U).
+
+    The Patient Identity Source (Source role): for ITI-8 its sending application and facility,
+    MSH-3|MSH-4 (``sender``), else the calling node; this registry (Destination): MSH-5|MSH-6
+    (``receiver``) or its endpoint. The patient, with the message control id MSH-10 as a
+    ParticipantObjectDetail for ITI-8."""
+    source = calling_node(caller, SOURCE)
+    if sender:
+        source.user_id = sender
+    destination = responder(caller, DESTINATION)
+    if receiver:
+        destination.user_id = receiver
+    ev = _base(caller, source_id, PATIENT_RECORD_EVENT, FEED_ACTIONS.get(action, action), outcome,
+               FEED_TRANSACTIONS[transaction], [source, destination], description)
+    patient = patient_object(patient_id)
+    if message_control_id:
+        patient.details.append(("MSH-10", message_control_id.encode()))
+    ev.objects.append(patient)
+    return ev

@@ -126,6 +126,23 @@ class Settings:
     """Bearer tokens of the auditors who may read the audit trail with ITI-81, by principal name
     (audited as the reader): a TOML table or, in ``XDS_AUDIT_READER_TOKENS``, a JSON object. With
     neither this nor ``audit_readers`` ITI-81 answers 403 to everyone."""
+    patient_feed_sources: list[str] = field(default_factory=list)
+    """Mutual-TLS certificate subjects (RFC 4514) of the Patient Identity Sources trusted to feed the
+    DMP records: ITI-104 (``/fhir/Patient``) and ITI-8 over MLLP with ``mllp_tls``. In
+    ``XDS_PATIENT_FEED_SOURCES`` subjects are separated by ';', or given as a JSON list."""
+    patient_feed_tokens: dict[str, str] = field(default_factory=dict)
+    """Bearer tokens of the Patient Identity Sources that may use ITI-104, by source name (audited
+    as the source): a TOML table or, in ``XDS_PATIENT_FEED_TOKENS``, a JSON object."""
+    mllp_port: int = 0
+    """Port of the ITI-8 Patient Identity Feed (HL7 v2 over MLLP) that ``xds serve`` listens on, on
+    ``host``; 0: none."""
+    mllp_tls: bool = False
+    """MLLP over TLS (``tls_cert``, ``tls_key``; client certificates chain to ``tls_ca``) and only
+    from the ``patient_feed_sources`` subjects. Off: plain MLLP from ``patient_feed_addresses`` only."""
+    patient_feed_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    """IP addresses from which plain (non-TLS) MLLP is accepted: an interface engine on this host."""
+    mllp_max_message_bytes: int = 1024 * 1024
+    """Largest HL7 v2 message accepted over MLLP; a longer one is refused and the connection closed."""
     portal_enabled: bool = True
     """Serve the web portal under ``/portal``."""
     portal_secure_cookies: str = "auto"
@@ -186,13 +203,14 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         return float(value)
     if kind in (Path, "Path"):
         return Path(value)
-    if name in ("registry_trusted_repositories", "audit_readers") and isinstance(value, str):
+    if name in ("registry_trusted_repositories", "audit_readers", "patient_feed_sources") and isinstance(value, str):
         # certificate subjects hold commas (RFC 4514): a JSON list, or subjects separated by ';'
         items = json.loads(value) if value.lstrip().startswith("[") else value.split(";")
         return [str(v).strip() for v in items if str(v).strip()]
-    if name in ("audit_forward", "xua_trusted_certs", "registry_trusted_repositories", "audit_readers"):
+    if name in ("audit_forward", "xua_trusted_certs", "registry_trusted_repositories", "audit_readers",
+                "patient_feed_sources", "patient_feed_addresses"):
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
-    if name in ("access_api_tokens", "audit_reader_tokens"):
+    if name in ("access_api_tokens", "audit_reader_tokens", "patient_feed_tokens"):
         return _tokens(json.loads(value) if isinstance(value, str) else value, name)
     if name == "value_sets":
         if isinstance(value, str):

@@ -187,7 +187,7 @@ class Registry:
         elif closed and survivor.state != "closed":
             conn.execute(update(t.patients).where(t.patients.c.patient_id == new).values(state="closed",
                                                                                          updated_at=now))
-        link = {"state": MERGED, "replaced_by": new, "updated_at": now}
+        link: dict[str, str | None] = {"state": MERGED, "replaced_by": new, "updated_at": now}
         if identity is not None:
             link |= {"family_name": identity.family_name, "given_name": identity.given_name,
                      "birth_date": identity.birth_date, "sex": identity.sex}
@@ -664,12 +664,12 @@ def _move_objects(conn: Connection, old: str, new: str, surviving_id: str) -> No
         if not rows:
             return
         changes = []
-        for seq, xml in rows:
-            el = parse_bytes(bytes(xml))
+        for row in rows:
+            el = parse_bytes(row.xml)
             for ident in el.iterchildren(_RIM + "ExternalIdentifier"):
                 if ident.get("identificationScheme") in _PATIENT_ID_SCHEMES:
                     ident.set("value", surviving_id)
-            changes.append({"s": seq, "x": etree.tostring(el), "p": new})
+            changes.append({"s": row.seq, "x": etree.tostring(el), "p": new})
         conn.execute(update(t.registry_objects).where(o.seq == bindparam("s"))
                      .values(xml=bindparam("x"), patient_id=bindparam("p")), changes)
 

@@ -25,6 +25,7 @@ from access.wiring import build_access
 from audit import store as audit_store
 from audit.auditor import build_auditor
 from bindings.fhir_audit import FhirAuditApp
+from bindings.fhir_patient import FhirPatientApp
 from bindings.policy_api import PolicyApi
 from bindings.registry import WSDL as REGISTRY_WSDL
 from bindings.registry import registry_operations
@@ -123,6 +124,7 @@ def mounts(services: Services) -> dict[str, WSGIApp]:
         "/repository": soap_endpoint(counted(repository_operations(services) + repository_removal_operations(services)),
                                      REPOSITORY_WSDL, settings, "/repository", SOAP_HEADERS, refused),
         "/audit": FhirAuditApp(services),
+        "/fhir": FhirPatientApp(services),
         "/dmp/api": PolicyApi(PolicyAdmin(services.database, services.auditor), settings.access_api_token,
                               services),
     }
