@@ -23,6 +23,7 @@ from client.documents import Overrides, load_document, resolve_references
 from client.errors import InputError, XdsClientError
 from client.importer import JOURNAL_NAME, run_import
 from client.queries import BY_FRIENDLY
+from client.remove import plan_removal, remove_documents_request, remove_metadata_request, send_removal
 from client.transport import TlsOptions
 from client.update import Changes, UpdatePlan, latest_version, parse_status, plan_update, send_update, update_request
 from config import load_settings
@@ -422,6 +423,46 @@ def add_update_command(subparsers, add_common_options) -> None:
     p.set_defaults(func=cmd_update)
 
 
+# ----------------------------------------------------------------------------- remove
+
+@_run
+def cmd_remove(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        plan = plan_removal(client, args.document)
+        doc = plan.document
+        if args.dry_run:
+            for kind, uuid in plan.objects:
+                print(f"# ITI-62 would remove {kind} {uuid}")
+            print(f"# ITI-86 would remove the bytes of {doc.unique_id} at repository "
+                  f"{doc.repository_unique_id or '(none given)'}; dry run, nothing sent")
+            if args.raw:
+                print(etree.tostring(remove_metadata_request(plan), pretty_print=True, encoding="unicode"), end="")
+                print(etree.tostring(remove_documents_request(doc), pretty_print=True, encoding="unicode"), end="")
+            return 0
+        result = send_removal(client, plan)
+    print(f"removed {doc.unique_id} ({doc.entry_uuid}) of {doc.patient_id}: {len(plan.objects)} registry objects"
+          + (f", its bytes at repository {doc.repository_unique_id}" if result.bytes_removed else ""))
+    for w in result.warnings:
+        print(f"  {w}", file=sys.stderr)
+    return 0
+
+
+def add_remove_command(subparsers, add_common_options) -> None:
+    p = subparsers.add_parser("remove", help="ITI-62 + ITI-86: remove a document's metadata, then its bytes",
+                              description="Removes the DocumentEntry with every Association that references it "
+                                          "and each SubmissionSet left empty (ITI-62 Remove Metadata), then the "
+                                          "document's bytes (ITI-86 Remove Documents). Only the author of the "
+                                          "document or the patient may, under the dmp policy.",
+                              epilog="examples:\n  xds remove 1.2.250.1.999.1.42 --dry-run\n"
+                                     "  xds remove 1.2.250.1.999.1.42 --assertion author.xml",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    client_options(p, add_common_options)
+    p.add_argument("document", metavar="UID_OR_UUID", help="the document's uniqueId or entryUUID (urn:uuid:...)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be removed, send nothing")
+    p.add_argument("--raw", action="store_true", help="with --dry-run: also print the two requests")
+    p.set_defaults(func=cmd_remove)
+
+
 # ----------------------------------------------------------------------------- demo
 
 def create_patients(args: argparse.Namespace, patients: list[str]) -> bool:
@@ -496,6 +537,8 @@ def add_commands(subparsers, add_common_options) -> None:
     p.set_defaults(func=cmd_retrieve)
 
     add_update_command(subparsers, add_common_options)
+
+    add_remove_command(subparsers, add_common_options)
 
     p = subparsers.add_parser("import", help="bulk ITI-41 of a folder, resumable")
     client_options(p, add_common_options)
