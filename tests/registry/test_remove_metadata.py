@@ -194,3 +194,37 @@ def test_removed_document_answers_every_stored_query_as_an_unknown_one(registry,
     assert answers(doc.entry_uuid, doc.unique_id, d.submission_set.unique_id) == \
         answers(never.entry_uuid, never.unique_id, "1.2.3.4.5.6.7.8.9")
     assert all(n == 0 for _, _, n in answers(doc.entry_uuid, doc.unique_id, d.submission_set.unique_id))
+
+
+def test_process_killed_during_removal_leaves_the_old_state(registry, patient, db):
+    """A process killed (os._exit) inside ITI-62's transaction, after every DELETE and before the
+    commit, leaves every row of the submission in place (the old state); the same removal then
+    succeeds whole (the new state): never half."""
+    import subprocess
+    import sys
+    import textwrap
+    d = submit(registry, patient, documents=2, folder=True)
+    ids = everything(d)
+    script = textwrap.dedent(f"""
+        import os
+        from registry import remove
+        from registry.register import Registry
+        from storage.database import Database
+        from xds.validation.removal import RemovalRequest
+        deleting = remove._delete
+        def die_before_commit(conn, removed):
+            deleting(conn, removed)
+            os._exit(87)
+        remove._delete = die_before_commit
+        remove.remove_metadata(Registry(Database({db.url!r})), RemovalRequest({ids!r}))
+        raise SystemExit("the removal did not reach its deletes")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 87, done.stderr
+    for uuid in ids:
+        assert count(registry, t.registry_objects, uuid=uuid) == 1
+    assert count(registry, t.document_entries, uuid=d.documents[0].entry_uuid) == 1
+    assert count(registry, t.document_unique_ids, unique_id=d.documents[0].unique_id) == 1
+    assert count(registry, t.entry_codes, entry_uuid=d.documents[0].entry_uuid) > 0
+    assert codes(remove(registry, *ids)) == []
+    assert all(count(registry, t.registry_objects, uuid=uuid) == 0 for uuid in ids)
