@@ -24,6 +24,23 @@ class Settings:
     repository_unique_id: str = DEFAULT_REPOSITORY_UNIQUE_ID
     home_community_id: str = DEFAULT_HOME_COMMUNITY_ID
     max_request_bytes: int = 100 * 1024 * 1024
+    """Bound on any SOAP request body, documents included (the ITI-41 attachments' limit)."""
+    max_iti18_request_bytes: int = 1024 * 1024
+    """Bound on an ITI-18 Registry Stored Query request (the whole envelope); the transactions'
+    limits below are refused with HTTP 413 before the body is read when Content-Length passes
+    them, as soon as they are passed when it streams in (issue 19: one 95 MB ITI-18 cost 1.3 GB)."""
+    max_iti42_metadata_bytes: int = 16 * 1024 * 1024
+    """Bound on an ITI-42 (and ITI-57) request: the submission's metadata envelope."""
+    max_iti41_metadata_bytes: int = 16 * 1024 * 1024
+    """Bound on the SOAP envelope of an ITI-41 (its root MIME part, or the whole body without MTOM);
+    the documents in the other MIME parts are bounded by ``max_request_bytes``."""
+    max_iti43_request_bytes: int = 1024 * 1024
+    """Bound on an ITI-43 Retrieve Document Set request."""
+    max_mime_parts: int = 1000
+    """Most MIME parts of an ITI-41, root part included: one per document plus the envelope."""
+    memory_trim_bytes: int = 8 * 1024 * 1024
+    """After a SOAP request body at least this large, give the freed heap back to the system
+    (glibc ``malloc_trim``) so that a worker does not keep its peak RSS; 0: never."""
     max_query_results: int = 10_000
     check_patient_ids: bool = True
     """The DMP's rule: a record exists only once created (``xds patients add``); off for a test domain."""
@@ -106,6 +123,20 @@ class Settings:
     database server itself can forget the assertion ids of its last ~0.6 s; on costs a dmp
     FindDocuments that carries a fresh assertion (OneTimeUse, or ``xua_assertion_reuse`` off)
     about 17% of its throughput."""
+    iua_jwks: str = ""
+    """IUA (ITI-72) token issuers' keys: JWKS files (RSA or EC P-256 keys, by ``kid``), separated by
+    ',' (or a TOML list)."""
+    iua_trusted_certs: str = ""
+    """IUA token issuers' PEM certificates (RSA or EC P-256), separated by ',' (or a TOML list)."""
+    iua_issuers: str = ""
+    """Accepted ``iss`` values of IUA tokens, separated by ','; empty: any issuer whose key is trusted."""
+    iua_audience: str = ""
+    """The ``aud`` an IUA token must name; empty: this server's FHIR base URL (``public_url`` + ``/fhir``,
+    else the server's own name and port)."""
+    iua_clock_skew: int = 60
+    fhir_patient_oid: str = "1.2.250.1.213.1.4.8"
+    """The assigning authority of a ``patient.identifier`` searched without a system (MHD ITI-66/67):
+    INS-NIR by default."""
     care_team_may_submit: bool = True
     """DMP policy: a professional outside the patient's authorised list may submit documents."""
     access_api_token: str = ""

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from access.wiring import build_access
 from audit import store as audit_store
 from audit.auditor import build_auditor
+from bindings.fhir import FhirApp
 from bindings.fhir_audit import FhirAuditApp
 from bindings.fhir_patient import FhirPatientApp
 from bindings.policy_api import PolicyApi
@@ -124,7 +125,7 @@ def mounts(services: Services) -> dict[str, WSGIApp]:
         "/repository": soap_endpoint(counted(repository_operations(services) + repository_removal_operations(services)),
                                      REPOSITORY_WSDL, settings, "/repository", SOAP_HEADERS, refused),
         "/audit": FhirAuditApp(services),
-        "/fhir": FhirPatientApp(services),
+        "/fhir": FhirApp(services, {"Patient": FhirPatientApp(services)}),
         "/dmp/api": PolicyApi(PolicyAdmin(services.database, services.auditor), settings.access_api_token,
                               services),
     }
