@@ -1,11 +1,14 @@
-"""``xds dmp ...`` (the patient's decisions on a record) and ``xds xua issue`` (test assertions)."""
+"""``xds dmp ...`` (the patient's decisions on a record), ``xds xua issue`` (test assertions) and ``xds iua
+issue`` (test IUA access tokens)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from lxml import etree
 
+from access.iua import local_token_issuer
 from access.store import AUTHORISED, BLOCKED
 from access.wiring import ensure_schema
 from access.xua import PATIENT_ROLES, PROFESSION_SYSTEM, local_issuer, wrap_security
@@ -109,6 +112,26 @@ def cmd_xua_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_iua_issue(args: argparse.Namespace) -> int:
+    """A test IUA access token (ITI-72, JWT ES256) signed by the key under ``<data dir>/iua/``,
+    which the server trusts where it trusts its own XUA issuer (``xua_trust_local_issuer``)."""
+    settings = _settings(args)
+    issuer = local_token_issuer(settings.data_dir)
+    if issuer is None:
+        print("no IUA issuer key could be made under the data dir", file=sys.stderr)
+        return 1
+    audience = args.audience or settings.iua_audience or (
+        settings.public_url.rstrip("/") + "/fhir" if settings.public_url else f"http://{settings.host}:{settings.port}/fhir")
+    role = (args.role, PROFESSION_SYSTEM if args.role not in PATIENT_ROLES else "", args.role_name or "")
+    token = issuer.token(args.professional_id, audience, name=args.name, role=role, organization=args.organization,
+                         organization_id=args.organization_id, patient_id=args.patient, mode=args.mode,
+                         validity=args.validity)
+    print(token)
+    if args.print_jwks:
+        print(json.dumps(issuer.jwks()), file=sys.stderr)
+    return 0
+
+
 def add_commands(sub, add_common_options) -> None:
     p = sub.add_parser("dmp", help="the patient's decisions on a DMP record (access policy)")
     dsub = p.add_subparsers(dest="action", required=True)
@@ -164,3 +187,27 @@ def add_commands(sub, add_common_options) -> None:
     pp.add_argument("-o", "--output", help="file to write (default stdout)")
     pp.add_argument("--print-certificate", action="store_true", help="also print the issuer certificate (stderr)")
     pp.set_defaults(func=cmd_xua_issue)
+
+    example = ("example:\n  xds iua issue 810000000042 --patient '274017512345613^^^&1.2.250.1.213.1.4.10&ISO'\n"
+               "  curl -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:8080/fhir/DocumentReference?"
+               "patient.identifier=urn:oid:1.2.250.1.213.1.4.10|274017512345613&status=current'")
+    p = sub.add_parser("iua", help="IUA (ITI-72) bearer access tokens for /fhir", epilog=example,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    isub = p.add_subparsers(dest="iua_action", required=True)
+    pp = isub.add_parser("issue", help="issue a signed test access token (ES256 key under the data dir)",
+                         epilog=example, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_options(pp)
+    pp.add_argument("professional_id", help="the professional's national id (or the patient's INS)")
+    pp.add_argument("--name", help="subject_name (display name)")
+    pp.add_argument("--role", default="10", help="profession code (TRE_G15, default 10 Medecin); PATIENT or "
+                                                 "REPRESENTANT_LEGAL for the patient's side")
+    pp.add_argument("--role-name", help="display name of the role")
+    pp.add_argument("--organization")
+    pp.add_argument("--organization-id")
+    pp.add_argument("--patient", help="person_id: the patient's INS (CX)")
+    pp.add_argument("--mode", default="normal", choices=("normal", "bris_de_glace", "centre_15"),
+                    help="access mode (TRE_R248), as a purpose of use")
+    pp.add_argument("--audience", help="aud (default iua_audience, else public_url/fhir, else host:port/fhir)")
+    pp.add_argument("--validity", type=int, default=300, help="seconds (default 300)")
+    pp.add_argument("--print-jwks", action="store_true", help="also print the issuer's public JWKS (stderr)")
+    pp.set_defaults(func=cmd_iua_issue)

@@ -431,3 +431,19 @@ def test_replaced_entry_shows_as_superseded():
     ref = document_reference(entry, BASE)
     DocumentReference.parse_obj(ref)
     assert ref["status"] == "superseded"
+
+
+def test_xds_iua_issue_makes_a_token_the_server_accepts(tmp_path):
+    import subprocess
+    import sys
+
+    from access.iua import build_iua_verifier
+    from config import Settings
+    data = tmp_path / "data"
+    out = subprocess.run([sys.executable, "-m", "server.cli", "iua", "issue", TREATING, "--data-dir", str(data),
+                          "--audience", BASE, "--mode", "bris_de_glace"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    settings = Settings(data_dir=data, access_policy="dmp")
+    caller = Caller()
+    fill_caller(caller, build_iua_verifier(settings).verify(out.stdout.strip(), audience=BASE))
+    assert caller.user_id == TREATING and caller.access_mode == "bris_de_glace" and caller.kind == "professional"
