@@ -19,6 +19,7 @@ from access.store import migrate as migrate_access
 from audit import store as audit_store
 from audit.auditor import build_auditor
 from audit.daemon import AuditProcess
+from bindings.mllp import MllpProcess
 from config import Settings
 from portal.accounts import MIGRATIONS as PORTAL_MIGRATIONS
 from registry.store import migrate as migrate_registry
@@ -133,10 +134,11 @@ def banner(settings: Settings) -> list[str]:
 def serve(settings: Settings, front: str = "xds", **limits: float | int | None) -> int:
     """Run the server until SIGTERM; ``limits``: :class:`server.front.FrontLimits` fields (None: default)."""
     front_limits = FrontLimits(**{k: v for k, v in limits.items() if v is not None})  # type: ignore[arg-type]
-    problem = listen_problem(settings.host, settings.port)
-    if problem:
-        print(f"xds serve: cannot listen on {settings.host}:{settings.port}: {problem}", file=sys.stderr)
-        return 1
+    for port in filter(None, (settings.port, settings.mllp_port)):
+        problem = listen_problem(settings.host, port)
+        if problem:
+            print(f"xds serve: cannot listen on {settings.host}:{port}: {problem}", file=sys.stderr)
+            return 1
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url())
     try:
@@ -148,10 +150,16 @@ def serve(settings: Settings, front: str = "xds", **limits: float | int | None) 
     for line in banner(settings):
         print(line, flush=True)
     audit = _start_audit(settings)
+    mllp = MllpProcess(settings).start() if settings.mllp_port else None
+    if mllp is not None:
+        print(f"  patient identity feed (ITI-8, MLLP{' over TLS' if settings.mllp_tls else ''})  "
+              f"{settings.host}:{settings.mllp_port}", flush=True)
     master = os.getpid()
     try:
         _Gunicorn(settings, gunicorn_options(settings, front), front_limits).run()
     finally:
+        if os.getpid() == master and mllp is not None:
+            mllp.stop()
         # gunicorn's master ends with sys.exit: stop auditing after its workers are gone. A worker
         # is forked inside run() and ends with sys.exit too, so its SystemExit unwinds through
         # here as well (at every stop, reload or restart of a worker): only the master, which
