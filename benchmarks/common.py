@@ -98,14 +98,26 @@ def run_load(url: str, bodies: Sequence[tuple[bytes, dict]] | Callable[[int], tu
     return Load(len(latencies), time.perf_counter() - t0, latencies, failures[0])
 
 
-class EchoServer:
-    """benchmarks.echo under the same gunicorn settings as ``xds serve``."""
+ECHO_FRONTS = ("gthread", "xds", "granian")
+"""Stock gunicorn gthread (the front before issue 19), ``xds serve``'s worker, granian (a Rust
+HTTP front for WSGI, when installed: it is not a dependency)."""
 
-    def __init__(self) -> None:
+
+class EchoServer:
+    """benchmarks.echo under ``front`` with ``xds serve``'s workers and threads (default: the
+    front ``xds serve`` runs)."""
+
+    def __init__(self, front: str = "xds") -> None:
         self.port = free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(WORKERS), "--threads", str(THREADS),
-             "-b", f"127.0.0.1:{self.port}", "--log-level", "warning", "benchmarks.echo:app"], cwd=ROOT)
+        self.front = front
+        if front == "granian":
+            cmd = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port",
+                   str(self.port), "--workers", str(WORKERS), "--blocking-threads", str(THREADS), "--no-log",
+                   "benchmarks.echo:app"]
+        else:
+            cmd = [sys.executable, "-m", "benchmarks.echo", "--front", front, "--port", str(self.port),
+                   "--workers", str(WORKERS), "--threads", str(THREADS)]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT)
         self.url = f"http://127.0.0.1:{self.port}/"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -114,7 +126,7 @@ class EchoServer:
                 return
             except requests.RequestException:
                 time.sleep(0.2)
-        raise RuntimeError("echo server did not start")
+        raise RuntimeError(f"echo server ({front}) did not start")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -193,5 +205,5 @@ def print_table(headers: list[str], rows: list[list]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
 
 
-__all__ = ["Load", "run_load", "EchoServer", "database_urls", "insert_floor", "start_xds", "print_table",
+__all__ = ["Load", "run_load", "EchoServer", "ECHO_FRONTS", "database_urls", "insert_floor", "start_xds", "print_table",
            "paired_slowdown", "spread", "PG_BASE", "statistics"]

@@ -106,6 +106,7 @@ class Conn(TConn):
         self.deadline = 0.0
         self.late = False
         self.initialized: bool = False
+        self.registered = False
 
     @property
     def address(self) -> str:
@@ -157,12 +158,13 @@ class XdsWorker(ThreadWorker):
 
     # -- accepting ---------------------------------------------------------------------------
 
-    def accept(self, listener) -> None:
+    def accept(self, listener) -> bool:
+        """Accept one connection if one is queued (True), and start reading its head."""
         try:
             client, address = listener.accept()
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                return
+                return exc.errno == errno.ECONNABORTED
             raise
         ip = address[0] if isinstance(address, tuple) else ""
         counted = self.per_client[ip] < self.limits.max_connections_per_client
@@ -174,7 +176,7 @@ class XdsWorker(ThreadWorker):
         conn.late = not self.alive
         if not counted:
             self._linger(conn, None if self.tls else BUSY)
-            return
+            return True
         now = time.monotonic()
         if self.tls is not None:
             conn.sock = self.tls.wrap_socket(client, server_side=True, do_handshake_on_connect=False,
@@ -184,15 +186,21 @@ class XdsWorker(ThreadWorker):
         else:
             conn.deadline = now + self.limits.header_timeout
         self._read_head(conn)
+        return True
 
     def _read_head(self, conn: Conn) -> None:
+        """Read what is there at once (a kept-alive request usually is whole): the poller is
+        asked to wait only for a head that is not complete yet."""
         conn.sock.setblocking(False)
         self.heading.add(conn)
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_event, conn))
         self._on_head_event(conn)
 
     def _wait(self, conn: Conn, events: int) -> None:
-        self.poller.modify(conn.sock, events, partial(self._on_head_event, conn))
+        if conn.registered:
+            self.poller.modify(conn.sock, events, partial(self._on_head_event, conn))
+        else:
+            self.poller.register(conn.sock, events, partial(self._on_head_event, conn))
+            conn.registered = True
 
     def _on_head_event(self, conn: Conn, _fileobj=None) -> None:
         if conn not in self.heading:
@@ -202,7 +210,8 @@ class XdsWorker(ThreadWorker):
                 conn.sock.do_handshake()
                 conn.handshaking = False
                 conn.deadline = time.monotonic() + self.limits.header_timeout
-                self._wait(conn, selectors.EVENT_READ)
+                if conn.registered:
+                    self._wait(conn, selectors.EVENT_READ)
             while True:
                 data = conn.sock.recv(16384)
                 if not data:
@@ -225,7 +234,9 @@ class XdsWorker(ThreadWorker):
 
     def _stop_heading(self, conn: Conn) -> None:
         self.heading.discard(conn)
-        self._unregister(conn)
+        if conn.registered:
+            self._unregister(conn)
+            conn.registered = False
 
     def _drop(self, conn: Conn) -> None:
         self._stop_heading(conn)
@@ -423,9 +434,7 @@ class XdsWorker(ThreadWorker):
         for listener in self.sockets:
             listener.setblocking(False)
             for _ in range(10000):
-                before = len(self.conns)
-                self.accept(listener)
-                if len(self.conns) == before:
+                if not self.accept(listener):
                     break
             listener.close()
 
