@@ -28,6 +28,7 @@ from access.iua import IuaRefused, IuaVerifier, build_iua_verifier, fill_caller
 from bindings import fhir_mhd
 from bindings.fhir_audit import FHIR_JSON, FHIR_NS, FHIR_XML, _media_type
 from bindings.fhir_mhd import BadRequest, MhdResponder, outcome
+from bindings.fhir_patient import patient_capability
 from transactions.alerts import security_alert
 from transactions.services import Authenticate, Services
 from xds.context import Caller, caller_from_environ
@@ -100,6 +101,8 @@ class FhirApp:
                                media, head, [("Allow", "GET, HEAD")])
             if resource == "metadata" and not rest:
                 doc = fhir_mhd.capability_statement(base, bool(self.verifier.keys))
+                if "Patient" in self.resources:
+                    doc["rest"][0]["resource"].append(patient_capability())
                 return _answer(start_response, 200, doc, media, head)
             if resource == "DocumentReference":
                 status, body, extra = (self.mhd.read_document(caller, authenticate, rest, base, url) if rest else

@@ -295,18 +295,23 @@ def patient_resource(record: PatientRecord) -> dict[str, Any]:
     return out
 
 
+def patient_capability() -> dict[str, Any]:
+    """The Patient entry of a CapabilityStatement's ``rest.resource``: what the Patient Identifier
+    Cross-reference Manager role offers (3.104.4.1.3: conditional update on Patient; Remove
+    Patient is not supported). The ``/fhir`` door's own statement (``bindings.fhir``) lists it."""
+    return {"type": "Patient",
+            "supportedProfile": ["https://profiles.ihe.net/ITI/PIXm/StructureDefinition/IHE.PIXm.Patient"],
+            "interaction": [{"code": "update"}, {"code": "create"}],
+            "conditionalCreate": False, "conditionalUpdate": True, "conditionalDelete": "not-supported",
+            "searchParam": [{"name": "identifier", "type": "token"}]}
+
+
 def capability_statement() -> dict[str, Any]:
-    """What the Patient Identifier Cross-reference Manager role offers (3.104.4.1.3: conditional
-    update on Patient; Remove Patient is not supported)."""
+    """This app's CapabilityStatement, when it is mounted alone."""
     return {"resourceType": "CapabilityStatement", "status": "active", "date": "2026-12-03", "kind": "instance",
             "fhirVersion": "4.0.1", "format": [FHIR_JSON, FHIR_XML],
             "implementation": {"description": "DMP-XDS Patient Identity Feed FHIR (ITI-104)"},
-            "rest": [{"mode": "server", "resource": [{
-                "type": "Patient",
-                "supportedProfile": ["https://profiles.ihe.net/ITI/PIXm/StructureDefinition/IHE.PIXm.Patient"],
-                "interaction": [{"code": "update"}, {"code": "create"}],
-                "conditionalCreate": False, "conditionalUpdate": True, "conditionalDelete": "not-supported",
-                "searchParam": [{"name": "identifier", "type": "token"}]}]}]}
+            "rest": [{"mode": "server", "resource": [patient_capability()]}]}
 
 
 def _outcome(code: str, message: str) -> dict:

@@ -163,8 +163,8 @@ def test_capability_statement_declares_conditional_update_on_patient(app):
     status, _, body = call(app, "GET", "/metadata", token=None)
     assert status == 200
     cap = CapabilityStatement.parse_raw(body)
-    resource = cap.rest[0].resource[0]
-    assert resource.type == "Patient" and resource.conditionalUpdate is True
+    [resource] = [r for r in cap.rest[0].resource if r.type == "Patient"]
+    assert resource.conditionalUpdate is True
     assert resource.conditionalDelete == "not-supported"
 
 
