@@ -15,7 +15,10 @@ from fhir.resources.operationoutcome import OperationOutcome
 from fhir.resources.patient import Patient
 
 from access.store import AUTHORISED, BLOCKED
+from config import Settings
 from registry.query import run_stored_query
+from server.app import Application, build_services, mounts
+from server.serve import migrate_all
 from tests.audit.support import assert_valid as assert_valid_audit
 from tests.audit.test_iti81 import _Socket
 from tests.feeds.conftest import OTHER_NODE, SOURCE_NODE, TOKEN, alerts, feed_records, trail
@@ -190,9 +193,6 @@ def test_only_trusted_sources_feed_others_get_401_or_403_and_a_security_alert(ap
 
 
 def test_no_source_configured_refuses_everyone(db, tmp_path):
-    from config import Settings
-    from server.app import Application, build_services, mounts
-    from server.serve import migrate_all
     migrate_all(db)
     services = build_services(Settings(data_dir=tmp_path / "d", database_url=db.url))
     try:

@@ -9,15 +9,17 @@ import base64
 import random
 import socket
 import ssl
+import threading
 
 import pytest
 
 from access.store import BLOCKED
-from bindings.mllp import END, START, frames
+from bindings.mllp import END, START, MllpServer, frames
 from tests.audit.support import make_pki
 from tests.feeds.conftest import alerts, feed_records, trail
 from tests.feeds.test_iti104 import find
 from tests.support.metadata import draft
+from transactions.patient_feed import PatientFeed
 
 NIR_TEST = "1.2.250.1.213.1.4.10"
 NIA = "1.2.250.1.213.1.4.9"
@@ -184,10 +186,6 @@ def test_plain_mllp_from_an_unlisted_address_is_disconnected_and_alerted(mllp, s
 
 
 def test_mllp_over_tls_takes_a_source_certificate_only(services, tmp_path):
-    import threading
-
-    from bindings.mllp import MllpServer
-    from transactions.patient_feed import PatientFeed
     pki = make_pki(tmp_path)
     settings = services.settings
     settings.mllp_tls, settings.tls_cert, settings.tls_key, settings.tls_ca = (

@@ -5,6 +5,8 @@ them, the tables taken back to the revision before, then upgraded. SQLite and Po
 from __future__ import annotations
 
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from lxml import etree
 from sqlalchemy import select, text, update
 
@@ -177,3 +179,12 @@ def test_migration_x0003_rekeys_and_merges_the_access_policy(db):
     with db.read() as conn:
         for table in ("access_records", "access_professionals", "access_documents", "access_emergency"):
             assert set(conn.execute(text(f"SELECT patient_id FROM {table}")).scalars()) == {key}, table
+
+
+def test_each_migration_history_has_one_head():
+    """Revisions written in parallel (0004 patient keys, 0005 metadata versions, 0006 patient
+    demographics) chain into one line: ``upgrade head`` needs one head."""
+    for migrations in (REGISTRY_MIGRATIONS, ACCESS_MIGRATIONS):
+        cfg = Config()
+        cfg.set_main_option("script_location", str(migrations))
+        assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1, migrations
