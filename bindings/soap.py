@@ -8,7 +8,8 @@ from access.policy import CALLER_KEY, AccessPolicy
 from config import Settings
 from transactions.services import Authenticate
 from xds.context import Caller, caller_from_environ
-from xds.soap import Operation, RefusalHook, SoapEndpoint, SoapRequest
+from xds.soap import MessageLimits, Operation, RefusalHook, SoapEndpoint, SoapRequest
+from xds.vocabulary import Actions
 
 
 def soap_caller(request: SoapRequest) -> Caller:
@@ -26,10 +27,30 @@ def xua(policy: AccessPolicy, request: SoapRequest, defer_replay: bool = False) 
     return authenticate
 
 
+def transaction_limits(settings: Settings, operations: list[Operation]) -> dict[str, MessageLimits]:
+    """What each transaction may send (issue 19, finding 5: bounded memory per request).
+
+    Queries and retrievals carry no documents: one envelope, no attachment. ITI-41 carries its
+    metadata in the envelope and its documents in MIME parts (ITI TF-2b 3.41.4.1.2, MTOM/XOP),
+    bounded apart. Every other operation of a binding (ITI-42, ITI-57) sends metadata only.
+    """
+    metadata = MessageLimits(min(settings.max_iti42_metadata_bytes, settings.max_request_bytes))
+    known = {
+        Actions.STORED_QUERY: MessageLimits(settings.max_iti18_request_bytes),
+        Actions.RETRIEVE: MessageLimits(settings.max_iti43_request_bytes),
+        Actions.PROVIDE: MessageLimits(min(settings.max_iti41_metadata_bytes, settings.max_request_bytes),
+                                       settings.max_request_bytes, settings.max_mime_parts),
+    }
+    return {op.action: known.get(op.action, metadata) for op in operations}
+
+
 def soap_endpoint(operations: list[Operation], wsdl: Path, settings: Settings, path: str,
                   understood_headers: frozenset[str], on_refusal: RefusalHook | None) -> SoapEndpoint:
-    """One SOAP endpoint at ``path`` with the server's bounds, the headers it processes, its
-    refusal reports and, when configured, the public URL its WSDL names (never the Host header)."""
+    """One SOAP endpoint at ``path`` with the server's bounds (each transaction's limits, the heap
+    trimmed after large requests), the headers it processes, its refusal reports and, when
+    configured, the public URL its WSDL names (never the Host header)."""
     public_url = settings.public_url.rstrip("/") + path if settings.public_url else None
     return SoapEndpoint(operations, wsdl_path=wsdl, max_request_bytes=settings.max_request_bytes,
-                        understood_headers=understood_headers, on_refusal=on_refusal, public_url=public_url)
+                        understood_headers=understood_headers, on_refusal=on_refusal, public_url=public_url,
+                        limits=transaction_limits(settings, operations),
+                        trim_after_bytes=settings.memory_trim_bytes or None)

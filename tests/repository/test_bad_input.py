@@ -67,7 +67,7 @@ def bad_base64(sub):
 
 CASES = {
     "missing-part": (missing_part, "not found"),
-    "wrong-content-id": (wrong_content_id, "not found"),
+    "wrong-content-id": (wrong_content_id, "not referenced"),
     "boundary-never-closes": (boundary_never_closes, ""),
     "start-part-not-envelope": (start_part_not_envelope, ""),
     "nested-multipart": (nested_multipart, ""),

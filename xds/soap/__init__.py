@@ -10,6 +10,7 @@ from xds.soap.attachments import (
 )
 from xds.soap.endpoint import DEFAULT_UNDERSTOOD_HEADERS, WSSE_SECURITY, Operation, SoapEndpoint
 from xds.soap.faults import SoapFault
+from xds.soap.limits import MessageLimits, trim_memory
 from xds.soap.messages import SoapRequest, SoapResponse
 from xds.soap.namespaces import NS_SOAP11, NS_SOAP12, NS_WSA, NS_XOP, WSA_ANONYMOUS, WSA_FAULT_ACTION
 from xds.soap.parsing import parse_xml, safe_parser
@@ -26,6 +27,7 @@ __all__ = [
     "Attachment",
     "DEFAULT_UNDERSTOOD_HEADERS",
     "EdgeRefusal",
+    "MessageLimits",
     "Operation",
     "OutgoingAttachment",
     "RefusalHook",
@@ -40,4 +42,5 @@ __all__ = [
     "normalize_content_id",
     "parse_xml",
     "safe_parser",
+    "trim_memory",
 ]

@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from copy import deepcopy
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -19,6 +19,7 @@ from xds.soap.addressing import WSA_HEADERS, claimed_addressing, read_addressing
 from xds.soap.attachments import Attachment
 from xds.soap.envelope import check_must_understand, serialize_envelope, split_envelope, version_mismatch
 from xds.soap.faults import SoapFault
+from xds.soap.limits import MessageLimits, RequestBudget, trim_memory
 from xds.soap.mediatype import parse_media_type, quote_param
 from xds.soap.messages import XOP_INCLUDE, SoapRequest, SoapResponse
 from xds.soap.mtom import (
@@ -29,13 +30,14 @@ from xds.soap.mtom import (
     new_root_content_id,
 )
 from xds.soap.namespaces import NS_WSA, NS_WSDL_SOAP12, NS_WSSE, WSA_FAULT_ACTION, qname
-from xds.soap.parsing import parse_xml, safe_parser
+from xds.soap.parsing import EnvelopeFeed, safe_parser
 from xds.soap.refusals import EdgeRefusal, RefusalHook
 
 log = logging.getLogger("xds.soap")
 
 READ_CHUNK = 64 * 1024
 DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024
+DEFAULT_MAX_MIME_PARTS = 1000
 DEFAULT_UNDERSTOOD_HEADERS = WSA_HEADERS
 WSSE_SECURITY = qname(NS_WSSE, "Security")
 
@@ -127,9 +129,10 @@ class _Context:
     wsa:RelatesTo, WS-Addressing 1.0 Core 3.4).
     """
 
-    __slots__ = ("action", "message_id", "relates_to", "request")
+    __slots__ = ("action", "budget", "message_id", "relates_to", "request")
 
     def __init__(self) -> None:
+        self.budget: RequestBudget | None = None
         self.action: str | None = None
         self.message_id: str | None = None
         self.relates_to: str | None = None
@@ -137,14 +140,20 @@ class _Context:
 
 
 class _StreamedBody:
-    """A WSGI response iterable that releases the request's attachments on close()."""
+    """A WSGI response iterable that releases the request's attachments on close().
 
-    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], None]) -> None:
-        self._chunks = chunks
+    With ``trim``, the C heap is trimmed once the request is released (the server calls close()
+    after the last byte is sent): the request's tree is freed by then, its pages can go back.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], on_close: Callable[[], None] | None, trim: bool = False) -> None:
+        self._chunks: Iterable[bytes] | None = chunks
         self._on_close = on_close
+        self._trim = trim
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._chunks
+        assert self._chunks is not None
+        return iter(self._chunks)
 
     def close(self) -> None:
         try:
@@ -152,7 +161,12 @@ class _StreamedBody:
             if close is not None:
                 close()
         finally:
-            self._on_close()
+            on_close, self._on_close, self._chunks = self._on_close, None, None
+            if on_close is not None:
+                on_close()
+            del on_close
+            if self._trim:
+                trim_memory()
 
 
 class SoapEndpoint:
@@ -170,8 +184,9 @@ class SoapEndpoint:
         1.1 envelope or media type (VersionMismatch), a missing, duplicated or unknown
         wsa:Action, a non-anonymous wsa:ReplyTo, a body element no operation takes, a
         mustUnderstand header block not understood, an unsupported media type (415), a body
-        over ``max_request_bytes`` (413, announced by Content-Length or found while
-        streaming), a truncated body, a bad MTOM package, and a failure while reading
+        over ``max_request_bytes`` or over its operation's ``limits`` (413, announced by
+        Content-Length or found while streaming), too many MIME parts (413), a MIME part no
+        xop:Include references, a truncated body, a bad MTOM package, and a failure while reading
         (Receiver "internal error", e.g. the client went away). Exactly once per refused
         request, after the fault is decided and before it is sent. Never for a fault a
         handler raises or for a handler's crash: the handlers audit their own answers.
@@ -188,6 +203,21 @@ class SoapEndpoint:
         SCRIPT_NAME (the mount point), never from the Host header: the WSDL is what
         clients trust for where to send documents, and an address echoed from Host is a
         host header injection (OWASP WSTG-INPV-17). Set it in production.
+
+    ``limits``
+        :class:`~xds.soap.limits.MessageLimits` by wsa:Action: the envelope's bytes, the MIME
+        attachments' bytes and the MIME part count each operation accepts. An operation not
+        named takes ``max_request_bytes`` for its envelope and for its attachments and
+        :data:`DEFAULT_MAX_MIME_PARTS` parts. Until a request names its operation (the
+        ``action`` parameter of its Content-Type, SOAP 1.2 Part 2 7.1.4, then its envelope's
+        wsa:Action, read while the body streams in) the widest of the endpoint's operations
+        apply; ``max_request_bytes`` bounds every body whatever its operation. A Content-Length
+        over the limit is refused before the body is read.
+
+    ``trim_after_bytes``
+        After a request whose body was at least this large, the C heap is trimmed
+        (:func:`~xds.soap.limits.trim_memory`) once the request is released, so that a worker
+        does not keep the peak RSS of its largest request. None: never.
     """
 
     def __init__(
@@ -198,6 +228,8 @@ class SoapEndpoint:
         understood_headers: set[str] | frozenset[str] | None = None,
         on_refusal: RefusalHook | None = None,
         public_url: str | None = None,
+        limits: Mapping[str, MessageLimits] | None = None,
+        trim_after_bytes: int | None = None,
     ) -> None:
         self._operations: dict[str, dict[str, Operation]] = {}
         for op in operations:
@@ -206,6 +238,10 @@ class SoapEndpoint:
                 raise ValueError(f"duplicate operation for action {op.action} and body {op.body}")
             by_body[op.body] = op
         self.max_request_bytes = int(max_request_bytes)
+        fallback = MessageLimits(self.max_request_bytes, self.max_request_bytes, DEFAULT_MAX_MIME_PARTS)
+        self.limits = {action: (limits or {}).get(action, fallback) for action in self._operations}
+        self._widest = MessageLimits.widest(list(self.limits.values())) if self.limits else fallback
+        self.trim_after_bytes = trim_after_bytes
         self.understood_headers = frozenset(
             DEFAULT_UNDERSTOOD_HEADERS if understood_headers is None else understood_headers
         )
@@ -274,6 +310,17 @@ class SoapEndpoint:
     # -- POST -----------------------------------------------------------
     def _post(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         ctx = _Context()
+        answer = self._answer(environ, start_response, ctx)
+        budget = ctx.budget
+        del ctx  # holds the request: its tree must be freed before a trim
+        if self.trim_after_bytes is None or budget is None or budget.body < self.trim_after_bytes:
+            return answer
+        if isinstance(answer, _StreamedBody):
+            answer._trim = True
+            return answer
+        return _StreamedBody(answer, None, trim=True)
+
+    def _answer(self, environ: WSGIEnvironment, start_response: StartResponse, ctx: _Context) -> Iterable[bytes]:
         try:
             request = self._read_request(environ, ctx)
             operation = self._dispatch(request)
@@ -308,7 +355,7 @@ class SoapEndpoint:
         try:
             refusal = EdgeRefusal.from_fault(
                 fault,
-                action=ctx.action,
+                action=ctx.action or (ctx.budget.action if ctx.budget is not None else None),
                 message_id=ctx.message_id,
                 remote_addr=_environ_text(environ, "REMOTE_ADDR"),
                 peer_subject=_environ_text(environ, "xds.peer_subject"),
@@ -318,8 +365,14 @@ class SoapEndpoint:
         except Exception:  # noqa: BLE001 - an audit failure never changes the answer
             log.exception("the on_refusal hook failed: the refusal is answered, maybe not audited")
 
-    def _body_chunks(self, environ: WSGIEnvironment) -> Iterator[bytes]:
-        """The request body in chunks, bounded by Content-Length and max_request_bytes."""
+    def _budget(self, ctx: _Context, mtom: bool, hinted_action: str | None) -> RequestBudget:
+        budget = RequestBudget(self.limits, self._widest, self.max_request_bytes, mtom)
+        budget.announce(hinted_action)
+        ctx.budget = budget
+        return budget
+
+    def _body_chunks(self, environ: WSGIEnvironment, budget: RequestBudget) -> Iterator[bytes]:
+        """The request body in chunks, bounded by Content-Length and the request's budget."""
         raw = (environ.get("CONTENT_LENGTH") or "").strip()
         length: int | None = None
         if raw:
@@ -329,13 +382,10 @@ class SoapEndpoint:
                     raise ValueError
             except ValueError:
                 raise SoapFault("Sender", f"invalid Content-Length {raw!r}") from None
-        limit = self.max_request_bytes
-        too_big = SoapFault("Sender", f"request exceeds the maximum size of {limit} bytes", http_status=413)
-        if length is not None and length > limit:
-            raise too_big
+        if length is not None:
+            budget.check_length(length)
         stream = environ["wsgi.input"]
         remaining = length
-        total = 0
         while remaining is None or remaining > 0:
             want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
             chunk = stream.read(want)
@@ -345,9 +395,7 @@ class SoapEndpoint:
                         "Sender", f"request body truncated: {remaining} of {length} announced bytes missing"
                     )
                 break
-            total += len(chunk)
-            if total > limit:
-                raise too_big
+            budget.add_body(len(chunk))
             if remaining is not None:
                 remaining -= len(chunk)
             yield chunk
@@ -356,13 +404,15 @@ class SoapEndpoint:
         media_type, params = parse_media_type(environ.get("CONTENT_TYPE"))
         attachments: dict[str, Attachment] = {}
         if media_type == "application/soap+xml":
-            data = b"".join(self._body_chunks(environ))
-            root = parse_xml(data)
-            del data
+            budget = self._budget(ctx, False, params.get("action"))
+            feed = EnvelopeFeed(lambda action: self._announced(ctx, budget, action))
+            for chunk in self._body_chunks(environ, budget):
+                feed.feed(chunk)
+            root = feed.close()
             mtom = False
         elif media_type == "multipart/related":
             mtom = True
-            root, attachments = self._read_multipart(environ, params)
+            root, attachments = self._read_multipart(environ, params, ctx)
         elif media_type == "text/xml":
             raise version_mismatch()
         else:
@@ -397,8 +447,13 @@ class SoapEndpoint:
         ctx.request = request
         return request
 
+    @staticmethod
+    def _announced(ctx: _Context, budget: RequestBudget, action: str) -> None:
+        ctx.action = action
+        budget.announce(action)
+
     def _read_multipart(
-        self, environ: WSGIEnvironment, params: dict[str, str]
+        self, environ: WSGIEnvironment, params: dict[str, str], ctx: _Context
     ) -> tuple[etree._Element, dict[str, Attachment]]:
         start_info = params.get("start-info")
         if start_info and parse_media_type(start_info)[0] == "text/xml":
@@ -408,22 +463,21 @@ class SoapEndpoint:
             raise SoapFault(
                 "Sender", f"multipart/related type {related_type!r} is not supported; expected application/xop+xml"
             )
-        reader = MultipartRequestReader(params)
+        hinted = params.get("action")
+        if not hinted and start_info:
+            hinted = parse_media_type(start_info)[1].get("action")
+        budget = self._budget(ctx, True, hinted)
+        reader = MultipartRequestReader(params, budget)
         try:
-            for chunk in self._body_chunks(environ):
+            for chunk in self._body_chunks(environ, budget):
                 reader.write(chunk)
         except BaseException:
             reader.discard()
             raise
         root_part, attachments = reader.close()
-        try:
-            root = parse_xml(root_part.read())
-        except SoapFault:
-            reader.discard()
-            raise
-        finally:
-            root_part.close()
-        return root, attachments
+        root_part.close()
+        assert reader.envelope is not None
+        return reader.envelope, attachments
 
     def _dispatch(self, request: SoapRequest) -> Operation:
         by_body = self._operations.get(request.action)

@@ -6,12 +6,16 @@ import secrets
 import uuid
 from collections.abc import Iterable, Iterator
 
+from lxml import etree
 from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser
 
 from xds.soap.attachments import Attachment, AttachmentWriter, OutgoingAttachment, normalize_content_id
 from xds.soap.faults import SoapFault
+from xds.soap.limits import RequestBudget
 from xds.soap.mediatype import parse_media_type, quote_param
+from xds.soap.namespaces import NS_XOP, qname
+from xds.soap.parsing import header_action, parse_xml
 
 XOP_MEDIA_TYPE = "application/xop+xml"
 SOAP12_MEDIA_TYPE = "application/soap+xml"
@@ -19,6 +23,7 @@ ROOT_MEDIA_TYPES = frozenset({XOP_MEDIA_TYPE, SOAP12_MEDIA_TYPE})
 _ACCEPTED_ENCODINGS = frozenset({"", "binary", "8bit", "7bit"})
 _MAX_PREAMBLE = 64 * 1024
 _MAX_HEADERS_PER_PART = 32
+_XOP_INCLUDE = qname(NS_XOP, "Include")
 
 
 def _fault(reason: str) -> SoapFault:
@@ -41,9 +46,18 @@ class MultipartRequestReader:
     Parts are written to :class:`AttachmentWriter` s as they stream in (large
     ones land in temporary files). :meth:`close` checks the message was
     complete and returns ``(root, attachments)``.
+
+    With a ``budget`` (a server reading a request) every part and byte is counted against it
+    as it arrives, the root part is parsed as soon as it is complete (:attr:`envelope`) and its
+    wsa:Action narrows the budget to that operation's limits; and every other part must be the
+    content of an xop:Include of the envelope. XOP 1.0 (3.1, 4.1) makes the parts of a package
+    the extracted content of its xop:Include elements: a part nothing references is no part of
+    the SOAP message (the XMLP WG resolved issue 440 so: each part except the root referenced
+    exactly once) and is refused rather than stored, parsed or kept; when the root comes first,
+    as MTOM senders write it, at the first such part's headers.
     """
 
-    def __init__(self, content_type_params: dict[str, str]) -> None:
+    def __init__(self, content_type_params: dict[str, str], budget: RequestBudget | None = None) -> None:
         boundary = content_type_params.get("boundary")
         if not boundary:
             raise _fault("multipart/related Content-Type has no boundary parameter")
@@ -80,6 +94,9 @@ class MultipartRequestReader:
         self._part_type = ""
         self._part_is_root = False
         self._root: Attachment | None = None
+        self._budget = budget
+        self._referenced: set[str] | None = None
+        self.envelope: etree._Element | None = None
         self.attachments: dict[str, Attachment] = {}
 
     # -- feeding -------------------------------------------------------
@@ -125,6 +142,21 @@ class MultipartRequestReader:
             raise _fault("MIME multipart body has no root part")
         return self._root, self.attachments
 
+    def _parse_root(self, root: Attachment) -> None:
+        """Parse the XOP document, take its operation's limits, check the parts read before it."""
+        assert self._budget is not None
+        self.envelope = parse_xml(root.read())
+        self._referenced = {normalize_content_id(include.get("href") or "")
+                            for include in self.envelope.iter(_XOP_INCLUDE)}
+        self._budget.announce(header_action(self.envelope))
+        for cid in self.attachments:
+            self._check_referenced(cid)
+
+    def _check_referenced(self, cid: str) -> None:
+        if self._referenced is not None and cid not in self._referenced:
+            raise _fault(f"MIME part <{cid}> is not referenced by any xop:Include of the SOAP envelope "
+                         "(XOP 1.0, 4.1: every part but the root is the content of an xop:Include)")
+
     def discard(self) -> None:
         if self._writer is not None:
             self._writer.discard()
@@ -137,6 +169,8 @@ class MultipartRequestReader:
     # -- python-multipart callbacks -----------------------------------
     def _on_part_begin(self) -> None:
         self._part_index += 1
+        if self._budget is not None:
+            self._budget.add_part()
         self._headers = {}
         self._field = bytearray()
         self._value = bytearray()
@@ -175,6 +209,7 @@ class MultipartRequestReader:
                 raise _fault(f"MIME part {self._part_index + 1} has no Content-ID")
             if cid in self.attachments:
                 raise _fault(f"duplicate Content-ID <{cid}> in MIME parts")
+            self._check_referenced(cid)
         self._part_cid = cid
         self._part_type = headers.get("content-type", "application/octet-stream")
         self._part_is_root = is_root
@@ -182,6 +217,11 @@ class MultipartRequestReader:
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._writer is not None:
+            if self._budget is not None:
+                if self._part_is_root:
+                    self._budget.add_envelope(end - start)
+                else:
+                    self._budget.add_attachment(end - start)
             self._writer.write(data[start:end])
 
     def _on_part_end(self) -> None:
@@ -194,6 +234,8 @@ class MultipartRequestReader:
                 part.close()
                 raise _fault("more than one root part in MIME multipart body")
             self._root = part
+            if self._budget is not None:
+                self._parse_root(part)
         else:
             self.attachments[self._part_cid or ""] = part
 
