@@ -106,8 +106,14 @@ def _connected(conn: Connection, uuid: str) -> bool:
         a.c.association_type.in_(AssocType.ALL), a.c.source.not_in(select(ss.c.uuid))).limit(1)).first() is not None
 
 
-def update_document_set(registry: Registry, objects: list[RegistryObject]) -> ErrorList:
-    """Validate and apply one Update Document Set; the returned list holds errors and warnings."""
+def update_document_set(registry: Registry, objects: list[RegistryObject],
+                        hidden: frozenset[str] = frozenset()) -> ErrorList:
+    """Validate and apply one Update Document Set; the returned list holds errors and warnings.
+
+    ``hidden``: registered objects (entryUUIDs; a logicalID hides every version) the caller may not
+    act on, which the access policy has already reported: they are judged as objects the registry
+    never held, so that the answer (an unknown logicalID's XDSMetadataVersionError, an unknown
+    entryUUID's UnresolvedReferenceException) does not tell that they exist."""
     objects = rim.nest_free_standing(objects)
     sub = Submission.from_objects(objects)
     errors = validate_submission(sub, transaction="ITI-57", value_sets=registry.value_sets)
@@ -116,7 +122,7 @@ def update_document_set(registry: Registry, objects: list[RegistryObject]) -> Er
     for _attempt in range(3):
         try:
             with registry.db.write() as conn:
-                plan, store = _check(registry, conn, objects, sub)
+                plan, store = _check(registry, conn, objects, sub, hidden)
                 _apply(registry, conn, plan, store)
             return errors
         except XDSError as exc:
@@ -129,7 +135,7 @@ def update_document_set(registry: Registry, objects: list[RegistryObject]) -> Er
 
 
 def _check(registry: Registry, conn: Connection, objects: list[RegistryObject],
-           sub: Submission) -> tuple[UpdatePlan, _Plan]:
+           sub: Submission, hidden: frozenset[str] = frozenset()) -> tuple[UpdatePlan, _Plan]:
     errors = ErrorList()
     ss = sub.submission_set
     assert ss is not None
@@ -157,7 +163,8 @@ def _check(registry: Registry, conn: Connection, objects: list[RegistryObject],
     registered: dict[str, list[Stored]] = {}
     for s in _stored(conn, t.document_entries, t.document_entries.c.lid, lids) + \
             _stored(conn, t.folders, t.folders.c.lid, lids):
-        registered.setdefault(s.lid, []).append(s)
+        if s.lid not in hidden and s.uuid not in hidden:
+            registered.setdefault(s.lid, []).append(s)
     new_kinds: dict[str, tuple[str, str]] = {}
     for o, unique_id, entry_patient in versions:
         kind, label = KINDS[o.tag]
@@ -193,7 +200,8 @@ def _check(registry: Registry, conn: Connection, objects: list[RegistryObject],
         plan.versions.append(NewVersion(o.id, kind, latest, propagates(member) if member is not None else True))
         new_kinds[o.id] = (kind, latest.status)
 
-    known = _objects(conn, {ref for a in sub.associations for ref in (a.source, a.target) if ref not in in_message})
+    known = _objects(conn, {ref for a in sub.associations for ref in (a.source, a.target)
+                            if ref not in in_message and ref not in hidden})
     for a in sub.associations:
         if a.association_type == MU.UPDATE_AVAILABILITY_STATUS:
             _status_change(conn, a, in_message[a.entry_uuid], known, new_kinds, sub, plan, errors)

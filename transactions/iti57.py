@@ -4,8 +4,8 @@ An update is a write: the caller must be allowed to submit for the patients it n
 and ITI-41), and each registered object it changes counts as amended under the policy's write
 rule (``access.policy.may_amend``): a new version of an entry or a change of its availabilityStatus
 amends that entry, exactly as a replacement does; new associations to registered objects are
-judged as ITI-42 judges them. A refused object is answered as an unknown one
-(UnresolvedReferenceException) and reported to the audit trail as a Security Alert. Audited as
+judged as ITI-42 judges them. A refused object is answered exactly as one the registry never held
+(an unknown logicalID, an unknown entryUUID) and reported to the audit trail as a Security Alert. Audited as
 Import 110107, U (ITI TF-2 3.57.5.1.2) whatever the outcome.
 """
 from __future__ import annotations
@@ -14,7 +14,6 @@ from lxml import etree
 
 from audit import messages
 from audit.messages import MAJOR_FAILURE, outcome_of_status
-from registry.register import unresolved_reference
 from registry.update import update_document_set
 from transactions.services import Authenticate, Services, safely
 from transactions.submission import patients_of, submission_ids
@@ -72,15 +71,13 @@ def _update(services: Services, caller: Caller, authenticate: Authenticate,
     refused = policy.check_submission(caller, patients_of(object_list), "ITI-57", ErrorCode.REGISTRY_ERROR)
     if refused is not None:
         return refused
+    hidden: frozenset[str] = frozenset()
     if policy.is_dmp:
         try:
             amended = amended_objects(objects)
         except Exception:  # noqa: BLE001 - malformed metadata: the registry's validation names it
             amended = []
         in_message = {o.id for o in objects if o.tag != "ObjectRef"}
-        refusals = policy.refused_references(caller, amended, in_message)
-        if refusals:
-            for association, ref in refusals:
-                unresolved_reference(errors, association.removesuffix("#version"), ref)
-            return errors
-    return update_document_set(services.registry, objects)
+        # a refused object is judged as one the registry never held (registry.update: hidden)
+        hidden = frozenset(ref for _association, ref in policy.refused_references(caller, amended, in_message))
+    return update_document_set(services.registry, objects, hidden)

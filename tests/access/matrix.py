@@ -120,7 +120,12 @@ SUBMIT, REPLACE, TRANSFORM, APPEND, SIGN, ADD_TO_FOLDER = "submit", "replace", "
     "add_to_folder"
 AMEND = (REPLACE, TRANSFORM, APPEND, SIGN)
 """Operations on a registered document: RPLC, XFRM, APND, signs (ITI TF-3 4.1.6)."""
-OPERATIONS = (SUBMIT,) + AMEND + (ADD_TO_FOLDER,)
+NEW_VERSION, DEPRECATE = "new_version", "deprecate"
+METADATA_UPDATE = (NEW_VERSION, DEPRECATE)
+"""ITI-57 Update Document Set on a registered document: a new version of its DocumentEntry (ITI TF-2
+3.57.4.1.3.3.1) or an UpdateAvailabilityStatus Approved -> Deprecated (3.57.4.1.3.3.2). Either
+changes what every reader sees, as a replacement does: the same rule as AMEND."""
+OPERATIONS = (SUBMIT,) + AMEND + (ADD_TO_FOLDER,) + METADATA_UPDATE
 
 WROTE_THE_DOCUMENTS = frozenset({"author", "blocked_author"})
 """Callers who are authors of every document of the matrix (AUTHOR, BLOCKED_AUTHOR)."""
@@ -158,7 +163,8 @@ def expected_write(state: str, caller: str, case: str, operation: str) -> bool:
       treating physician;
     * add a new document to an existing folder (the folder holds the case's document only): a
       caller who may submit to the record, sees the folder (it sees one of its documents) and has
-      a view of the whole record.
+      a view of the whole record;
+    * ITI-57: a new version of a document's entry, or its deprecation: as replacing it.
     """
     if operation not in OPERATIONS:
         raise ValueError(operation)
@@ -168,7 +174,7 @@ def expected_write(state: str, caller: str, case: str, operation: str) -> bool:
         return True
     if not sees(state, caller, case):
         return False
-    if operation in AMEND:
+    if operation in AMEND or operation in METADATA_UPDATE:
         return caller in WROTE_THE_DOCUMENTS or caller in FULL_VIEW
     return caller in WHOLE_RECORD
 

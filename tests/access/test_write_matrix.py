@@ -19,6 +19,8 @@ the next SOAP request of the caller they concern.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import hashlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,16 +39,19 @@ from tests.support.databases import BACKENDS, database_url
 from tests.support.metadata import SubmissionDraft, document_entry, folder, fresh_patient, submission_set
 from tests.support.server import start_server
 from xds.errors import ErrorCode
-from xds.metadata import Author, new_uuid
+from xds.metadata import Association, Author, DocumentEntry, new_uuid
+from xds.rim import Slot
 from xds.vocabulary import DOC, NS_QUERY, NS_RIM, NS_RS, NS_XDSB, STORED_QUERIES, Actions, AssocType, q
+from xds.vocabulary import MetadataUpdate as MU
 
 APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
 DEPRECATED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated"
 UNRESOLVED = ErrorCode.UNRESOLVED_REFERENCE
 
 KINDS = {m.SUBMIT: (None,), m.REPLACE: ("RPLC", "XFRM_RPLC"), m.TRANSFORM: ("XFRM",), m.APPEND: ("APND",),
-         m.SIGN: ("signs",), m.ADD_TO_FOLDER: ("HasMember",)}
-"""The association each operation is submitted as (replace: both RPLC and XFRM_RPLC)."""
+         m.SIGN: ("signs",), m.ADD_TO_FOLDER: ("HasMember",), m.NEW_VERSION: ("ITI-57",), m.DEPRECATE: ("ITI-57",)}
+"""The association each operation is submitted as (replace: both RPLC and XFRM_RPLC); the
+Metadata Update operations are ITI-57 Update Document Set requests to the registry."""
 ASSOCIATION = {"RPLC": AssocType.RPLC, "XFRM_RPLC": AssocType.XFRM_RPLC, "XFRM": AssocType.XFRM,
                "APND": AssocType.APND, "signs": AssocType.SIGNS, "HasMember": AssocType.HAS_MEMBER}
 REPLACEMENTS = ("RPLC", "XFRM_RPLC")
@@ -84,13 +89,44 @@ def draft(patient: str, writer: str) -> SubmissionDraft:
     return SubmissionDraft(patient, ss)
 
 
+def content_of(doc: DocumentEntry) -> bytes:
+    return f"{doc.title} {doc.unique_id}".encode()
+
+
 def provide_body(sub: SubmissionDraft) -> etree._Element:
     root = etree.Element(q(NS_XDSB, "ProvideAndRegisterDocumentSetRequest"), nsmap={"xdsb": NS_XDSB})
     root.append(sub.request())
     for doc in sub.documents:
         etree.SubElement(root, q(NS_XDSB, "Document"), id=doc.entry_uuid).text = \
-            base64.b64encode(f"{doc.title} {doc.unique_id}".encode()).decode()
+            base64.b64encode(content_of(doc)).decode()
     return root
+
+
+def new_version_of(target: DocumentEntry) -> DocumentEntry:
+    """Version 2 of a document registered over ITI-41 (ITI TF-2 3.57.4.1.3.3.1): a new entryUUID, the
+    lid and uniqueId of the document, what the repository registered (hash, size,
+    repositoryUniqueId), a corrected title."""
+    content = content_of(target)
+    return dataclasses.replace(target, entry_uuid=new_uuid(), logical_id=target.entry_uuid, title="Version 2",
+                               hash=hashlib.sha1(content).hexdigest(), size=len(content),
+                               repository_unique_id=REPOSITORY_UID)
+
+
+def update_draft(patient: str, writer: str, target: DocumentEntry, op: str) -> tuple[SubmissionDraft, str]:
+    """The ITI-57 Update Document Set of ``op`` on ``target`` by ``writer``: a new version with its
+    PreviousVersion (new_version) or an UpdateAvailabilityStatus Approved -> Deprecated (deprecate);
+    the draft and the id the registry names when it refuses the target (the new version's, the
+    association's)."""
+    sub = draft(patient, writer)
+    if op == m.NEW_VERSION:
+        version = sub.add_document(new_version_of(target))
+        sub.associations[-1].extra_slots = [Slot(MU.PREVIOUS_VERSION, ["1"])]
+        return sub, version.entry_uuid
+    change = Association(new_uuid(), MU.UPDATE_AVAILABILITY_STATUS, sub.submission_set.entry_uuid,
+                         target.entry_uuid, extra_slots=[Slot(MU.ORIGINAL_STATUS, [APPROVED]),
+                                                         Slot(MU.NEW_STATUS, [DEPRECATED])])
+    sub.associations.append(change)
+    return sub, change.entry_uuid
 
 
 def find_all_body(patient: str) -> etree._Element:
@@ -118,6 +154,7 @@ class Target:
     entry_uuid: str
     unique_id: str
     folder_uuid: str | None = None
+    entry: DocumentEntry | None = None
 
 
 @dataclass
@@ -137,6 +174,11 @@ class Outcomes:
     statuses: dict[str, dict[str, str]] = field(default_factory=dict)
     """state -> document uniqueId -> status, read after every attempt (the closed record reopened,
     the absent one created, to see that nothing was stored)."""
+    latest: set[str] = field(default_factory=set)
+    """entryUUIDs of the open record's DocumentEntries that are their document's latest version."""
+    unknown: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    """ITI-57 operation -> the errors (code, context, location; ids named) the registry answers the
+    document's author for a document it never held: what a refusal must look like."""
     seconds: float = 0.0
 
 
@@ -172,6 +214,18 @@ class Wire:
     def provide(self, sub: SubmissionDraft, kind: str) -> Answer:
         server = self.client.server
         return self.soap(server.repository_url, Actions.PROVIDE, provide_body(sub), self.header(kind, sub.patient))[0]
+
+    def update(self, sub: SubmissionDraft, kind: str) -> Answer:
+        """ITI-57 Update Document Set at the registry."""
+        return self.soap(self.client.server.registry_url, Actions.UPDATE, sub.request(),
+                         self.header(kind, sub.patient))[0]
+
+    def latest(self, patient: str) -> set[str]:
+        """entryUUIDs FindDocuments (Approved and Deprecated) answers the treating physician: the latest
+        version of each document (ITI TF-2 3.18.4.1.2.3.6)."""
+        _, body = self.soap(self.client.server.registry_url, Actions.STORED_QUERY, find_all_body(patient),
+                            self.header("treating", patient))
+        return {entry.get("id") for entry in body.iter(q(NS_RIM, "ExtrinsicObject"))}
 
     def find(self, kind: str, patient: str) -> dict[str, str] | None:
         """ITI-18 FindDocuments (Approved and Deprecated) by ``kind``: uniqueId -> status of what it
@@ -224,7 +278,7 @@ def _register_targets(wire: Wire, patient: str) -> dict[tuple, Target]:
             doc = new_document(patient, m.AUTHOR, case)
             doc.authors = m.authors()
             sub.add_document(doc)
-            target = Target(doc.entry_uuid, doc.unique_id)
+            target = Target(doc.entry_uuid, doc.unique_id, entry=doc)
             if op == m.ADD_TO_FOLDER:
                 target.folder_uuid = sub.add_folder(folder(patient, new_uuid())).entry_uuid
                 sub.file_in_folder(target.folder_uuid, doc.entry_uuid)
@@ -245,6 +299,10 @@ def _attempt(wire: Wire, patient: str, row: tuple, target: Target | None) -> Att
     filed into the target's folder."""
     _state, caller, case, op, kind, _ = row
     writer = author_id(caller, patient)
+    if op in m.METADATA_UPDATE:
+        assert target is not None and target.entry is not None
+        update, named = update_draft(patient, writer, target.entry, op)
+        return Attempt(row, wire.update(update, caller), named, target.unique_id, target)
     sub = draft(patient, writer)
     doc = sub.add_document(new_document(patient, writer, case if op == m.SUBMIT else "N"))
     association = None
@@ -293,6 +351,8 @@ def batch(dmp):
     _api(client, "POST", "/records", {"patient_id": records[m.ABSENT]})
     _api(client, "PUT", f"/records/{seg(records[m.ABSENT])}/treating-physician", {"professional_id": m.TREATING})
     outcomes.statuses = {state: wire.statuses(patient) for state, patient in records.items()}
+    outcomes.latest = wire.latest(records[m.OPEN])
+    outcomes.unknown = _unknown_document_updates(wire, records[m.OPEN])
     outcomes.seconds = time.monotonic() - started
     print(f"\nwrite matrix on {client.server.database_url.split(':')[0]}: {len(ROWS)} attempts, "
           f"{len(targets)} targets, {outcomes.seconds:.1f} s")
@@ -306,6 +366,9 @@ def test_write_matrix_over_soap(batch, state, caller, case, op, kind, allowed):
     attempt = batch.attempts[(state, caller, case, op, kind)]
     answer, held = attempt.answer, batch.statuses[state]
     target = attempt.target
+    if op in m.METADATA_UPDATE:
+        _check_metadata_update(batch, attempt, allowed)
+        return
     if allowed:
         assert answer.status == "Success", answer.raw[:3000]
         assert held.get(attempt.new_unique_id) == APPROVED
@@ -326,6 +389,54 @@ def test_write_matrix_over_soap(batch, state, caller, case, op, kind, allowed):
     assert codes == [UNRESOLVED], answer.raw[:3000]
     assert answer.errors[0]["codeContext"] == \
         f"Association {attempt.association}: {ref} is neither in the submission nor in the registry"
+
+
+def error_shape(answer: Answer, named: str, target: str) -> list[tuple[str, str, str]]:
+    """The errors with the ids the request chose set aside."""
+    return [(e["errorCode"], e["codeContext"].replace(named, "NAMED").replace(target, "TARGET"),
+             e.get("location", "").replace(named, "NAMED").replace(target, "TARGET")) for e in answer.errors]
+
+
+def _unknown_document_updates(wire: Wire, patient: str) -> dict[str, list[tuple[str, str, str]]]:
+    """Each ITI-57 operation by the author on a document the registry never held."""
+    out = {}
+    for op in m.METADATA_UPDATE:
+        ghost = new_document(patient, m.AUTHOR, "N")
+        ghost.entry_uuid = new_uuid()
+        update, named = update_draft(patient, m.AUTHOR, ghost, op)
+        answer = wire.update(update, "author")
+        assert answer.status == "Failure", answer.raw[:3000]
+        out[op] = error_shape(answer, named, ghost.entry_uuid)
+    return out
+
+
+def _check_metadata_update(batch: Outcomes, attempt: Attempt, allowed: bool) -> None:
+    """An allowed ITI-57 made version 2 the latest (Approved, version 1 Deprecated) or deprecated the
+    document; a refused one changed nothing and is answered as the registry answers an update of a
+    document it never held: an unknown entryUUID (UnresolvedReferenceException) for a status change,
+    an unknown logicalID for a new version."""
+    _state, caller, _case, op, _kind, _ = attempt.row
+    answer, target = attempt.answer, attempt.target
+    assert target is not None
+    held = batch.statuses[m.OPEN]
+    if allowed:
+        assert answer.status == "Success", answer.raw[:3000]
+        if op == m.NEW_VERSION:
+            assert attempt.association in batch.latest and target.entry_uuid not in batch.latest
+            assert held[target.unique_id] == APPROVED
+        else:
+            assert target.entry_uuid in batch.latest and held[target.unique_id] == DEPRECATED
+        return
+    assert answer.status == "Failure", answer.raw[:3000]
+    assert target.entry_uuid in batch.latest and held[target.unique_id] == APPROVED
+    assert attempt.association not in batch.latest
+    codes = [e["errorCode"] for e in answer.errors]
+    if not m.may_submit(m.OPEN, caller):
+        assert codes == [ErrorCode.REGISTRY_ERROR], answer.raw[:3000]
+        assert "submission refused" in answer.errors[0]["codeContext"]
+        return
+    unknown = batch.unknown[op]
+    assert error_shape(answer, attempt.association or "", target.entry_uuid) == unknown, answer.raw[:3000]
 
 
 def test_the_table_has_every_kind_of_answer():
