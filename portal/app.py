@@ -17,6 +17,7 @@ import math
 import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, unquote, urlencode
@@ -39,7 +40,7 @@ from portal.history import rows as history_rows
 from portal.oidc import LoginFailed, build_provider
 from portal.patients import BadIdentifier, candidates, identity_of, parse_ins
 from portal.records import Records, Refused, SubmissionFailed, make_caller
-from portal.web import HttpError, Request, Response, printable, redirect, unprintable
+from portal.web import PDF_PAGE_CSP, HttpError, Request, Response, printable, redirect, unprintable
 from transactions import iti81
 from transactions.iti81 import TrailRefused
 from transactions.services import already_authenticated
@@ -72,6 +73,19 @@ def person_name(xcn: str | None) -> str:
     parts = xcn.split("^")
     name = " ".join(p for p in (parts[2] if len(parts) > 2 else "", parts[1] if len(parts) > 1 else "") if p)
     return name or parts[0]
+
+
+EXTENSIONS = {"application/pdf": "pdf", "text/xml": "xml", "application/xml": "xml", "application/hl7-v3+xml": "xml",
+              "text/plain": "txt", "text/html": "html", "image/jpeg": "jpg", "image/png": "png", "image/tiff": "tiff"}
+
+
+def download_name(title: str | None, unique_id: str, mime_type: str) -> str:
+    """The ``filename`` parameters of a document's Content-Disposition: its title (else its uniqueId) and the
+    extension of its mimeType, as an ASCII ``filename`` and a UTF-8 ``filename*`` (RFC 6266 section 4.3)."""
+    base = " ".join(re.sub(r'[\\/:*?"<>|\x00-\x1f\x7f]+', " ", title or "").split())[:100] or unique_id
+    name = f"{base}.{EXTENSIONS.get(mime_type.split(';')[0].strip().lower(), 'bin')}"
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().replace("\\", "")
+    return f'filename="{plain}"; filename*=UTF-8\'\'{quote(name, safe="")}'
 
 
 def org_name(xon: str | None) -> str:
@@ -361,9 +375,9 @@ class Portal:
         except Refused:
             raise HttpError(404) from None
         if rest == ["original"]:
-            ext = {"application/pdf": "pdf", "text/xml": "xml"}.get(doc.mime_type, "bin")
             return Response(doc.content, 200, "application/octet-stream",
-                            [("Content-Disposition", f'attachment; filename="document-{len(doc.content)}.{ext}"')],
+                            [("Content-Disposition", "attachment; " + download_name(entry.title, unique_id,
+                                                                                     doc.mime_type))],
                             csp="default-src 'none'; sandbox")
         view = None
         pdf = doc.content if doc.mime_type == "application/pdf" else None
@@ -377,14 +391,19 @@ class Portal:
         if rest == ["pdf"]:
             if pdf is None or not pdf.startswith(b"%PDF-"):
                 raise HttpError(404)
-            return Response(pdf, 200, "application/pdf", [("Content-Disposition", 'inline; filename="document.pdf"')],
+            return Response(pdf, 200, "application/pdf",
+                            [("Content-Disposition", "inline; " + download_name(entry.title, unique_id,
+                                                                                 "application/pdf"))],
                             csp="frame-ancestors 'self'")
         facts = self.records.facts(unique_id)
         authored = s.user.role == "professional" and facts is not None and s.user.professional_id in facts.authors
-        return self.page(req, "document.html", entry=entry, view=view, pdf=pdf is not None, facts=facts,
+        resp = self.page(req, "document.html", entry=entry, view=view, pdf=pdf is not None, facts=facts,
                          authored=authored, text=doc.content.decode("utf-8", "replace")
                          if view is None and pdf is None and doc.mime_type.startswith("text/") else None,
                          emergency=caller.is_emergency)
+        if pdf is not None:
+            resp.csp = PDF_PAGE_CSP
+        return resp
 
     def mask(self, req: Request, caller, unique_id: str) -> Response:
         s = self.require(req, "patient")

@@ -86,8 +86,6 @@ def what(entry: HistoryEntry, labels: dict[str, DocumentLabel], clock: Clock, _:
         text = _("logged in")
     else:
         text = _("technical operation on your record")
-    if entry.outcome not in (None, 0):
-        text += " " + _("(refused)")
     return text
 
 
@@ -109,5 +107,7 @@ def rows(entries: list[HistoryEntry], labels: dict[str, DocumentLabel], clock: C
         if last is not None and (last.when, last.who, last.what, last.emergency, last.failed) == \
                 (row.when, row.who, row.what, row.emergency, row.failed):
             continue  # one page view is several queries (the list, then its page's documents): told once
+        if last is not None and last.failed and row.failed and (last.when, last.who) == (row.when, row.who):
+            continue  # a refused query and the policy's alert about it: one refusal
         out.append(row)
     return out

@@ -178,7 +178,6 @@ FR = {
     "changed who may access your record": "a modifié les autorisations de votre dossier",
     "logged in": "s'est connecté(e)",
     "technical operation on your record": "opération technique sur votre dossier",
-    "(refused)": "(refusé)",
     "The 15-character INS (e.g. 180021234567836) or the full identifier (e.g. "
     "180021234567836^^^&1.2.250.1.213.1.4.8&ISO^NH).":
         "L'INS à 15 caractères (par ex. 180021234567836) ou l'identifiant complet (par ex. "
@@ -272,6 +271,8 @@ FR = {
     "shown in your access history.": "Un professionnel que vous n'avez pas autorisé peut-il consulter votre "
                                      "dossier en cas d'urgence ? Chacun de ces accès apparaît dans votre historique "
                                      "des accès.",
+    "This browser cannot show the PDF in the page.": "Ce navigateur ne peut pas afficher le PDF dans la page.",
+    "Open the PDF": "Ouvrir le PDF",
 }
 
 

@@ -21,6 +21,10 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; font-src 'self'; f
        "frame-src 'self'; frame-ancestors 'self'; base-uri 'none'; object-src 'none'; script-src 'none'")
 """No script at all, nothing loaded from elsewhere: a CDA's <script> or external image cannot run or load."""
 
+PDF_PAGE_CSP = CSP.replace("object-src 'none'", "object-src 'self'")
+"""A document page showing a PDF embeds it with <object> from this origin (a headless or plugin-less browser
+shows an iframe'd PDF as an empty frame, an <object> shows its fallback: a link to open or download it)."""
+
 
 UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 """Unicode categories that are no part of a name: controls (NUL, CR, LF, ESC, C1), format characters (bidi

@@ -256,9 +256,12 @@ def test_professional_upload_pdf_invisible_then_disclose(portal):
     follow(page, page.get_by_role("button", name="Envoyer"))
     assert "CR en PDF" in titles(page)
     follow(page, page.get_by_role("link", name="CR en PDF"))
-    assert page.locator("iframe.pdf").count() == 1
-    pdf = ctx.request.get(page.locator("iframe.pdf").get_attribute("src").join([portal.base_url, ""])
-                          if False else portal.base_url + page.locator("iframe.pdf").get_attribute("src"))
+    assert page.locator("iframe").count() == 0 and page.locator("object.pdf").count() == 1  # issue 23
+    pdf = ctx.request.get(portal.base_url + page.locator("object.pdf").get_attribute("data"))
+    assert page.get_by_role("link", name="Afficher le PDF").count() == 1
+    original = ctx.request.get(portal.base_url + page.get_by_role("link", name="Télécharger l'original").first
+                               .get_attribute("href"))
+    assert "filename=\"CR en PDF.xml\"" in original.headers["content-disposition"]
     assert pdf.headers["content-type"] == "application/pdf" and pdf.body().startswith(b"%PDF-")
     ctx.close()
     # hidden from the patient until the author discloses it

@@ -165,3 +165,13 @@ def test_one_page_view_is_told_once(home):
     deliver(services)
     rows = [r for r in cells(browser.get("/me/history").text) if "16/03/2024" in r]
     assert len(rows) == 1, rows
+
+
+def test_a_refusal_is_told_once(home):
+    services, _portal, browser, pid = home
+    stranger = pro_caller(user_id="810000000099", user_name="Dr Inconnu")
+    record(services, messages.stored_query(stranger, "src", messages.MINOR_FAILURE, "urn:uuid:q", b"<q/>", pid))
+    record(services, messages.security_alert(stranger, "src", "ITI-18: access refused", patient_id=pid))
+    deliver(services)
+    rows = [r for r in cells(browser.get("/me/history").text) if "Inconnu" in r]
+    assert len(rows) == 1 and "Refusé" in rows[0], rows

@@ -15,14 +15,14 @@ import pytest
 from audit import store
 from client.documents import Overrides, load_document
 from config import Settings
-from portal.app import Portal, portal_app
+from portal.app import Portal, download_name, portal_app
 from portal.dates import BadZone
 from server.app import Services, build_services
 from storage.database import Database
 from tests.support.metadata import fresh_patient
 from xds.context import Caller, CodedValue
 
-from .support import WsgiBrowser, cda
+from .support import WsgiBrowser, cda, tiny_pdf
 
 PASSWORD = "correct horse battery"
 PRO = "810000000011"
@@ -142,3 +142,30 @@ def test_withdraw_and_unblock_say_what_they_undo(home):
     browser.post("/me/access", {"csrf": csrf(asked), "action": "unblock", "professional_id": PRO, "confirmed": "1"})
     record = portal.records.admin.show(pid)
     assert PRO not in record["blocked"] and PRO not in record["authorised"]
+
+
+def test_download_is_named_after_the_title_with_its_extension(home):
+    _services, _portal, browser, _pid, uid = home
+    original = browser.get(f"/documents/{quote(uid, safe='')}/original")
+    disposition = original.header("Content-Disposition") or ""
+    assert disposition == "attachment; filename=\"Bilan.xml\"; filename*=UTF-8''Bilan.xml", disposition
+
+
+def test_download_name_keeps_accents_in_utf8_and_drops_path_characters():
+    assert download_name('Écho "rénale"/gauche', "2.25.1", "application/pdf") == (
+        "filename=\"Echo renale gauche.pdf\"; filename*=UTF-8''%C3%89cho%20r%C3%A9nale%20gauche.pdf")
+    assert download_name(None, "2.25.7", "application/x-unknown") == \
+        "filename=\"2.25.7.bin\"; filename*=UTF-8''2.25.7.bin"
+
+
+def test_pdf_is_embedded_as_an_object_with_a_link_not_an_iframe(home):
+    _services, portal, browser, pid, uid = home
+    doc = load_document(Path("cr.xml"), Overrides(mime_type="text/xml"), cda(pid, PRO, "CR en PDF", pdf=tiny_pdf()))
+    portal.records.provide(operator(), [doc])
+    page = browser.get(f"/documents/{quote(doc.entry.unique_id, safe='')}")
+    assert '<object class="pdf" type="application/pdf"' in page.text and "<iframe" not in page.text
+    assert "Ouvrir le PDF" in page.text and "object-src 'self'" in (page.header("Content-Security-Policy") or "")
+    assert browser.get(f"/documents/{quote(doc.entry.unique_id, safe='')}/pdf").header("Content-Type") == \
+        "application/pdf"
+    other = browser.get(f"/documents/{quote(uid, safe='')}")
+    assert "object-src 'none'" in (other.header("Content-Security-Policy") or "")
