@@ -227,10 +227,11 @@ its mark must go."""
 
 
 KNOWN_FAILURES = {
-    "20004": "failed_update expects XDSMetadataUpdateError; the registry answers XDSRegistryMetadataError "
-             "for that step's message (DEVIATIONS.md, under review)",
+    "20004": "<NoAssignUids/> sends the SubmissionSet uniqueId 'SubmissionSet01_uniqueid', not an OID (ITI TF-3 "
+             "4.2.3.3.12): XDSRegistryMetadataError before any Metadata Update rule (DEVIATIONS.md)",
 }
-"""Kit tests that fail for a reason not settled yet; strict, so that a fix removes the mark."""
+"""Kit tests that fail because the kit contradicts the TF in a way no deviation row can express;
+strict, so that a change of the registry's answer is seen."""
 
 
 def transactions_not_yet_offered(test_id: str) -> list[str]:
