@@ -38,7 +38,7 @@ class Settings:
     """Bound on an ITI-43 Retrieve Document Set request."""
     max_mime_parts: int = 1000
     """Most MIME parts of an ITI-41, root part included: one per document plus the envelope."""
-    memory_trim_bytes: int = 8 * 1024 * 1024
+    memory_trim_bytes: int = 1024 * 1024
     """After a SOAP request body at least this large, give the freed heap back to the system
     (glibc ``malloc_trim``) so that a worker does not keep its peak RSS; 0: never."""
     max_query_results: int = 10_000

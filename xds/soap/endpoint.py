@@ -406,8 +406,12 @@ class SoapEndpoint:
         if media_type == "application/soap+xml":
             budget = self._budget(ctx, False, params.get("action"))
             feed = EnvelopeFeed(lambda action: self._announced(ctx, budget, action))
-            for chunk in self._body_chunks(environ, budget):
-                feed.feed(chunk)
+            try:
+                for chunk in self._body_chunks(environ, budget):
+                    feed.feed(chunk)
+            except BaseException:
+                feed.discard()
+                raise
             root = feed.close()
             mtom = False
         elif media_type == "multipart/related":
