@@ -9,11 +9,12 @@ the query it decides about).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Executable, bindparam, func, or_, select, text
+from sqlalchemy import ColumnElement, Connection, Executable, bindparam, or_, select, text
 
 from registry.store import schema as t
 from registry.store.schema import FACTS_SEPARATOR
@@ -251,6 +252,20 @@ class EntriesPage:
     what a type selector offers, each code once."""
 
 
+_PAGE_SQL = ("WITH v AS (SELECT uuid, unique_id, creation_time, type_code FROM document_entries "
+             "WHERE uuid IN ({ids})), "
+             "k AS (SELECT uuid, unique_id, creation_time FROM v{kept}) "
+             "SELECT 'p', uuid, n FROM (SELECT uuid, ROW_NUMBER() OVER (ORDER BY creation_time DESC, unique_id DESC) "
+             "AS n FROM k) r WHERE n > :offset AND n <= :offset + :limit "
+             "UNION ALL SELECT 't', type_code, 0 FROM (SELECT DISTINCT type_code FROM v "
+             "WHERE type_code IS NOT NULL) d "
+             "UNION ALL SELECT 'n', NULL, COUNT(*) FROM k")
+"""A page of entries, every type code among them and the filter's count, in one statement. The ids are one
+parameter (a JSON array for SQLite's json_each, an array for PostgreSQL): a statement with thousands of bound
+values costs more to build than to run."""
+_TYPE_FILTER = " WHERE type_code = :type OR type_code LIKE :type_prefix ESCAPE '\\'"
+
+
 def entries_page(conn: Connection, uuids: Iterable[str], *, type_code: str | None = None, offset: int = 0,
                  limit: int = 20) -> EntriesPage:
     """Filter by typeCode (its code, any scheme), sort (creationTime, then uniqueId, newest first) and page,
@@ -259,17 +274,21 @@ def entries_page(conn: Connection, uuids: Iterable[str], *, type_code: str | Non
     ids = list(dict.fromkeys(uuids))
     if not ids:
         return EntriesPage([], 0, [])
-    de = t.document_entries
-    visible = de.c.uuid.in_(bindparam("ids", expanding=True))
-    kept: list[ColumnElement[bool]] = [visible]
+    postgres = conn.dialect.name == "postgresql"
+    sql = _PAGE_SQL.format(ids="SELECT unnest(CAST(:ids AS text[]))" if postgres
+                           else "SELECT value FROM json_each(:ids)", kept=_TYPE_FILTER if type_code else "")
+    values: dict[str, Any] = {"ids": ids if postgres else json.dumps(ids), "offset": offset, "limit": limit}
     if type_code:
-        kept.append(or_(de.c.type_code == type_code, de.c.type_code.like(
-            type_code.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "^%", escape="\\")))
-    values = {"ids": ids}
-    page = [str(u) for (u,) in _rows(conn, select(de.c.uuid).where(*kept)
-                                     .order_by(de.c.creation_time.desc(), de.c.unique_id.desc())
-                                     .offset(offset).limit(limit), values)]
-    total = int(conn.execute(select(func.count()).select_from(de).where(*kept), values).scalar() or 0)
-    types = sorted(str(c) for (c,) in _rows(conn, select(de.c.type_code)
-                                            .where(visible, de.c.type_code.is_not(None)).distinct(), values))
-    return EntriesPage(page, total, types)
+        escaped = type_code.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        values.update({"type": type_code, "type_prefix": escaped + "^%"})
+    page: list[tuple[int, str]] = []
+    types: list[str] = []
+    total = 0
+    for kind, value, n in _rows(conn, text(sql), values):
+        if kind == "p":
+            page.append((int(n), str(value)))
+        elif kind == "t":
+            types.append(str(value))
+        else:
+            total = int(n)
+    return EntriesPage([u for _n, u in sorted(page)], total, sorted(types))
