@@ -267,15 +267,17 @@ def _registered_by_provide(database, entries: list[HistoryEntry]) -> set[str]:
 
 def history_page(database, patient_id: str, *, before: int | None = None, limit: int = 20,
                  professional: str | None = None, emergency_only: bool = False, since: float | None = None,
-                 until: float | None = None, everything: bool = False, batch: int = 200,
+                 until: float | None = None, everything: bool = False, batch: int = 0,
                  max_scan: int = 5000) -> HistoryPage:
     """One page of the patient's access history, newest first, from record ``before`` (exclusive).
 
     The period and the professional are criteria of the store's query; the patient's own actions
     and technical steps are left out unless ``everything``, and ``emergency_only`` keeps emergency
     accesses. Rows are read in batches until the page is full or ``max_scan`` rows were read: the
-    page's ``older`` cursor always moves, so paging reaches the first access whatever the filters.
+    page's ``older`` cursor always moves, so paging reaches the first access whatever the filters. The
+    first batch is twice the page (each row is an XML record to read), each next one twice the last.
     """
+    batch = batch or 2 * limit
     keys = [patient_id]
     norm = fields.normalize_patient(patient_id)
     if norm:
@@ -288,12 +290,12 @@ def history_page(database, patient_id: str, *, before: int | None = None, limit:
                                                   newest_first=True))
         if not rows:
             return HistoryPage(out, None, scanned)
-        parsed = [e for e in (history_entry(r, patient_id) for r in rows) if e is not None]
-        same = set() if everything else _registered_by_provide(database, parsed)
+        parsed = {e.seq: e for e in (history_entry(r, patient_id) for r in rows) if e is not None}
+        same = set() if everything else _registered_by_provide(database, list(parsed.values()))
         for row in rows:
             scanned += 1
             cursor = int(row.seq)
-            entry = next((e for e in parsed if e.seq == cursor), None)
+            entry = parsed.get(cursor)
             if entry is None or (emergency_only and not entry.emergency):
                 continue
             if not everything and (entry.own or entry.technical or (entry.transaction == messages.ITI_42.code
@@ -304,4 +306,5 @@ def history_page(database, patient_id: str, *, before: int | None = None, limit:
                 break
         if len(rows) < batch and len(out) < limit and cursor == int(rows[-1].seq):
             return HistoryPage(out, None, scanned)
+        batch = min(batch * 2, 1000)
     return HistoryPage(out, cursor, scanned)
