@@ -7,7 +7,8 @@ For each combination a fresh target document is registered first (by ``matrix.AU
 professional outside the patient's list: care team feeding), with the case's confidentiality and
 the patient's decision on it (set over the JSON API); then the caller submits, over ITI-41, a new
 document related to it (RPLC, XFRM_RPLC, XFRM, APND, signs) or filed in the target's folder
-(HasMember from the Folder), or a plain new document. A refused operation stores nothing and leaves
+(HasMember from the Folder), or a plain new document; or, over ITI-57 to the registry, a new
+version of the target's DocumentEntry or its deprecation (UpdateAvailabilityStatus). A refused operation stores nothing and leaves
 the target Approved; its answer is the one for an entryUUID the registry never held
 (UnresolvedReferenceException), or, for a caller who may not submit to the record at all, the
 submission's refusal.
