@@ -398,7 +398,11 @@ def add_update_command(subparsers, add_common_options) -> None:
     p = subparsers.add_parser("update", help="ITI-57: change a registered document's metadata or status",
                               description="A new version of the document's entry (same uniqueId and logicalID) "
                                           "with the changed attributes, and/or an UpdateAvailabilityStatus "
-                                          "(deprecate, approve again); the latest version is fetched first.")
+                                          "(deprecate, approve again); the latest version is fetched first.",
+                              epilog="examples:\n  xds update 1.2.250.1.999.1.42 --title 'Compte rendu corrige' "
+                                     "--dry-run\n  xds update 1.2.250.1.999.1.42 --confidentiality-code MASQUE_PS "
+                                     "--assertion author.xml\n  xds update 1.2.250.1.999.1.42 --deprecate",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     client_options(p, add_common_options, repository=False)
     p.add_argument("document", metavar="UID_OR_UUID", help="the document's uniqueId or an entryUUID (urn:uuid:...)")
     g = p.add_argument_group("attributes of the new version")
