@@ -69,7 +69,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
                          require_client_cert=args.require_client_cert, access_policy=args.access_policy)
     return serve(settings, front=args.front, header_timeout=args.header_timeout, body_timeout=args.body_timeout,
-                 handshake_timeout=args.handshake_timeout, max_connections_per_client=args.max_connections_per_client)
+                 handshake_timeout=args.handshake_timeout, max_connections_per_client=args.max_connections_per_client,
+                 min_body_rate=args.min_body_rate)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -160,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body-timeout", type=float, metavar="S",
                    help="longest wait, in seconds, for the next bytes of a request body or for the client to "
                         "read the response (default 30; then the connection is closed)")
+    p.add_argument("--min-body-rate", type=int, metavar="BYTES",
+                   help="slowest average a request body may arrive at, in bytes per second, after the first "
+                        "--header-timeout seconds (default 1024; then the connection is closed)")
     p.add_argument("--handshake-timeout", type=float, metavar="S",
                    help="seconds a client has to complete the TLS handshake (default 10)")
     p.add_argument("--max-connections-per-client", type=int, metavar="N",

@@ -15,7 +15,8 @@ What this worker changes, all in the worker's event loop, so that no thread wait
   within ``header_timeout`` (then ``408``), at most ``max_head`` bytes (then ``431``); only a
   complete head is given to a thread;
 - a thread reading the body or writing the response waits at most ``body_timeout`` for the
-  client between two reads or writes, then drops the connection;
+  client between two reads or writes, and a body must arrive at ``min_body_rate`` bytes per
+  second on average, after a grace of ``header_timeout`` seconds: else the connection is dropped;
 - one client address holds at most ``max_connections_per_client`` connections per worker
   process; further ones are answered ``503`` (plain HTTP) or closed (TLS) at once;
 - graceful stop (SIGTERM): in-flight requests finish; connections the kernel queued meanwhile are
@@ -44,6 +45,7 @@ from functools import partial
 from gunicorn import http
 from gunicorn import sock as gsock
 from gunicorn.app.base import BaseApplication
+from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 ORPHAN_GRACE = 3.0
@@ -60,6 +62,7 @@ class FrontLimits:
     """How long and how much one client may hold a worker (``xds serve`` options)."""
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    min_body_rate: int = 1024
     handshake_timeout: float = 10.0
     max_connections_per_client: int = 64
     max_head: int = 64 * 1024
@@ -93,11 +96,42 @@ class FrontApplication(BaseApplication):
         return self.wsgi_app
 
 
+class PacedUnreader(SocketUnreader):
+    """gunicorn's socket reader with a minimum average rate for each request (slow-body clients):
+    ``start`` at each request; a read may wait until the bytes received so far are late, and at
+    most ``body_timeout``; the socket's timeout is ``body_timeout`` again after it (response writes)."""
+
+    def __init__(self, sock, limits: FrontLimits) -> None:
+        super().__init__(sock)
+        self.limits = limits
+        self.started = time.monotonic()
+        self.received = 0
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.received = 0
+
+    def chunk(self, size_hint=None) -> bytes:
+        due = self.started + self.limits.header_timeout + self.received / self.limits.min_body_rate
+        wait = min(self.limits.body_timeout, due - time.monotonic())
+        if wait <= 0:
+            raise TimeoutError(f"request body slower than {self.limits.min_body_rate} bytes/s")
+        self.sock.settimeout(wait)
+        try:
+            data: bytes = super().chunk(size_hint)
+        finally:
+            self.sock.settimeout(self.limits.body_timeout)
+        self.received += len(data)
+        return data
+
+
 class Conn(TConn):
     """A client connection, its head being read by the loop until it goes to a thread."""
 
-    def __init__(self, cfg, sock, client, server, forget: Callable[[Conn], None], counted: bool) -> None:
+    def __init__(self, cfg, sock, client, server, forget: Callable[[Conn], None], counted: bool,
+                 limits: FrontLimits) -> None:
         super().__init__(cfg, sock, client, server)
+        self.limits = limits
         self.forget = forget
         self.counted = counted
         self.closed = False
@@ -116,6 +150,7 @@ class Conn(TConn):
         if not self.initialized:
             self.initialized = True
             self.parser = http.get_parser(self.cfg, self.sock, self.client)
+            self.parser.unreader = PacedUnreader(self.sock, self.limits)
 
     def close(self, graceful: bool = False) -> None:
         if not self.closed:
@@ -168,7 +203,7 @@ class XdsWorker(ThreadWorker):
             raise
         ip = address[0] if isinstance(address, tuple) else ""
         counted = self.per_client[ip] < self.limits.max_connections_per_client
-        conn = Conn(self.cfg, client, address, listener.getsockname(), self._forget, counted)
+        conn = Conn(self.cfg, client, address, listener.getsockname(), self._forget, counted, self.limits)
         if counted:
             self.nr_conns += 1
             self.per_client[ip] += 1
@@ -318,6 +353,7 @@ class XdsWorker(ThreadWorker):
         req = None
         try:
             conn.sock.settimeout(self.limits.body_timeout)
+            conn.parser.unreader.start()
             req = next(conn.parser)
             if not req:
                 return False
@@ -338,7 +374,9 @@ class XdsWorker(ThreadWorker):
         try:
             keep = fs.result() if not fs.cancelled() else False
             if not keep:
-                conn.close(graceful=True)
+                # Half-close and read what the client still sends in the loop (gthread's
+                # close_graceful would block the loop up to 2 s per connection).
+                self._linger(conn, None)
                 return
             pending = conn.parser.unreader.take_buffered()
             if pending:

@@ -11,6 +11,7 @@ The front is the same on SQLite and PostgreSQL: these tests run on SQLite only (
 """
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import time
@@ -119,6 +120,7 @@ def one_thread(tmp_path_factory):
     home.mkdir()
     server = start_server(tmp / "data", f"sqlite:///{tmp / 'registry.db'}", "--no-patient-check",
                           "--header-timeout", "1", "--body-timeout", "1", "--max-connections-per-client", "10",
+                          "--min-body-rate", "50",
                           workers=1, threads=1, env={"HOME": str(home), "XDG_RUNTIME_DIR": str(home)})
     yield server, home
     server.stop()
@@ -151,6 +153,23 @@ def test_stalled_body_releases_its_thread_after_the_body_timeout(one_thread):
         t0 = time.monotonic()
         _read_all(s)
         assert time.monotonic() - t0 < 5
+    assert answered(find_documents(server)())
+
+
+def test_body_slower_than_the_minimum_rate_releases_its_thread(one_thread):
+    """10 bytes every 0.4 s (25 bytes/s) never trips the 1 s idle timeout, but is under
+    --min-body-rate 50: the connection is dropped after the grace and the thread serves again."""
+    server, _ = one_thread
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as s:
+        s.sendall(b"POST /registry HTTP/1.1\r\nHost: x\r\nContent-Type: application/soap+xml\r\n"
+                  b"Content-Length: 100000\r\n\r\n")
+        t0 = time.monotonic()
+        closed = False
+        while not closed and time.monotonic() - t0 < 8:
+            s.sendall(b"<a>      ")
+            readable, _, _ = select.select([s], [], [], 0.4)
+            closed = bool(readable) and s.recv(100) == b""
+        assert closed and time.monotonic() - t0 < 5, "the trickled body was still being read"
     assert answered(find_documents(server)())
 
 
