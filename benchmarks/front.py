@@ -16,11 +16,20 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import shutil
+import statistics
 import tempfile
 from pathlib import Path
 
 import requests
-from common import ECHO_FRONTS, THREADS, WORKERS, EchoServer, print_table, run_load, start_xds
+from common import (
+    ECHO_FRONTS,
+    THREADS,
+    WORKERS,
+    EchoServer,
+    print_table,
+    run_load,
+    start_xds,
+)
 
 from client.queries import adhoc_query_request
 from tests.access.test_tls import _cert, _write
@@ -123,6 +132,15 @@ def main() -> None:
     print(f"{WORKERS} workers x {THREADS} threads, 8 clients; slow: answered within 3 s of 30 sequential requests")
     print_table(["front", "req/s", "p95 unloaded", "200 slow heads", "100 stalled TLS handshakes", "round"],
                 sorted(rows, key=lambda row: (row[0], row[-1])))
+    rate = {(row[0], row[-1]): float(row[1].split("/")[0].replace(",", "")) for row in rows}
+    rounds = [str(r + 1) for r in range(args.rounds)]
+    pairs = [("echo, xds", "echo, gthread"), ("echo, granian", "echo, gthread"),
+             ("ITI-18 FindDocuments, xds serve (XdsWorker)", "ITI-18 FindDocuments, xds serve --front gthread")]
+    for new, old in pairs:
+        if (new, "1") in rate:
+            gains = sorted((rate[(new, r)] / rate[(old, r)] - 1) * 100 for r in rounds if rate[(old, r)])
+            print(f"{new} vs {old}: {statistics.median(gains):+.1f}% req/s (median of the rounds' pairs, "
+                  f"rounds {gains[0]:+.1f}% to {gains[-1]:+.1f}%)")
 
 
 if __name__ == "__main__":
