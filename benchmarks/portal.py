@@ -124,7 +124,7 @@ def bench(backend: str, url: str, tmp: Path, sizes: list[int], audit: int, round
             for label, who, path in (
                     ("Mes documents, page 1", me, "/me/documents"),
                     ("Mes documents, one type", me, "/me/documents?type=18748-4"),
-                    (f"Mes documents, page {pages}", me, f"/me/documents?page={pages}"),
+                    (f"Mes documents, last page ({pages})", me, f"/me/documents?page={pages}"),
                     ("history, page 1", me, "/me/history"),
                     ("professional's list", pro, "/pro/patient?ins=" + pid.split("^")[0])):
                 median, p90 = timed(who, path, rounds)
