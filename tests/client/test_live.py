@@ -17,9 +17,12 @@ from tests.support.metadata import fresh_oid, fresh_patient
 
 
 def run(server, *args, env=None):
-    cmd = [sys.executable, "-m", "server.cli", *args, "--registry-url", server.registry_url,
-           "--repository-url", server.repository_url]
-    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+    """``xds`` with the server's endpoints from the environment (each command takes only the
+    endpoint flags it uses: ``query`` has no ``--repository-url``)."""
+    cmd = [sys.executable, "-m", "server.cli", *args]
+    endpoints = {"XDS_REGISTRY_URL": server.registry_url, "XDS_REPOSITORY_URL": server.repository_url}
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **endpoints, **(env or {})},
+                          timeout=300)
 
 
 @pytest.fixture
