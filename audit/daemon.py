@@ -14,18 +14,16 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import select
 import signal
-import subprocess
 import sys
 import threading
-import time
 
 from audit import seal, store
 from audit.arr import ArrServer, server_context
 from audit.checkpoint import Checkpoints
 from audit.sender import Sender
 from storage.database import Database
+from xds.supervisor import SupervisedProcess
 
 log = logging.getLogger(__name__)
 
@@ -130,113 +128,11 @@ def lower_priority(nice: int) -> None:
             log.warning("audit: could not lower the audit process priority: %s", exc)
 
 
-class AuditProcess:
-    """Handle on the audit process (started and stopped by ``xds serve``'s master).
-
-    A plain subprocess (fresh interpreter), not multiprocessing: gunicorn's workers are forks of
-    the master and multiprocessing would try to join the master's child at their exit. gunicorn's
-    master also reaps every child (SIGCHLD): the end of the child is seen as the end of its
-    stdout, never through waitpid.
-    """
+class AuditProcess(SupervisedProcess):
+    """The audit process, started, supervised and stopped by ``xds serve``'s master."""
 
     def __init__(self, settings) -> None:
-        self.settings = settings
-        self.process: subprocess.Popen | None = None
-        self.restarts = 0
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._watcher: threading.Thread | None = None
-
-    def start(self, timeout: float = 60.0, supervise: bool = False) -> AuditProcess:
-        """Start the process; ``supervise``: restart it whenever it ends before :meth:`stop`
-        (issue 19: after a kill -9 it never came back and auditing stopped silently)."""
-        self._spawn(timeout)
-        if supervise:
-            self._watcher = threading.Thread(target=self._watch, name="audit-supervisor", daemon=True)
-            self._watcher.start()
-        return self
-
-    def _watch(self) -> None:
-        """Wait for the end of the process's stdout (its end: gunicorn's master reaps it, so
-        waitpid is not ours), then start a new one, backing off while it keeps failing."""
-        delay = 0.5
-        while not self._stopping.is_set():
-            process = self.process
-            if process is None or process.stdout is None:
-                return
-            try:
-                ended = _readline(process.stdout, 1.0) == b""
-            except (ValueError, OSError):  # stdout closed by stop() meanwhile
-                ended = True
-            if not ended or self._stopping.is_set():
-                continue
-            with self._lock:
-                if self._stopping.is_set():
-                    return
-                process.stdout.close()
-                log.error("audit process %s ended; starting a new one (restart %d)", process.pid, self.restarts + 1)
-                try:
-                    self._spawn(60.0)
-                    self.restarts += 1
-                    delay = 0.5
-                except Exception:  # noqa: BLE001 - keep trying: auditing must come back
-                    log.exception("audit: the new audit process did not start; retrying in %.0f s", delay)
-                    self._stopping.wait(delay)
-                    delay = min(30.0, delay * 2)
-
-    def _spawn(self, timeout: float) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "audit.daemon"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, cwd=os.getcwd(),
-                                        env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                            filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))})
-        assert self.process.stdin is not None and self.process.stdout is not None  # both are PIPEs
-        self.process.stdin.write(pickle.dumps(self.settings))
-        self.process.stdin.close()
-        line = _readline(self.process.stdout, timeout)
-        if line is None or line.strip() != b"ready":  # None: nothing within the timeout
-            raise RuntimeError("the audit process did not start (see the log above)")
-
-    def stop(self, timeout: float = 20.0) -> None:
-        self._stopping.set()
-        with self._lock:
-            self._stop_process(timeout)
-        if self._watcher is not None:
-            self._watcher.join(5)
-
-    def _stop_process(self, timeout: float) -> None:
-        if self.process is None or self.process.stdout is None or self.process.stdout.closed:
-            return
-        try:
-            os.kill(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        assert self.process.stdout is not None  # a PIPE
-        if _readline(self.process.stdout, timeout) != b"":  # EOF: the process has ended
-            log.warning("audit process did not stop within %.0f s; killing it", timeout)
-            try:
-                os.kill(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.stdout.close()
-
-
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _readline(stream, timeout: float) -> bytes | None:
-    """One line of ``stream`` (b"" at EOF), None if nothing came within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([stream], [], [], 0.2)
-        if ready:
-            chunk = os.read(stream.fileno(), 1)
-            if not chunk:
-                return buf
-            buf += chunk
-            if chunk == b"\n":
-                return buf
-    return None
+        super().__init__(settings, "audit.daemon", "audit process", start_timeout=60.0, stop_timeout=20.0)
 
 
 if __name__ == "__main__":

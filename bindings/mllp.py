@@ -30,17 +30,13 @@ workers are forks of the master, which therefore runs no listener thread of its 
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import select
 import signal
 import socket
 import socketserver
 import ssl
-import subprocess
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +52,7 @@ from transactions import patient_feed
 from transactions.patient_feed import FeedError, Origin, PatientFeed
 from xds.context import Caller
 from xds.patient import INS_AUTHORITIES
+from xds.supervisor import SupervisedProcess
 
 log = logging.getLogger(__name__)
 
@@ -383,95 +380,14 @@ def main() -> int:
     return 0
 
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class MllpProcess:
-    """Handle on the ITI-8 listener process, started and supervised by ``xds serve``'s master (a
-    new one when it ends before :meth:`stop`), as :class:`audit.daemon.AuditProcess` is: its end
-    is seen as the end of its stdout (gunicorn's master reaps every child)."""
+class MllpProcess(SupervisedProcess):
+    """The ITI-8 listener, started and supervised by ``xds serve``'s master as the audit process is."""
 
     def __init__(self, settings: Any) -> None:
-        self.settings = settings
-        self.process: subprocess.Popen | None = None
-        self.restarts = 0
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._watcher: threading.Thread | None = None
+        super().__init__(settings, "bindings.mllp", "ITI-8 MLLP listener", start_timeout=30.0, stop_timeout=10.0)
 
-    def start(self, timeout: float = 30.0, supervise: bool = True) -> MllpProcess:
-        self._spawn(timeout)
-        if supervise:
-            self._watcher = threading.Thread(target=self._watch, name="mllp-supervisor", daemon=True)
-            self._watcher.start()
-        return self
-
-    def _spawn(self, timeout: float) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-m", "bindings.mllp"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, cwd=os.getcwd(), env=env)
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(pickle.dumps(self.settings))
-        self.process.stdin.close()
-        if (_readline(self.process.stdout, timeout) or b"").strip() != b"ready":
-            raise RuntimeError("the ITI-8 MLLP listener did not start (see the log above)")
-
-    def _watch(self) -> None:
-        delay = 0.5
-        while not self._stopping.is_set():
-            process = self.process
-            if process is None or process.stdout is None:
-                return
-            try:
-                ended = _readline(process.stdout, 1.0) == b""
-            except (ValueError, OSError):
-                ended = True
-            if not ended or self._stopping.is_set():
-                continue
-            with self._lock:
-                if self._stopping.is_set():
-                    return
-                process.stdout.close()
-                log.error("ITI-8 listener %s ended; starting a new one", process.pid)
-                try:
-                    self._spawn(30.0)
-                    self.restarts += 1
-                    delay = 0.5
-                except Exception:  # noqa: BLE001 - keep trying: the feed must come back
-                    log.exception("ITI-8: the new listener did not start; retrying in %.0f s", delay)
-                    self._stopping.wait(delay)
-                    delay = min(30.0, delay * 2)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        with self._lock:
-            process = self.process
-            if process is not None and process.stdout is not None and not process.stdout.closed:
-                try:
-                    os.kill(process.pid, signal.SIGTERM)
-                    if _readline(process.stdout, timeout) != b"":
-                        os.kill(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.stdout.close()
-        if self._watcher is not None:
-            self._watcher.join(5)
-
-
-def _readline(stream: Any, timeout: float) -> bytes | None:
-    """One line of ``stream`` (b"" at its end), None if nothing came within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([stream], [], [], 0.2)
-        if ready:
-            chunk = os.read(stream.fileno(), 1)
-            if not chunk:
-                return buf
-            buf += chunk
-            if chunk == b"\n":
-                return buf
-    return None
+    def start(self, supervise: bool = True) -> SupervisedProcess:
+        return super().start(supervise)
 
 
 if __name__ == "__main__":
