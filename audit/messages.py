@@ -432,6 +432,16 @@ class DocumentRef:
     home_community_id: str | None = None
 
 
+def document_object(d: DocumentRef) -> ParticipantObject:
+    """A document as ITI-43 and ITI-86 name it (ITI TF-2 3.43.5.1.3): its uniqueId, with the
+    Repository Unique Id and, when known, the homeCommunityID as details."""
+    details = [("Repository Unique Id", d.repository_unique_id.encode())]
+    if d.home_community_id:
+        details.append(("ihe:homeCommunityID", d.home_community_id.encode()))
+    return ParticipantObject(d.unique_id, SYSTEM_OBJECT, ROLE_REPORT, REPORT_NUMBER, name=d.unique_id,
+                             details=details)
+
+
 def retrieve(caller: Caller, source_id: str, outcome: int, documents: list[DocumentRef],
              patient_id: str | None = None, description: str | None = None) -> AuditEvent:
     """ITI-43 at the Document Repository (ITI TF-2 3.43.5.1.3): Export, R; one object per document."""
@@ -441,12 +451,7 @@ def retrieve(caller: Caller, source_id: str, outcome: int, documents: list[Docum
     ev = _base(caller, source_id, EXPORT, ACTION_READ, outcome, ITI_43, [src, dst], description)
     if patient_id:
         ev.objects.append(patient_object(patient_id))
-    for d in documents:
-        details = [("Repository Unique Id", d.repository_unique_id.encode())]
-        if d.home_community_id:
-            details.append(("ihe:homeCommunityID", d.home_community_id.encode()))
-        ev.objects.append(ParticipantObject(d.unique_id, SYSTEM_OBJECT, ROLE_REPORT, REPORT_NUMBER,
-                                            name=d.unique_id, details=details))
+    ev.objects += [document_object(d) for d in documents]
     return ev
 
 
@@ -473,12 +478,7 @@ def remove_documents(caller: Caller, source_id: str, outcome: int, documents: li
                [requester(caller, SOURCE), responder(caller, DESTINATION)], description)
     if patient_id:
         ev.objects.append(patient_object(patient_id))
-    for d in documents:
-        details = [("Repository Unique Id", d.repository_unique_id.encode())]
-        if d.home_community_id:
-            details.append(("ihe:homeCommunityID", d.home_community_id.encode()))
-        ev.objects.append(ParticipantObject(d.unique_id, SYSTEM_OBJECT, ROLE_REPORT, REPORT_NUMBER,
-                                            name=d.unique_id, details=details))
+    ev.objects += [document_object(d) for d in documents]
     return ev
 
 
